@@ -89,6 +89,7 @@ export type WorkerEvent =
   | InspectEvent
   | ReparamEvent
   | DoneEvent
+  | CancelledEvent
   | ErrorEvent
   | LogEvent;
 
@@ -169,6 +170,12 @@ export interface DoneEvent {
   type: 'done';
   report?: SearchReport;
   outputDir?: string;
+}
+
+/** The run stopped on SIGINT/SIGTERM after the current batch; `checkpoint` can be passed to `--resume`. */
+export interface CancelledEvent {
+  type: 'cancelled';
+  checkpoint?: string;
 }
 
 export interface ErrorEvent {
