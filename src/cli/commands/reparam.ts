@@ -1,0 +1,46 @@
+import * as path from 'path';
+import { deployModel, EQUIVALENCE_TOLERANCE } from '../../engine/deploy';
+import { saveLayersModelToDir } from '../../engine/io';
+import { imageInputShape, loadModelSource } from '../../engine/model';
+import { assertOutsideModelFolder, defaultOutputDir } from '../../engine/outputPaths';
+import { formatCount, Output } from '../output';
+import { builtinOptionsFrom, ModelOptions } from '../options';
+
+export interface ReparamOptions extends ModelOptions {
+  out?: string;
+  check?: boolean;
+}
+
+/** Exit code 3: the deployed model differs from the training-time one by more than the tolerance. */
+export const EXIT_NOT_EQUIVALENT = 3;
+
+export async function runReparam(modelSpec: string, options: ReparamOptions, output: Output): Promise<number> {
+  output.start('reparam', modelSpec);
+  const loaded = await loadModelSource(modelSpec, builtinOptionsFrom(options));
+  const outDir = path.resolve(options.out ?? defaultOutputDir(loaded.file, loaded.source, 'deployed'));
+  assertOutsideModelFolder(outDir, loaded.file);
+  const inputShape = imageInputShape(loaded.model, loaded.source);
+  const deployment = await deployModel(loaded.model, inputShape);
+  if (options.check && !(deployment.maxAbsDiff <= EQUIVALENCE_TOLERANCE)) {
+    // Nothing is written for a model that would not be equivalent.
+    output.event({ type: 'error', message: `deployed model differs by ${deployment.maxAbsDiff} (> ${EQUIVALENCE_TOLERANCE})`, file: loaded.source });
+    output.note(`pas: ${loaded.source}: deployed model differs by ${deployment.maxAbsDiff.toExponential(3)} (> ${EQUIVALENCE_TOLERANCE}); nothing written`);
+    return EXIT_NOT_EQUIVALENT;
+  }
+  const saved = await saveLayersModelToDir(deployment.deployed, outDir);
+  output.event({
+    type: 'reparam',
+    input: loaded.source,
+    output: saved.modelJsonPath,
+    maxAbsDiff: deployment.maxAbsDiff,
+    macsTraining: deployment.trainingSummary.totalMacs,
+    macsDeployed: deployment.deployedSummary.totalMacs,
+    paramsDeployed: deployment.deployedSummary.totalParams,
+  });
+  output.event({ type: 'done', outputDir: outDir });
+  output.text(`deployed model: ${saved.modelJsonPath}`);
+  output.text(`training-time form: ${formatCount(deployment.trainingSummary.totalMacs)} MACs, ${formatCount(deployment.trainingSummary.totalParams)} params, ${loaded.model.layers.length} layers`);
+  output.text(`deployed form:      ${formatCount(deployment.deployedSummary.totalMacs)} MACs, ${formatCount(deployment.deployedSummary.totalParams)} params, ${deployment.deployed.layers.length} layers`);
+  output.text(`max abs difference on a random batch: ${deployment.maxAbsDiff.toExponential(3)}${options.check ? ` (check: <= ${EQUIVALENCE_TOLERANCE}, ok)` : ''}`);
+  return 0;
+}

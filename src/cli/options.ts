@@ -1,0 +1,48 @@
+import { InvalidArgumentError } from 'commander';
+import type { BackendChoice } from '../shared/workerProtocol';
+import type { BuiltinOptions } from '../engine/zoo/builtins';
+
+export function parseShape(value: string): [number, number, number] {
+  const parts = value.split(',').map((p) => Number(p.trim()));
+  if (parts.length !== 3 || parts.some((p) => !Number.isInteger(p) || p < 1 || p > 4096)) {
+    throw new InvalidArgumentError(`expected H,W,C with three positive integers, got '${value}'`);
+  }
+  return parts as [number, number, number];
+}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${value}'`);
+  return n;
+}
+
+export function parseNonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer >= 0, got '${value}'`);
+  return n;
+}
+
+export function parsePositiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got '${value}'`);
+  return n;
+}
+
+/** A fraction strictly between 0 and 1 (the MACs target). */
+export function parseFraction(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n >= 1) throw new InvalidArgumentError(`expected a fraction strictly between 0 and 1, got '${value}'`);
+  return n;
+}
+
+export const BACKEND_CHOICES: BackendChoice[] = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'];
+
+export interface ModelOptions {
+  input?: [number, number, number];
+  classes?: number;
+  widthMultiplier?: number;
+}
+
+export function builtinOptionsFrom(options: ModelOptions, seed?: number): BuiltinOptions {
+  return { inputShape: options.input, numClasses: options.classes, widthMultiplier: options.widthMultiplier, seed };
+}
