@@ -2,11 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { Command, CommanderError, Option } from 'commander';
 import { initBackend } from '../engine/backends';
 import { isPasInputError } from '../engine/errors';
-import type { BackendChoice } from '../shared/workerProtocol';
+import type { BackendChoice, BackendName } from '../shared/workerProtocol';
 import { runInspect } from './commands/inspect';
 import { runReparam } from './commands/reparam';
+import { runSearch } from './commands/search';
 import { Output } from './output';
-import { BACKEND_CHOICES, parsePositiveInt, parsePositiveNumber, parseShape } from './options';
+import { BACKEND_CHOICES, parseFraction, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape } from './options';
 
 /** Exit codes: 0 ok, 1 a bug, 2 bad input (file, data or argument), 3 a failed --check, 130 cancelled. */
 export const EXIT_INPUT_ERROR = 2;
@@ -23,9 +24,9 @@ function addModelOptions(command: Command): Command {
     .option('--json', 'one JSON event per line on stdout (the worker protocol)');
 }
 
-async function withBackend(choice: BackendChoice, output: Output): Promise<string> {
+async function withBackend(choice: BackendChoice, output: Output): Promise<BackendName> {
   const info = await initBackend(choice);
-  output.note(`backend: ${info.name}${info.threads > 1 ? ` (${info.threads} threads)` : ''}${info.note && choice === 'auto' ? '' : ''}`);
+  output.note(`backend: ${info.name}${info.threads > 1 ? ` (${info.threads} threads)` : ''}`);
   return info.name;
 }
 
@@ -57,6 +58,30 @@ function buildProgram(setExit: (code: number) => void): Command {
     const output = new Output(!!options.json);
     await withBackend(options.backend, output);
     setExit(await runReparam(model, options, output));
+  });
+
+  addModelOptions(
+    program
+      .command('search')
+      .description('the PaS job: (pre)train, search widths under a MACs budget, fine-tune with frozen masks, prune, reparameterize')
+      .argument('[model]', 'path to model.json (or its folder), or builtin:NAME (e.g. builtin:default)')
+      .option('--data <spec>', 'training data: sample | idx:DIR | folder:DIR', 'sample')
+      .option('--target-macs <fraction>', 'MACs budget as a fraction of the deployed model, in (0, 1)', parseFraction, 0.5)
+      .option('--search-epochs <n>', 'epochs of the mask search', parseNonNegativeInt, 4)
+      .option('--finetune-epochs <n>', 'epochs of frozen-mask fine-tuning', parseNonNegativeInt, 4)
+      .option('--pretrain-epochs <n>', `epochs of training before the search (default: ${6} for builtins, 0 for files)`, parseNonNegativeInt)
+      .addOption(new Option('--method <name>', 'pas, or a baseline of the paper').choices(['pas', 'uniform', 'magnitude']).default('pas'))
+      .option('--out <dir>', 'output folder (default: a new folder next to the model folder)')
+      .option('--resume <dir>', 'continue a stopped or killed run from its last checkpoint')
+      .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)
+      .option('--batch-size <n>', 'training batch size', parsePositiveInt, 64)
+      .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
+      .addOption(new Option('--max-train <n>', 'use at most n training images').argParser(parsePositiveInt).hideHelp())
+      .addOption(new Option('--max-test <n>', 'use at most n test images').argParser(parsePositiveInt).hideHelp()),
+  ).action(async (model: string | undefined, options) => {
+    const output = new Output(!!options.json);
+    const backend = await withBackend(options.backend, output);
+    setExit(await runSearch(model, options, backend, output));
   });
 
   return program;

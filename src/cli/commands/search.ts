@@ -1,0 +1,194 @@
+import { SingleBar } from 'cli-progress';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { BackendName, PruneMethod, SearchReport, WorkerEvent } from '../../shared/workerProtocol';
+import { PasInputError } from '../../engine/errors';
+import { isBuiltinSpec } from '../../engine/zoo/builtins';
+import { assertOutsideModelFolder, defaultOutputDir } from '../../engine/outputPaths';
+import { runSearchJob } from '../../engine/search/job';
+import { readRunState, RunSettings } from '../../engine/search/runState';
+import { formatCount, formatTable, Output } from '../output';
+import { builtinOptionsFrom, ModelOptions } from '../options';
+
+export interface SearchCliOptions extends ModelOptions {
+  data: string;
+  targetMacs: number;
+  searchEpochs: number;
+  finetuneEpochs: number;
+  pretrainEpochs?: number;
+  method: PruneMethod;
+  out?: string;
+  resume?: string;
+  seed: number;
+  batchSize: number;
+  alpha: number;
+  maxTrain?: number;
+  maxTest?: number;
+}
+
+/** Exit code of a run stopped by Ctrl-C / SIGTERM after its last checkpoint (the shell's 128 + SIGINT). */
+export const EXIT_CANCELLED = 130;
+
+/** Epochs a builtin (untrained) model is trained for before the search, unless --pretrain-epochs says otherwise. */
+export const DEFAULT_BUILTIN_PRETRAIN_EPOCHS = 6;
+
+export function settingsFrom(modelSpec: string, options: SearchCliOptions): RunSettings {
+  return {
+    modelSpec: isBuiltinSpec(modelSpec) ? modelSpec : path.resolve(modelSpec),
+    builtinOptions: builtinOptionsFrom(options),
+    dataSpec: options.data,
+    targetFraction: options.targetMacs,
+    method: options.method,
+    pretrainEpochs: options.pretrainEpochs ?? (isBuiltinSpec(modelSpec) ? DEFAULT_BUILTIN_PRETRAIN_EPOCHS : 0),
+    searchEpochs: options.searchEpochs,
+    finetuneEpochs: options.finetuneEpochs,
+    batchSize: options.batchSize,
+    seed: options.seed,
+    alpha: options.alpha,
+    learningRates: { pretrain: 0.1, search: 0.02, finetune: 0.02 },
+    maxTrain: options.maxTrain,
+    maxTest: options.maxTest,
+  };
+}
+
+export async function runSearch(modelSpec: string | undefined, options: SearchCliOptions, backend: BackendName, output: Output): Promise<number> {
+  let settings: RunSettings;
+  let outDir: string;
+  if (options.resume) {
+    outDir = path.resolve(options.resume);
+    settings = readRunState(outDir).settings;
+  } else {
+    if (!modelSpec) throw new PasInputError('a model is required (a model.json path or builtin:NAME), or --resume DIR');
+    settings = settingsFrom(modelSpec, options);
+    const modelFile = isBuiltinSpec(modelSpec) ? undefined : resolveModelJson(settings.modelSpec);
+    const suffix = `pas-${settings.method}-${Math.round(settings.targetFraction * 100)}`;
+    outDir = path.resolve(options.out ?? defaultOutputDir(modelFile, modelSpec, suffix));
+    assertOutsideModelFolder(outDir, modelFile);
+    if (fs.existsSync(outDir) && (!fs.statSync(outDir).isDirectory() || fs.readdirSync(outDir).length > 0)) {
+      throw new PasInputError('output folder already exists and is not empty; pass another --out, or --resume it', outDir);
+    }
+    assertWritableParent(outDir);
+  }
+  output.start('search', settings.modelSpec, { backend, seed: settings.seed });
+
+  let stopRequested = false;
+  const onSignal = () => {
+    if (stopRequested) process.exit(EXIT_CANCELLED); // A second Ctrl-C does not wait for the batch.
+    stopRequested = true;
+    output.note('pas: stopping after the current batch (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const display = new ProgressDisplay(output);
+  try {
+    const outcome = await runSearchJob(
+      { settings, outDir, resume: !!options.resume, backend },
+      { emit: (event) => { output.event(event); display.handle(event); }, shouldStop: () => stopRequested },
+    );
+    display.stop();
+    if (outcome.status === 'cancelled') {
+      output.event({ type: 'cancelled', checkpoint: outcome.checkpoint });
+      output.note(`pas: stopped; resume with: pas search --resume ${outDir}`);
+      return EXIT_CANCELLED;
+    }
+    output.event({ type: 'done', report: outcome.report, outputDir: outDir });
+    printSummary(outcome.report, outDir, output);
+    return 0;
+  } finally {
+    display.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function resolveModelJson(spec: string): string {
+  return spec.endsWith('.json') ? spec : path.join(spec, 'model.json');
+}
+
+/** An output folder must be creatable: its nearest existing ancestor is a writable folder. */
+function assertWritableParent(outDir: string): void {
+  let dir = path.dirname(outDir);
+  while (!fs.existsSync(dir)) dir = path.dirname(dir);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+    if (!fs.statSync(dir).isDirectory()) throw new Error('not a folder');
+  } catch (error) {
+    throw new PasInputError(`cannot create the output folder here: ${dir} is not a writable folder`, outDir);
+  }
+}
+
+/** Terminal progress: a bar per epoch on stderr, a line per finished epoch. */
+class ProgressDisplay {
+  private bar: SingleBar | null = null;
+  private target = 0;
+  private original = 0;
+
+  constructor(private readonly output: Output) {}
+
+  handle(event: WorkerEvent): void {
+    if (this.output.json) return;
+    switch (event.type) {
+      case 'model':
+        this.target = event.macsTarget;
+        this.original = event.macsOriginal;
+        this.output.note(`MACs: ${formatCount(event.macsOriginal)} deployed, target ${formatCount(event.macsTarget)}; ${event.groups.length} prunable layers`);
+        break;
+      case 'phase':
+        if (event.epochs > 0) this.output.note(`== ${event.phase}: ${event.epochs} epoch(s)`);
+        else this.output.note(`== ${event.phase}`);
+        break;
+      case 'batch':
+        if (!this.bar) {
+          this.bar = new SingleBar({
+            format: `${event.phase} {epoch} [{bar}] {value}/{total} | loss {loss} acc {acc}{macs} | ETA {eta_formatted}`,
+            stream: process.stderr,
+            hideCursor: false,
+            clearOnComplete: true,
+            barsize: 20,
+          });
+          this.bar.start(event.batches, 0);
+        }
+        this.bar.update(event.batch, {
+          epoch: event.epoch,
+          loss: event.loss.toFixed(3),
+          acc: event.accuracy.toFixed(3),
+          macs: event.macs > 0 ? ` | MACs ${formatCount(event.macs)}/${formatCount(this.target)}` : '',
+        });
+        // The bar's own ETA covers this epoch; the event's covers the phase.
+        (this.bar as any).eta.eta = Math.round(event.etaSeconds);
+        break;
+      case 'epoch': {
+        this.stop();
+        const macs = event.macs > 0 ? `  MACs ${formatCount(event.macs)} (${((100 * event.macs) / this.original).toFixed(1)}%, target ${((100 * this.target) / this.original).toFixed(1)}%)` : '';
+        this.output.note(`${event.phase} epoch ${event.epoch}/${event.epochs}: loss ${event.loss.toFixed(4)}  train acc ${event.accuracy.toFixed(4)}  val acc ${event.valAccuracy.toFixed(4)}${macs}`);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+}
+
+function printSummary(report: SearchReport, outDir: string, output: Output): void {
+  output.text();
+  output.text(formatTable(
+    ['layer', 'original width', 'searched width', 'kept'],
+    report.layers.map((l) => [l.name, l.originalWidth, l.searchedWidth, `${((100 * l.searchedWidth) / l.originalWidth).toFixed(0)}%`]),
+  ));
+  output.text();
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+  output.text(formatTable(['', 'before', 'after'], [
+    ['MACs (deployed)', report.macsBefore, report.macsAfter],
+    ['params (deployed)', report.paramsBefore, report.paramsAfter],
+    ['test accuracy', pct(report.accuracyBefore), pct(report.accuracyAfter)],
+  ]));
+  output.text();
+  output.text(`MACs ${pct(report.macsAfter / report.macsBefore)} of the original (target ${pct(report.targetFraction)}); method ${report.method}; backend ${report.backend}; seed ${report.seed}; ${report.wallSeconds.toFixed(0)} s`);
+  output.text(`deployed vs fine-tuned masked model: max abs diff ${report.reparamMaxAbsDiff.toExponential(2)}, accuracy ${pct(report.accuracyMasked)} -> ${pct(report.accuracyAfter)}`);
+  output.text(`outputs: ${outDir} (deployed/model.json, searched/model.json, report.json)`);
+}

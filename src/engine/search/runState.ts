@@ -1,0 +1,83 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import type { EpochEvent, PruneMethod } from '../../shared/workerProtocol';
+import { PasInputError } from '../errors';
+import { writeFileAtomic } from '../io';
+
+export const RUN_STATE_FILE = 'state.json';
+export const RUN_STATE_VERSION = 1;
+export const CHECKPOINTS_DIR = 'checkpoints';
+
+/** Everything that decides what a run computes; a resumed run reads these from its folder. */
+export interface RunSettings {
+  modelSpec: string;
+  builtinOptions: { inputShape?: [number, number, number]; numClasses?: number; widthMultiplier?: number };
+  dataSpec: string;
+  targetFraction: number;
+  method: PruneMethod;
+  pretrainEpochs: number;
+  searchEpochs: number;
+  finetuneEpochs: number;
+  batchSize: number;
+  seed: number;
+  alpha: number;
+  learningRates: { pretrain: number; search: number; finetune: number };
+  maxTrain?: number;
+  maxTest?: number;
+}
+
+export type RunPhase = 'pretrain' | 'search' | 'finetune' | 'done';
+
+/**
+ * The run's progress, rewritten atomically after every checkpoint. A checkpoint folder is
+ * complete before the state names it, so a kill at any moment leaves a state that points at a
+ * complete checkpoint (or no state at all, when the kill came before the first one).
+ */
+export interface RunState {
+  version: number;
+  settings: RunSettings;
+  phase: RunPhase;
+  /** Epochs completed in `phase`. */
+  epochsDone: number;
+  /** Checkpoint folder name under checkpoints/, holding the model after `epochsDone` epochs of `phase`. */
+  checkpoint: string;
+  accuracyBefore?: number;
+  /** Channels the projection onto the budget moved after the search. */
+  projectionMoved?: number;
+  history: EpochEvent[];
+  /** Wall time of earlier (interrupted) sessions of this run. */
+  wallSecondsBefore: number;
+}
+
+export function checkpointPath(outDir: string, name: string): string {
+  return path.join(outDir, CHECKPOINTS_DIR, name);
+}
+
+export async function writeRunState(outDir: string, state: RunState): Promise<void> {
+  await writeFileAtomic(path.join(outDir, RUN_STATE_FILE), JSON.stringify(state, null, 2));
+  // Older checkpoints are dropped only after the state names the new one.
+  const dir = path.join(outDir, CHECKPOINTS_DIR);
+  for (const entry of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    if (entry !== state.checkpoint) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+  }
+}
+
+export function readRunState(outDir: string): RunState {
+  const file = path.join(outDir, RUN_STATE_FILE);
+  if (!fs.existsSync(file)) {
+    throw new PasInputError(`no ${RUN_STATE_FILE} here: not a pas search folder, or the run was stopped before its first checkpoint`, outDir);
+  }
+  let state: RunState;
+  try {
+    state = JSON.parse(fs.readFileSync(file, 'utf8')) as RunState;
+  } catch (error) {
+    throw new PasInputError(`cannot read the run state: ${(error as Error).message}`, file);
+  }
+  if (state.version !== RUN_STATE_VERSION || !state.settings || !state.phase || typeof state.checkpoint !== 'string') {
+    throw new PasInputError(`unrecognized run state (version ${state.version})`, file);
+  }
+  if (!fs.existsSync(path.join(checkpointPath(outDir, state.checkpoint), 'model.json'))) {
+    throw new PasInputError(`the checkpoint '${state.checkpoint}' named by the run state is missing`, file);
+  }
+  return state;
+}

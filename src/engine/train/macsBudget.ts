@@ -1,0 +1,75 @@
+import * as tf from '@tensorflow/tfjs';
+import { analyzeGraph, GraphAnalysis, prunableGroups } from '../graph/analysis';
+import { MacsFormula } from '../graph/macsFormula';
+import { ModelGraph } from '../graph/modelGraph';
+import { binaryMaskSte, KEEP_THRESHOLD } from '../layers/dbc';
+import { MaskLayout } from '../transform/masks';
+
+/**
+ * The MACs budget of a masked model: MACs as a differentiable function of the kept-channel counts
+ * (sums of the STE masks), and the PaS budget loss alpha * ((MACs - target) / MACs_full)^2.
+ *
+ * The paper writes the loss in G-MACs; dividing by the full model's MACs instead makes alpha
+ * independent of the model's size (our models are a thousand times smaller than ImageNet's).
+ */
+export class MacsBudget {
+  readonly formula: MacsFormula;
+  readonly analysis: GraphAnalysis;
+  readonly fullWidths: Map<string, number>;
+  /** Deployed MACs with every channel kept. */
+  readonly fullMacs: number;
+  /** Deployed MACs with every prunable group at width 1: no mask can go below. */
+  readonly minimumMacs: number;
+
+  constructor(maskedGraph: ModelGraph, readonly layout: MaskLayout) {
+    this.analysis = analyzeGraph(maskedGraph);
+    this.formula = MacsFormula.fromGraph(maskedGraph, this.analysis);
+    this.fullWidths = new Map(this.analysis.groups.map((g) => [g.id, g.width]));
+    this.fullMacs = this.formula.evaluate(new Map(), this.fullWidths);
+    this.minimumMacs = this.formula.evaluate(new Map(prunableGroups(this.analysis).map((g) => [g.id, 1])), this.fullWidths);
+  }
+
+  /** Prunable group ids in graph order, with their DBC layer names. */
+  get groups(): Array<{ id: string; name: string; width: number; layerName: string }> {
+    return prunableGroups(this.analysis).map((g) => ({ id: g.id, name: g.name, width: g.width, layerName: this.layout.layerOfGroup.get(g.id)! }));
+  }
+
+  /** MACs of kept counts (plain numbers). */
+  macsOf(counts: Map<string, number>): number {
+    return this.formula.evaluate(counts, this.fullWidths);
+  }
+
+  /** Kept counts from the latent values of the model's DBC layers. */
+  keptCounts(model: tf.LayersModel): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const group of this.groups) {
+      const latent = model.getLayer(group.layerName).getWeights()[0].dataSync();
+      let kept = 0;
+      for (const v of latent) if (v > KEEP_THRESHOLD) kept++;
+      counts.set(group.id, Math.max(1, kept));
+    }
+    return counts;
+  }
+
+  /** Differentiable MACs of the model's current masks (a scalar tensor; call inside a tape). */
+  differentiableMacs(model: tf.LayersModel): tf.Scalar {
+    const counts = new Map<string, tf.Scalar>();
+    for (const group of this.groups) {
+      const latent = model.getLayer(group.layerName).weights[0].read();
+      counts.set(group.id, tf.sum(binaryMaskSte(latent)) as tf.Scalar);
+    }
+    return this.formula.evaluateWith<tf.Scalar>(
+      (g) => counts.get(g)!,
+      (v) => tf.scalar(v),
+      (a, b) => tf.mul(a, b),
+      (a, b) => tf.add(a, b),
+      (a, k) => tf.mul(a, k),
+    );
+  }
+
+  /** alpha * ((MACs - target) / fullMacs)^2: pulls onto the target from both sides. */
+  loss(model: tf.LayersModel, targetMacs: number, alpha: number): tf.Scalar {
+    const relative = tf.div(tf.sub(this.differentiableMacs(model), targetMacs), this.fullMacs);
+    return tf.mul(tf.square(relative), alpha) as tf.Scalar;
+  }
+}
