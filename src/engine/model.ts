@@ -1,12 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
 import { PasInputError } from './errors';
-import { loadLayersModelFromFile, registerSupportedLayerClass } from './io';
-import { DepthwiseBinaryConv } from './layers/dbc';
+import { loadLayersModelFromFile } from './io';
+// Registers the DBC mask layer with tfjs and the loader.
+import './layers/dbc';
 import { buildBuiltin, BuiltinOptions, isBuiltinSpec } from './zoo/builtins';
 
-// The loader refuses unknown layer classes before tfjs sees them; the DBC mask is ours.
-registerSupportedLayerClass(DepthwiseBinaryConv.className);
 
 /** A model and where it came from. */
 export interface LoadedModel {

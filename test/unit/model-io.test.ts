@@ -380,12 +380,12 @@ describe('model IO (src/engine/io)', () => {
 
     it('registerSupportedLayerClass lets an engine layer class pass the support check', async () => {
       const modelJsonPath = await savedFunctionalModel();
-      editModelJson(modelJsonPath, (json) => (layerNamed(json, 'relu1').class_name = 'DepthwiseBinaryConv'));
-      assertMessage(await expectInputError(() => loadLayersModelFromFile(modelJsonPath)), modelJsonPath, /class 'DepthwiseBinaryConv', which PaS does not support/);
-      registerSupportedLayerClass('DepthwiseBinaryConv');
+      editModelJson(modelJsonPath, (json) => (layerNamed(json, 'relu1').class_name = 'PasTestOnlyLayer'));
+      assertMessage(await expectInputError(() => loadLayersModelFromFile(modelJsonPath)), modelJsonPath, /class 'PasTestOnlyLayer', which PaS does not support/);
+      registerSupportedLayerClass('PasTestOnlyLayer');
       // Now it reaches tfjs, where no such class is registered in this test.
       const error = await expectInputError(() => loadLayersModelFromFile(modelJsonPath));
-      assertMessage(error, modelJsonPath, /TF\.js cannot build the model from its topology: .*DepthwiseBinaryConv/);
+      assertMessage(error, modelJsonPath, /TF\.js cannot build the model from its topology: .*PasTestOnlyLayer/);
     });
 
     it('an inbound node naming a layer that does not exist', async () => {

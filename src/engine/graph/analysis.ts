@@ -215,7 +215,12 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
       group.width = channelsOf(index.node(group.memberIds[0]).outputShape);
     }
   }
+  // Ids independent of union-find roots: the first member in graph order, which inserting masks
+  // or pruning does not change, so a group keeps its id across those transforms.
   const groups = [...groupsByRoot.values()];
+  const stableId = new Map(groups.map((g) => [g.id, g.memberIds[0]]));
+  for (const group of groups) group.id = stableId.get(group.id)!;
+  for (const [node, root] of spaceOf) spaceOf.set(node, stableId.get(root)!);
   return { index, blocks, blockOfMember, groups, spaceOf, groupById: new Map(groups.map((g) => [g.id, g])) };
 }
 

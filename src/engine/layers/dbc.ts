@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { registerSupportedLayerClass } from '../io/supportedLayers';
 
 /**
  * The binary channel mask with a straight-through estimator: forward `w > 0.5 ? 1 : 0`,
@@ -69,3 +70,5 @@ export class DepthwiseBinaryConv extends tf.layers.Layer {
   }
 }
 tf.serialization.registerClass(DepthwiseBinaryConv);
+// The model loader refuses unknown layer classes before tfjs sees them; this one is ours.
+registerSupportedLayerClass(DepthwiseBinaryConv.className);

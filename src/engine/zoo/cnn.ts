@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { BN_MOMENTUM } from './constants';
 
 export interface SimpleCnnOptions {
   inputShape: [number, number, number];
@@ -13,14 +14,13 @@ function convBnRelu(x: tf.SymbolicTensor, filters: number, stride: number, name:
   const conv = tf.layers
     .conv2d({ filters, kernelSize: 3, strides: stride, padding: 'same', useBias: false, name: `${name}_conv` })
     .apply(x) as tf.SymbolicTensor;
-  const bn = tf.layers.batchNormalization({ name: `${name}_bn` }).apply(conv) as tf.SymbolicTensor;
+  const bn = tf.layers.batchNormalization({ name: `${name}_bn`, momentum: BN_MOMENTUM }).apply(conv) as tf.SymbolicTensor;
   return relu ? (tf.layers.reLU({ name: `${name}_relu` }).apply(bn) as tf.SymbolicTensor) : bn;
 }
 
 /**
  * A plain conv-BN-ReLU chain (the throughput reference net of the project notes at multiplier 1):
- * (16,1) (32,2) (32,1) (64,2) (64,1) (128,2), global average pool, a hidden dense and the classifier.
- * The hidden dense layer makes Flatten-free Dense-to-Dense pruning part of the exercise.
+ * (16,1) (32,2) (32,1) (64,2) (64,1) (128,2), global average pool and the classifier.
  */
 export function buildPlainCnn(options: SimpleCnnOptions): tf.LayersModel {
   const m = options.widthMultiplier;
@@ -52,7 +52,7 @@ export function buildResidualCnn(options: SimpleCnnOptions): tf.LayersModel {
   const dw = tf.layers
     .depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false, name: 'dw_conv' })
     .apply(x) as tf.SymbolicTensor;
-  x = tf.layers.batchNormalization({ name: 'dw_bn' }).apply(dw) as tf.SymbolicTensor;
+  x = tf.layers.batchNormalization({ name: 'dw_bn', momentum: BN_MOMENTUM }).apply(dw) as tf.SymbolicTensor;
   x = tf.layers.reLU({ name: 'dw_relu' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.averagePooling2d({ poolSize: 2, name: 'pool2' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.flatten({ name: 'flatten' }).apply(x) as tf.SymbolicTensor;

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { BN_MOMENTUM } from './constants';
 
 export type RepVggVariant = 'A0' | 'A1' | 'A2' | 'B0' | 'B1';
 
@@ -92,7 +93,7 @@ function repVggBlock(
       name: `${name}_conv3x3`,
     })
     .apply(padded) as tf.SymbolicTensor;
-  const branches = [tf.layers.batchNormalization({ name: `${name}_bn3x3` }).apply(conv3) as tf.SymbolicTensor];
+  const branches = [tf.layers.batchNormalization({ name: `${name}_bn3x3`, momentum: BN_MOMENTUM }).apply(conv3) as tf.SymbolicTensor];
   const conv1 = tf.layers
     .conv2d({
       filters: outChannels,
@@ -104,9 +105,9 @@ function repVggBlock(
       name: `${name}_conv1x1`,
     })
     .apply(x) as tf.SymbolicTensor;
-  branches.push(tf.layers.batchNormalization({ name: `${name}_bn1x1` }).apply(conv1) as tf.SymbolicTensor);
+  branches.push(tf.layers.batchNormalization({ name: `${name}_bn1x1`, momentum: BN_MOMENTUM }).apply(conv1) as tf.SymbolicTensor);
   if (inChannels === outChannels && stride === 1) {
-    branches.push(tf.layers.batchNormalization({ name: `${name}_bnid` }).apply(x) as tf.SymbolicTensor);
+    branches.push(tf.layers.batchNormalization({ name: `${name}_bnid`, momentum: BN_MOMENTUM }).apply(x) as tf.SymbolicTensor);
   }
   const sum = tf.layers.add({ name: `${name}_add` }).apply(branches) as tf.SymbolicTensor;
   return tf.layers.reLU({ name: `${name}_relu` }).apply(sum) as tf.SymbolicTensor;

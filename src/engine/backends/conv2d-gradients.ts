@@ -1,0 +1,283 @@
+/**
+ * Both gradients of a 2-D convolution on wasm, computed by the backend's XNNPACK forward
+ * convolution instead of scalar loops.
+ *
+ * - The filter gradient is either one XNNPACK matrix product of the (transposed) patch matrix of
+ *   the input with the output gradient, or one XNNPACK convolution of the input (batch moved to the
+ *   channel axis) with the output gradient as a filter; whichever measured faster for the shape.
+ * - The input gradient is the "full" correlation of the output gradient with the spatially flipped
+ *   filter whose in/out channel axes are swapped; at stride > 1, one such correlation per output
+ *   phase with the matching taps of the filter.
+ *
+ * Only NHWC with dilation 1 in the forward pass goes the fast way (what tfjs-layers produces);
+ * anything else is handed to the stock kernel or reported clearly.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  WasmBackendView,
+  asWasmBackend,
+  floatView,
+  makeFloatOutput,
+  releaseAll,
+  runWasmKernel,
+} from './wasm-heap';
+
+type PadAttr = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+
+interface Conv2DGradientAttrs {
+  strides: number | [number, number];
+  pad: PadAttr;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+function forwardConvInfo(
+  inputShape: number[],
+  filterShape: number[],
+  attrs: Conv2DGradientAttrs,
+): tf.backend_util.Conv2DInfo {
+  if (attrs.dataFormat === 'NCHW') {
+    throw new Error('wasm conv gradients support only NHWC (channelsLast) tensors');
+  }
+  return tf.backend_util.computeConv2DInfo(
+    inputShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
+/**
+ * dW[ky,kx,ci,co] = sum over n,oy,ox of xPadded[n, oy*s+ky, ox*s+kx, ci] * dy[n,oy,ox,co]:
+ * one matrix product patches^T [kh*kw*ci, P] x dy [P, co] with P = n*oh*ow, whose result is
+ * already laid out as [kh, kw, ci, co]. The transposed patch matrix is gathered in JS from x moved
+ * to [ci, n, h, w], so every patch row is a strided walk along one image row.
+ */
+export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  const pixels = batchSize * outHeight * outWidth;
+  const rows = kh * kw * inChannels;
+
+  const xByChannel = runWasmKernel(backend, 'Transpose', { x }, { perm: [3, 0, 1, 2] });
+  const patchesT = makeFloatOutput(backend, [1, rows, pixels], false);
+  const source = floatView(backend, xByChannel);
+  const target = floatView(backend, patchesT);
+  for (let ky = 0; ky < kh; ky++) {
+    for (let kx = 0; kx < kw; kx++) {
+      // Output columns whose input column ix = ox*sw - left + kx lies inside the image.
+      const oxFirst = Math.max(0, Math.ceil((left - kx) / sw));
+      const oxEnd = Math.min(outWidth, Math.floor((inWidth - 1 + left - kx) / sw) + 1);
+      for (let c = 0; c < inChannels; c++) {
+        let to = ((ky * kw + kx) * inChannels + c) * pixels;
+        for (let n = 0; n < batchSize; n++) {
+          const imageBase = (c * batchSize + n) * inHeight * inWidth;
+          for (let oy = 0; oy < outHeight; oy++, to += outWidth) {
+            const iy = oy * sh - top + ky;
+            if (iy < 0 || iy >= inHeight || oxEnd <= oxFirst) {
+              target.fill(0, to, to + outWidth);
+              continue;
+            }
+            if (oxFirst > 0) target.fill(0, to, to + oxFirst);
+            if (oxEnd < outWidth) target.fill(0, to + oxEnd, to + outWidth);
+            const rowBase = imageBase + iy * inWidth - left + kx;
+            // A plain loop: rows are short (7-32 values), and subarray() per row costs more.
+            for (let ox = oxFirst; ox < oxEnd; ox++) target[to + ox] = source[rowBase + ox * sw];
+          }
+        }
+      }
+    }
+  }
+  const dyAsMatrix: tf.TensorInfo = { dataId: dy.dataId, shape: [1, pixels, outChannels], dtype: dy.dtype };
+  const product = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b: dyAsMatrix }, { transposeA: false, transposeB: false });
+  releaseAll(backend, [xByChannel, patchesT]);
+  // [1, kh*kw*ci, co] is [kh, kw, ci, co] in memory: hand it out reshaped, like the Reshape kernel.
+  return { dataId: product.dataId, shape: [kh, kw, inChannels, outChannels], dtype: product.dtype };
+}
+
+/**
+ * The same filter gradient as one XNNPACK convolution: correlate the input (batch moved to the
+ * channel axis) with dy used as a filter dilated by the stride: "batch" = ci, "channels" = n, and
+ * the output has the filter's spatial size. Rows the forward conv never reached are padded away
+ * or sliced off.
+ */
+export function filterGradientByConv(backend: WasmBackendView, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, inChannels, outChannels } = info;
+  const { top, left } = info.padInfo;
+  // Rows needed below the input so that the correlation yields at least kh output rows.
+  const bottom = Math.max(0, kh - 1 + (info.outHeight - 1) * sh - (info.inHeight - 1) - top);
+  const right = Math.max(0, kw - 1 + (info.outWidth - 1) * sw - (info.inWidth - 1) - left);
+  const xByChannel = runWasmKernel(backend, 'Transpose', { x }, { perm: [3, 1, 2, 0] });
+  const dyAsFilter = runWasmKernel(backend, 'Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
+  const correlation = runWasmKernel(
+    backend,
+    'Conv2D',
+    { x: xByChannel, filter: dyAsFilter },
+    { strides: 1, dilations: [sh, sw], pad: [[0, 0], [top, bottom], [left, right], [0, 0]], dataFormat: 'NHWC', dimRoundingMode: undefined },
+  );
+  // correlation: [ci, rows >= kh, cols >= kw, co]; keep the first kh x kw and move ci inwards.
+  const out = makeFloatOutput(backend, [kh, kw, inChannels, outChannels], false);
+  const source = floatView(backend, correlation);
+  const target = floatView(backend, out);
+  const [, rows, cols] = correlation.shape;
+  for (let ci = 0; ci < inChannels; ci++) {
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++) {
+        const from = ((ci * rows + ky) * cols + kx) * outChannels;
+        const to = ((ky * kw + kx) * inChannels + ci) * outChannels;
+        target.set(source.subarray(from, from + outChannels), to);
+      }
+    }
+  }
+  releaseAll(backend, [xByChannel, dyAsFilter, correlation]);
+  return out;
+}
+
+function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const backend = asWasmBackend(args.backend);
+  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const attrs = args.attrs as unknown as Conv2DGradientAttrs & { filterShape: number[] };
+  const info = forwardConvInfo(x.shape, attrs.filterShape, attrs);
+  // Measured (best of 8, batch 64, a fresh dy each call): the matrix product wins 1.5-2x for 1x1
+  // filters and for very few input channels (the first layer); for 3x3 filters on 16+ channels the
+  // conv is 15-45% faster, because the gathered patch matrix is 9x the input.
+  const useMatMul = info.filterHeight * info.filterWidth === 1 || info.inChannels < 8;
+  return useMatMul ? filterGradientByMatMul(backend, x, dy, info) : filterGradientByConv(backend, x, dy, info);
+}
+
+/**
+ * Builds the filter of the transposed convolution: flipped in space, in/out channels swapped:
+ * [kh,kw,ci,co] -> [kh,kw,co,ci] with (ky,kx) -> (kh-1-ky, kw-1-kx).
+ */
+function flippedTransposedFilter(backend: WasmBackendView, filter: tf.TensorInfo): tf.TensorInfo {
+  const [kh, kw, ci, co] = filter.shape;
+  const out = makeFloatOutput(backend, [kh, kw, co, ci], false);
+  const source = floatView(backend, filter);
+  const target = floatView(backend, out);
+  for (let ky = 0; ky < kh; ky++) {
+    for (let kx = 0; kx < kw; kx++) {
+      const from = (ky * kw + kx) * ci * co;
+      const to = ((kh - 1 - ky) * kw + (kw - 1 - kx)) * co * ci;
+      for (let i = 0; i < ci; i++) {
+        for (let o = 0; o < co; o++) target[to + o * ci + i] = source[from + i * co + o];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The input gradient of a strided conv as stride_h * stride_w small stride-1 convolutions, one per
+ * output phase (iy mod stride, ix mod stride), instead of one conv over dy spread out with zeros
+ * (which wastes 3/4 of the multiply-adds at stride 2).
+ *
+ * In one dimension: dx[i] = sum over j of dy[q - j] * W[r + s*j], where r = (i + padTop) mod s and
+ * q = (i + padTop - r) / s; that is a correlation of dy with the flipped sub-filter W[r + s*j].
+ */
+function stridedConv2DBackpropInput(
+  backend: WasmBackendView,
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): tf.TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  const dx = makeFloatOutput(backend, [batchSize, inHeight, inWidth, inChannels], true);
+  for (let ry = 0; ry < sh; ry++) {
+    for (let rx = 0; rx < sw; rx++) {
+      const tapsY = ry < kh ? Math.ceil((kh - ry) / sh) : 0;
+      const tapsX = rx < kw ? Math.ceil((kw - rx) / sw) : 0;
+      // dy rows q whose phase output lands inside dx (rows iy = q*sh + ry - top).
+      const qyFirst = Math.ceil((top - ry) / sh);
+      const qyLast = Math.floor((inHeight - 1 + top - ry) / sh);
+      const qxFirst = Math.ceil((left - rx) / sw);
+      const qxLast = Math.floor((inWidth - 1 + left - rx) / sw);
+      if (tapsY === 0 || tapsX === 0 || qyLast < qyFirst || qxLast < qxFirst) continue; // stays zero
+      const subFilter = makeFloatOutput(backend, [tapsY, tapsX, outChannels, inChannels], false);
+      const weights = floatView(backend, filter);
+      const sub = floatView(backend, subFilter);
+      for (let a = 0; a < tapsY; a++) {
+        for (let b = 0; b < tapsX; b++) {
+          const from = ((ry + sh * (tapsY - 1 - a)) * kw + (rx + sw * (tapsX - 1 - b))) * inChannels * outChannels;
+          const to = (a * tapsX + b) * outChannels * inChannels;
+          for (let i = 0; i < inChannels; i++) {
+            for (let o = 0; o < outChannels; o++) sub[to + o * inChannels + i] = weights[from + i * outChannels + o];
+          }
+        }
+      }
+      const bottom = Math.max(0, qyLast - (outHeight - 1));
+      const right = Math.max(0, qxLast - (outWidth - 1));
+      const phase = runWasmKernel(
+        backend,
+        'Conv2D',
+        { x: dy, filter: subFilter },
+        { strides: 1, dilations: 1, pad: [[0, 0], [tapsY - 1, bottom], [tapsX - 1, right], [0, 0]], dataFormat: 'NHWC', dimRoundingMode: undefined },
+      );
+      // phase row t holds q = t; scatter rows qyFirst..qyLast into dx rows q*sh + ry - top.
+      const phaseRows = phase.shape[1];
+      const phaseCols = phase.shape[2];
+      const source = floatView(backend, phase);
+      const target = floatView(backend, dx);
+      for (let n = 0; n < batchSize; n++) {
+        for (let qy = qyFirst; qy <= qyLast; qy++) {
+          const iy = qy * sh + ry - top;
+          for (let qx = qxFirst; qx <= qxLast; qx++) {
+            const ix = qx * sw + rx - left;
+            const from = ((n * phaseRows + qy) * phaseCols + qx) * inChannels;
+            const to = ((n * inHeight + iy) * inWidth + ix) * inChannels;
+            for (let c = 0; c < inChannels; c++) target[to + c] = source[from + c];
+          }
+        }
+      }
+      releaseAll(backend, [subFilter, phase]);
+    }
+  }
+  return dx;
+}
+
+/** The stock wasm kernel, kept for the layouts the fast path does not cover. */
+let stockConv2DBackpropInput: tf.KernelFunc | undefined;
+
+function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const backend = asWasmBackend(args.backend);
+  const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const attrs = args.attrs as unknown as Conv2DGradientAttrs & { inputShape: number[] };
+  const info = forwardConvInfo(attrs.inputShape, filter.shape, attrs);
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  if (sh > 1 || sw > 1) return stridedConv2DBackpropInput(backend, dy, filter, info);
+  // Padding of dy so that a valid correlation gives exactly inHeight x inWidth.
+  const top = kh - 1 - info.padInfo.top;
+  const left = kw - 1 - info.padInfo.left;
+  const bottom = info.inHeight + info.padInfo.top - (info.outHeight - 1) * sh - 1;
+  const right = info.inWidth + info.padInfo.left - (info.outWidth - 1) * sw - 1;
+  if (top < 0 || left < 0 || bottom < 0 || right < 0) {
+    // Padding larger than the kernel: rare, and the stock loop handles it.
+    if (!stockConv2DBackpropInput) throw new Error('Conv2DBackpropInput: padding larger than the filter is not supported');
+    return stockConv2DBackpropInput(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  }
+  const flipped = flippedTransposedFilter(backend, filter);
+  const dx = runWasmKernel(
+    backend,
+    'Conv2D',
+    { x: dy, filter: flipped },
+    { strides: 1, dilations: 1, pad: [[0, 0], [top, bottom], [left, right], [0, 0]], dataFormat: 'NHWC', dimRoundingMode: undefined },
+  );
+  releaseAll(backend, [flipped]);
+  return dx;
+}
+
+/** Kernel configs for wasm; the input gradient replaces the stock scalar-loop kernel. */
+export function conv2DGradientKernels(): tf.KernelConfig[] {
+  const stock = tf.getKernel('Conv2DBackpropInput', 'wasm');
+  if (stock && stock.kernelFunc !== conv2DBackpropInput) stockConv2DBackpropInput = stock.kernelFunc;
+  return [
+    { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilter as tf.KernelFunc },
+    { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2DBackpropInput as tf.KernelFunc },
+  ];
+}

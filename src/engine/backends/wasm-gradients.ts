@@ -1,0 +1,45 @@
+/**
+ * Makes the wasm backend able to train conv nets, and fast at it: registers the gradient kernels
+ * tfjs-backend-wasm 4.22 lacks, gets wrong (MaxPoolGrad) or implements as slow scalar loops, and
+ * cheaper BatchNorm gradients.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { batchNormForwardKernel } from './batchnorm-forward';
+import { installWasmBatchNormGradients } from './batchnorm-gradient';
+import { conv2DGradientKernels } from './conv2d-gradients';
+import { copyFreeKernels } from './copy-free-kernels';
+import { depthwiseGradientKernels } from './depthwise-gradients';
+import { fastTileKernel } from './fast-tile';
+import { leadingAxisReductionKernels } from './leading-axis-reductions';
+import { maxPoolGradKernel } from './max-pool-gradient';
+
+let registered = false;
+
+function stockKernel(kernelName: string): tf.KernelFunc {
+  const kernel = tf.getKernel(kernelName, 'wasm');
+  if (!kernel) throw new Error(`the wasm backend has no '${kernelName}' kernel to wrap`);
+  return kernel.kernelFunc;
+}
+
+/**
+ * Registers the wasm training kernels and gradients (idempotent). Call once the wasm backend is
+ * initialized: the stock kernels we fall back to must have run their setup.
+ */
+export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  const kernels = [
+    ...conv2DGradientKernels(),
+    ...depthwiseGradientKernels(),
+    fastTileKernel(),
+    maxPoolGradKernel(),
+    ...copyFreeKernels(stockKernel('Cast'), stockKernel('Slice')),
+    batchNormForwardKernel(stockKernel('FusedBatchNorm')),
+    ...leadingAxisReductionKernels(stockKernel('Sum'), stockKernel('Mean')),
+  ];
+  for (const config of kernels) {
+    if (tf.getKernel(config.kernelName, 'wasm')) tf.unregisterKernel(config.kernelName, 'wasm');
+    tf.registerKernel(config);
+  }
+  installWasmBatchNormGradients();
+  registered = true;
+}
