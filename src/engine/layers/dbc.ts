@@ -6,13 +6,27 @@ import { registerSupportedLayerClass } from '../io/supportedLayers';
  * backward the identity in `w` (PaS: `w_used = w - stopgrad(w - (w > 0.5))`).
  */
 export const binaryMaskSte = tf.customGrad(((latent: tf.Tensor) => ({
-  value: tf.cast(tf.greater(latent, 0.5), 'float32'),
+  value: binaryMask(latent),
   gradFunc: (dy: tf.Tensor) => [dy],
   // customGrad's typing wants a variadic signature; this function has exactly one input.
 })) as any) as unknown as (latent: tf.Tensor) => tf.Tensor;
 
 /** Threshold above which a latent keeps its channel; shared with mask bookkeeping outside tfjs. */
 export const KEEP_THRESHOLD = 0.5;
+
+/**
+ * `w > 0.5 ? 1 : 0`, except that a layer never loses its last channel: when no latent is above
+ * the threshold, the channels with the largest latent stay. A layer of width zero would cut the
+ * network (and its BN, fed zeros, blows up the gradients); pruning applies the same rule
+ * (`keptChannelsFromMasks`), so the masked and the pruned model stay equal.
+ */
+export function binaryMask(latent: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const above = tf.greater(latent, KEEP_THRESHOLD);
+    const strongest = tf.equal(latent, tf.max(latent));
+    return tf.cast(tf.where(tf.any(above), above, strongest), 'float32');
+  });
+}
 
 export interface DbcLayerArgs {
   name?: string;

@@ -11,7 +11,7 @@ import { reparameterizeGraph } from '../transform/reparameterize';
 import { loadLayersModelFromFile, saveLayersModelToDir, writeFileAtomic } from '../io';
 import { DepthwiseBinaryConv } from '../layers/dbc';
 import { classCount, imageInputShape, loadModelSource } from '../model';
-import { MaskLayout, insertMasks, maskLayoutOf } from '../transform/masks';
+import { hasMasks, MaskLayout, insertMasks, maskLayoutOf } from '../transform/masks';
 import { MacsBudget } from '../train/macsBudget';
 import { cosineLearningRate, evaluate, trainableVariables, trainEpoch } from '../train/trainer';
 import { magnitudeSelection, projectOntoBudget, selectionToLatents, uniformSelection } from './maskSelection';
@@ -56,6 +56,21 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
   }
   if (settings.batchSize > dataset.train.count) {
     throw new PasInputError(`batch size ${settings.batchSize} is larger than the ${dataset.train.count} training images`, settings.dataSpec);
+  }
+  const graph = graphFromModel(loaded.model);
+  if (hasMasks(graph)) {
+    throw new PasInputError('the model already has DBC masks (a searched checkpoint): deploy it with `pas reparam`, or search from the unmasked model', loaded.source);
+  }
+  const budget = new MacsBudget(...(Object.values(insertMasks(graph)) as [ModelGraph, MaskLayout]));
+  if (budget.groups.length === 0) {
+    throw new PasInputError('the model has no prunable layers (no conv or dense layer whose channels can be removed)', loaded.source);
+  }
+  if (budget.minimumMacs > settings.targetFraction * budget.fullMacs) {
+    const floor = budget.minimumMacs / budget.fullMacs;
+    throw new PasInputError(
+      `a MACs target of ${settings.targetFraction} is unreachable: with one channel left in every prunable layer the model still has ${(100 * floor).toFixed(1)}% of its MACs; use --target-macs above ${floor.toFixed(3)}`,
+      loaded.source,
+    );
   }
   return { ...loaded, dataset };
 }

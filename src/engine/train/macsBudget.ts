@@ -46,7 +46,12 @@ export class MacsBudget {
       const latent = model.getLayer(group.layerName).getWeights()[0].dataSync();
       let kept = 0;
       for (const v of latent) if (v > KEEP_THRESHOLD) kept++;
-      counts.set(group.id, Math.max(1, kept));
+      if (kept === 0) {
+        // binaryMask keeps the strongest channels of a layer that would lose them all.
+        const strongest = Math.max(...latent);
+        for (const v of latent) if (v === strongest) kept++;
+      }
+      counts.set(group.id, kept);
     }
     return counts;
   }

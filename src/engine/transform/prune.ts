@@ -18,7 +18,11 @@ export function keptChannelsFromMasks(graph: ModelGraph, analysis: GraphAnalysis
     const latent = graph.weights.get(node.layerName)!.latent.values;
     const keep: number[] = [];
     latent.forEach((v, c) => v > KEEP_THRESHOLD && keep.push(c));
-    if (keep.length === 0) keep.push(latent.indexOf(Math.max(...latent)));
+    if (keep.length === 0) {
+      // The DBC layer's own rule (binaryMask): a layer keeps its strongest channels.
+      const strongest = Math.max(...latent);
+      latent.forEach((v, c) => v === strongest && keep.push(c));
+    }
     kept.set(group.id, keep);
   }
   return kept;
