@@ -34,6 +34,8 @@
  * Test accuracy is always on the full 10,000-image test split (`--max-test` is never used).
  */
 import { spawn } from 'child_process';
+import { Command } from 'commander';
+import { parseFraction, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber } from '../src/cli/options';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -142,78 +144,39 @@ function repoRoot(): string {
 }
 
 function parseFlags(argv: string[], root: string): Flags {
-  const flags: Flags = {
-    baselineEpochs: 15,
-    searchEpochs: 4,
-    finetuneEpochs: 6,
-    targets: [0.5, 0.3],
-    seed: 1,
-    batchSize: 64,
-    jobs: 1,
-    reuseBaseline: false,
-    dataDir: DEFAULT_DATA_DIR,
-    workDir: path.join(root, 'bench', '.work'),
-    resultsDir: path.join(root, 'bench', 'results'),
+  const program = new Command('bench:quality')
+    .description('PaS vs the uniform and magnitude baselines at equal MACs and fine-tuning budget, on Fashion-MNIST')
+    .option('--baseline-epochs <n>', 'baseline training epochs', parsePositiveInt, 15)
+    .option('--search-epochs <n>', 'PaS search epochs', parseNonNegativeInt, 4)
+    .option('--finetune-epochs <n>', 'fine-tuning epochs, the same for every method', parseNonNegativeInt, 6)
+    .option('--targets <list>', 'MACs targets as fractions of the baseline\'s deployed MACs', parseTargets, [0.5, 0.3])
+    .option('--max-train <n>', 'cap on the training images (default: all); passed to the CLI runs too', parsePositiveInt)
+    .option('--seed <n>', 'one seed for the baseline and every run', parseNonNegativeInt, 1)
+    .option('--batch-size <n>', 'batch size', parsePositiveInt, 64)
+    .option('--alpha <x>', 'PaS budget-loss weight (default: the CLI\'s)', parsePositiveNumber)
+    .option('--jobs <n>', 'CLI runs at once; wasm is single-threaded, so up to the core count helps', parsePositiveInt, 1)
+    .option('--reuse-baseline', 'reuse WORK/baseline and finished runs trained with the same settings', false)
+    .option('--data-dir <dir>', 'Fashion-MNIST IDX folder', DEFAULT_DATA_DIR)
+    .option('--work-dir <dir>', 'baseline and run folders', path.join(root, 'bench', '.work'))
+    .option('--results-dir <dir>', 'where quality.json / quality.md go', path.join(root, 'bench', 'results'))
+    .exitOverride((error) => {
+      if (error.exitCode === 0) process.exit(0);
+      throw new UsageError(error.message);
+    });
+  program.parse(argv, { from: 'user' });
+  const o = program.opts();
+  return {
+    ...(o as Omit<Flags, 'dataDir' | 'workDir' | 'resultsDir'>),
+    dataDir: path.resolve(o.dataDir),
+    workDir: path.resolve(o.workDir),
+    resultsDir: path.resolve(o.resultsDir),
   };
-  const int = (name: string, v: string, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} needs an integer >= ${min}, got '${v}'`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i];
-    let value: string | undefined;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const next = (): string => {
-      if (value !== undefined) return value;
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${arg} needs a value`);
-      return v;
-    };
-    switch (arg) {
-      case '--baseline-epochs': flags.baselineEpochs = int(arg, next(), 1); break;
-      case '--search-epochs': flags.searchEpochs = int(arg, next(), 0); break;
-      case '--finetune-epochs': flags.finetuneEpochs = int(arg, next(), 0); break;
-      case '--max-train': flags.maxTrain = int(arg, next(), 1); break;
-      case '--seed': flags.seed = int(arg, next(), 0); break;
-      case '--batch-size': flags.batchSize = int(arg, next(), 1); break;
-      case '--jobs': flags.jobs = int(arg, next(), 1); break;
-      case '--alpha': {
-        const v = next();
-        flags.alpha = Number(v);
-        if (!(flags.alpha > 0)) throw new UsageError(`--alpha needs a positive number, got '${v}'`);
-        break;
-      }
-      case '--targets': {
-        const v = next();
-        flags.targets = v.split(',').map((s) => Number(s.trim()));
-        if (flags.targets.length === 0 || flags.targets.some((t) => !(t > 0 && t < 1))) {
-          throw new UsageError(`--targets needs fractions in (0, 1), comma-separated, got '${v}'`);
-        }
-        break;
-      }
-      case '--reuse-baseline': flags.reuseBaseline = true; break;
-      case '--data-dir': flags.dataDir = path.resolve(next()); break;
-      case '--work-dir': flags.workDir = path.resolve(next()); break;
-      case '--results-dir': flags.resultsDir = path.resolve(next()); break;
-      case '--help':
-      case '-h':
-        process.stdout.write(fs.readFileSync(__filename, 'utf8').match(/\/\*\*[\s\S]*?\*\//)?.[0] ?? '');
-        process.stdout.write('\n');
-        process.exit(0);
-        break;
-      default:
-        throw new UsageError(`unknown flag '${argv[i]}' (see the top of bench/quality.ts)`);
-    }
-  }
-  return flags;
 }
 
-/** The four IDX files, gzipped or not; a list of what is missing. */
+function parseTargets(value: string): number[] {
+  return value.split(',').map((part) => parseFraction(part.trim()));
+}
+
 function missingDataFiles(dir: string): string[] {
   return IDX_FILES.filter((f) => !fs.existsSync(path.join(dir, f)) && !fs.existsSync(path.join(dir, `${f}.gz`)));
 }
