@@ -57,7 +57,22 @@ export function uniformSelection(graph: ModelGraph, budget: MacsBudget, targetMa
     if (budget.macsOf(countsAt(mid)) <= targetMacs) lo = mid;
     else hi = mid;
   }
+  // Rounding each layer leaves up to a few percent of the budget unused: hand it out one channel
+  // at a time to the layer that is furthest below the others' fraction, while it fits.
   const counts = countsAt(lo);
+  for (;;) {
+    const candidates = groups
+      .filter((g) => counts.get(g.id)! < g.width)
+      .sort((a, b) => counts.get(a.id)! / a.width - counts.get(b.id)! / b.width);
+    const fits = candidates.find((g) => {
+      counts.set(g.id, counts.get(g.id)! + 1);
+      const ok = budget.macsOf(counts) <= targetMacs;
+      counts.set(g.id, counts.get(g.id)! - 1);
+      return ok;
+    });
+    if (!fits) break;
+    counts.set(fits.id, counts.get(fits.id)! + 1);
+  }
   return new Map(groups.map((g) => [g.id, topK(channelImportance(graph, budget.analysis, g), counts.get(g.id)!)]));
 }
 
