@@ -43,11 +43,11 @@ import * as readline from 'readline';
 import * as tf from '@tensorflow/tfjs';
 import type { SearchReport, WorkerEvent } from '../src/shared/workerProtocol';
 import { initBackend } from '../src/engine/backends';
-import { defaultAugmentation, loadDataset, type Dataset } from '../src/engine/data';
+import { defaultAugmentation, findPackageRoot, loadDataset, type Dataset } from '../src/engine/data';
 import { summarizeGraph } from '../src/engine/graph/counting';
 import { graphFromModel } from '../src/engine/graph/modelGraph';
 import { saveLayersModelToDir, writeFileAtomic } from '../src/engine/io';
-import { cosineLearningRate, evaluate, trainableVariables, trainEpoch } from '../src/engine/train/trainer';
+import { cosineLearningRate, evaluate, SGD_MOMENTUM as MOMENTUM, trainableVariables, trainEpoch, WEIGHT_DECAY } from '../src/engine/train/trainer';
 import { reparameterizeGraph } from '../src/engine/transform/reparameterize';
 import { buildBuiltin } from '../src/engine/zoo/builtins';
 
@@ -60,8 +60,6 @@ const IDX_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-i
 const TEST_IMAGES = 10000;
 // Baseline recipe (the engine's pretraining recipe, run for longer).
 const BASELINE_LR = 0.1;
-const MOMENTUM = 0.9;
-const WEIGHT_DECAY = 1e-4;
 
 interface Flags {
   baselineEpochs: number;
@@ -130,17 +128,6 @@ class UsageError extends Error {}
 
 function log(line: string): void {
   process.stderr.write(`[quality ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
-}
-
-/** The repository root, whether this runs from bench/ (tsx) or dist/bench/ (bundle). */
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) return process.cwd();
-    dir = parent;
-  }
-  return dir;
 }
 
 function parseFlags(argv: string[], root: string): Flags {
@@ -470,7 +457,7 @@ function targetChecks(rows: Row[], baseline: Row, targets: number[]): Check[] {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
-  const root = repoRoot();
+  const root = findPackageRoot();
   const benchStarted = Date.now();
   let flags: Flags;
   try {

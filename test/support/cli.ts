@@ -19,15 +19,21 @@ export function parseEvents(stdout: string): WorkerEvent[] {
 }
 
 /**
- * Starts the CLI with --json and kills it with SIGKILL as soon as `killWhen` accepts an event.
+ * Starts the CLI with --json and sends it `signal` (SIGKILL by default) as soon as `killWhen` accepts an event.
  * Resolves with the events seen.
  */
-export function runCliAndKill(args: string[], killWhen: (event: WorkerEvent) => boolean): Promise<{ events: WorkerEvent[]; killed: boolean }> {
+export function runCliAndKill(
+  args: string[],
+  killWhen: (event: WorkerEvent) => boolean,
+  signal: NodeJS.Signals = 'SIGKILL',
+): Promise<{ events: WorkerEvent[]; killed: boolean; exitCode: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     const events: WorkerEvent[] = [];
     let buffer = '';
     let killed = false;
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     child.stdout.on('data', (chunk: Buffer) => {
       buffer += chunk.toString('utf8');
       let newline: number;
@@ -39,12 +45,12 @@ export function runCliAndKill(args: string[], killWhen: (event: WorkerEvent) => 
         events.push(event);
         if (!killed && killWhen(event)) {
           killed = true;
-          child.kill('SIGKILL');
+          child.kill(signal);
         }
       }
     });
     child.on('error', reject);
-    child.on('close', () => resolve({ events, killed }));
+    child.on('close', (exitCode) => resolve({ events, killed, exitCode, stderr }));
   });
 }
 

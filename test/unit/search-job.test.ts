@@ -68,6 +68,26 @@ describe('pas search (the whole job, CLI)', function () {
     assert.equal(report.macsAfter, uninterrupted.macsAfter);
   });
 
+  it('stops within one batch on SIGINT, keeps its last checkpoint and resumes from it', async () => {
+    const out = path.join(work, 'run-c');
+    const args = ['search', 'builtin:default', '--target-macs', '0.5', '--pretrain-epochs', '1', '--search-epochs', '1', '--finetune-epochs', '1', '--out', out, '--json', ...SMALL_RUN];
+    let batchesAfterSignal = 0;
+    let signalled = false;
+    const run = await runCliAndKill(args, (e) => {
+      if (signalled && e.type === 'batch') batchesAfterSignal++;
+      if (!signalled && e.type === 'batch' && e.phase === 'search') return (signalled = true);
+      return false;
+    }, 'SIGINT');
+    assert.equal(run.exitCode, 130, run.stderr.slice(-2000));
+    const cancelled = run.events.find((e) => e.type === 'cancelled') as any;
+    assert.ok(cancelled?.checkpoint && fs.existsSync(path.join(cancelled.checkpoint, 'model.json')), 'the cancelled event names a complete checkpoint');
+    // Batch events are throttled, so "within one batch" shows as at most one more batch event.
+    assert.ok(batchesAfterSignal <= 1, `${batchesAfterSignal} batch events after the signal`);
+    const resumed = runCli(['search', '--resume', out, '--json', '--backend', 'wasm']);
+    assert.equal(resumed.status, 0, resumed.stderr.slice(-2000));
+    assert.ok(parseEvents(resumed.stdout).some((e) => e.type === 'done'));
+  });
+
   it('never modifies its input files and writes next to the model folder, not into it', () => {
     // A model file of the user's: a deployed plain CNN written by the CLI.
     const made = runCli(['reparam', 'builtin:plain-cnn', '--width-multiplier', '0.5', '--out', modelDir]);

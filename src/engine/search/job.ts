@@ -13,7 +13,7 @@ import { DepthwiseBinaryConv } from '../layers/dbc';
 import { classCount, imageInputShape, loadModelSource } from '../model';
 import { hasMasks, MaskLayout, insertMasks, maskLayoutOf } from '../transform/masks';
 import { MacsBudget } from '../train/macsBudget';
-import { cosineLearningRate, evaluate, trainableVariables, trainEpoch } from '../train/trainer';
+import { cosineLearningRate, evaluate, SGD_MOMENTUM, trainableVariables, trainEpoch, WEIGHT_DECAY } from '../train/trainer';
 import { magnitudeSelection, projectOntoBudget, selectionToLatents, uniformSelection } from './maskSelection';
 import { checkpointPath, readRunState, RUN_STATE_VERSION, RunSettings, RunState, writeRunState } from './runState';
 
@@ -27,8 +27,6 @@ export type JobOutcome = { status: 'done'; report: SearchReport; outDir: string 
 
 /** Emits batch events at most this often; epoch events always. */
 const BATCH_EVENT_INTERVAL_MS = 250;
-const MOMENTUM = 0.9;
-const WEIGHT_DECAY = 1e-4;
 
 /** Where a run writes, and what it found when it started. */
 interface RunContext {
@@ -201,7 +199,7 @@ async function trainPhase(
     const result = trainEpoch(model, dataset.train, {
       batchSize: settings.batchSize,
       learningRate,
-      momentum: MOMENTUM,
+      momentum: SGD_MOMENTUM,
       weightDecay: WEIGHT_DECAY,
       // Different seeds per phase, so that the search does not replay the pretraining order.
       seed: settings.seed * 7919 + ['pretrain', 'search', 'finetune'].indexOf(phase) * 104729,

@@ -1,6 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchCount, batches, type Augmentation, type Split } from '../data';
 
+/** The PaS training recipe's SGD momentum and weight decay (the paper's released scripts). */
+export const SGD_MOMENTUM = 0.9;
+export const WEIGHT_DECAY = 1e-4;
+
 export interface EpochOptions {
   batchSize: number;
   learningRate: number;
