@@ -1,7 +1,7 @@
 /**
  * Makes the wasm backend able to train conv nets, and fast at it: registers the gradient kernels
- * tfjs-backend-wasm 4.22 lacks, gets wrong (MaxPoolGrad) or implements as slow scalar loops, and
- * cheaper BatchNorm gradients.
+ * tfjs-backend-wasm 4.22 lacks, gets wrong (MaxPoolGrad, Select on bool) or implements as slow
+ * scalar loops, and cheaper BatchNorm gradients.
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchNormForwardKernel } from './batchnorm-forward';
@@ -11,6 +11,8 @@ import { copyFreeKernels } from './copy-free-kernels';
 import { depthwiseGradientKernels } from './depthwise-gradients';
 import { fastTileKernel } from './fast-tile';
 import { leadingAxisReductionKernels } from './leading-axis-reductions';
+import { transposeFreeBatchMatMulKernel } from './matmul-transposes';
+import { safeSelectKernel } from './select-kernel';
 import { maxPoolGradKernel } from './max-pool-gradient';
 
 let registered = false;
@@ -34,6 +36,8 @@ export function registerWasmTrainingKernels(): void {
     maxPoolGradKernel(),
     ...copyFreeKernels(stockKernel('Cast'), stockKernel('Slice')),
     batchNormForwardKernel(stockKernel('FusedBatchNorm')),
+    transposeFreeBatchMatMulKernel(stockKernel('BatchMatMul')),
+    safeSelectKernel(stockKernel('Select')),
     ...leadingAxisReductionKernels(stockKernel('Sum'), stockKernel('Mean')),
   ];
   for (const config of kernels) {

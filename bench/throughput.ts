@@ -1,0 +1,385 @@
+/**
+ * `npm run bench:throughput`: training and inference images/second at batch 64, for every
+ * TensorFlow.js backend this machine can run and for PyTorch on the same machine, on two nets:
+ * the reference net (bench/reference-net.ts) and RepVGG-A0 x0.5 on 32x32x3.
+ *
+ * Writes bench/results/throughput.json and throughput.md, and prints the table with the
+ * tfjs/PyTorch ratios of this run (machines are noisy: compare within one run).
+ *
+ * Options: --quick (one short round), --backends=wasm,cpu (subset), --no-torch.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, BackendInfo, BackendName } from '../src/engine/backends';
+import { timeKernels } from '../src/engine/backends/kernel-timing';
+import { buildRepVgg } from '../src/engine/zoo/repvgg';
+import { buildReferenceNet } from './reference-net';
+
+type NetName = 'reference' | 'repvgg-a0-x0.5';
+type Mode = 'train' | 'infer';
+
+interface ThroughputRun {
+  net: NetName;
+  framework: 'tfjs' | 'pytorch';
+  backend: BackendName | 'torch-cpu';
+  mode: Mode;
+  batch: number;
+  imagesPerSecond: number;
+  steps?: number;
+  /** PyTorch runs: intra-op threads. */
+  threads?: number;
+  /**
+   * Images per CPU-second of the process: for single-threaded runs (wasm, PyTorch with 1 thread)
+   * this is the speed on a dedicated core, and much less sensitive to other jobs than wall time.
+   */
+  imagesPerCpuSecond?: number;
+}
+
+interface SkippedRun {
+  net: NetName;
+  backend: string;
+  mode: Mode | 'all';
+  reason: string;
+}
+
+interface KernelProfile {
+  net: NetName;
+  backend: BackendName;
+  mode: Mode;
+  stepMs: number;
+  kernelMs: number;
+  kernels: Array<{ name: string; ms: number; calls: number; share: number }>;
+}
+
+const BATCH = 64;
+const NETS: Record<NetName, { inputShape: [number, number, number]; build: () => tf.LayersModel }> = {
+  reference: { inputShape: [28, 28, 1], build: () => buildReferenceNet(1) },
+  'repvgg-a0-x0.5': {
+    inputShape: [32, 32, 3],
+    build: () => buildRepVgg({ variant: 'A0', inputShape: [32, 32, 3], numClasses: 10, widthMultiplier: 0.5, seed: 1 }),
+  },
+};
+/** cpu training of a batch that would take longer than this is estimated, not run. */
+const CPU_STEP_LIMIT_SECONDS = 60;
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const withTorch = !args.includes('--no-torch');
+const backendArg = args.find((a) => a.startsWith('--backends='));
+const requestedBackends = (backendArg ? backendArg.slice('--backends='.length).split(',') : ['node-gpu', 'node', 'wasm', 'cpu']) as BackendName[];
+const minSeconds = quick ? 1.5 : 3;
+const rounds = quick ? 1 : 3;
+
+/** The repository root, whether this runs from bench/ (tsx) or dist/bench/ (bundle). */
+function repoRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) return process.cwd();
+    dir = parent;
+  }
+  return dir;
+}
+
+interface Workload {
+  train: () => void;
+  infer: () => void;
+  dispose: () => void;
+}
+
+/** The engine's training step: model.apply(training) in optimizer.minimize, SGD momentum 0.9. */
+function makeWorkload(net: NetName, batch: number): Workload {
+  const model = NETS[net].build();
+  const optimizer = tf.train.momentum(0.01, 0.9);
+  const x = tf.randomNormal([batch, ...NETS[net].inputShape], 0, 1, 'float32', 1);
+  const labels = tf.tidy(() => tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2), 10).toFloat());
+  return {
+    train: () => {
+      const loss = optimizer.minimize(
+        () => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+        true,
+      );
+      loss?.dataSync();
+      loss?.dispose();
+    },
+    infer: () => {
+      const y = tf.tidy(() => model.apply(x, { training: false }) as tf.Tensor);
+      y.dataSync();
+      y.dispose();
+    },
+    dispose: () => {
+      tf.dispose([x, labels]);
+      model.dispose();
+      optimizer.dispose();
+    },
+  };
+}
+
+function timeSteps(
+  step: () => void,
+  batch: number,
+  seconds: number,
+  warmup: number,
+  maxSteps = Infinity,
+): { imagesPerSecond: number; imagesPerCpuSecond: number; steps: number } {
+  for (let i = 0; i < warmup; i++) step();
+  let steps = 0;
+  const start = performance.now();
+  const cpuStart = process.cpuUsage();
+  let elapsed = 0;
+  while (steps < maxSteps && (steps < 3 || elapsed < seconds * 1000)) {
+    step();
+    steps++;
+    elapsed = performance.now() - start;
+  }
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  return { imagesPerSecond: (steps * batch) / (elapsed / 1000), imagesPerCpuSecond: (steps * batch) / cpuSeconds, steps };
+}
+
+/** Times each kernel of one step (see kernel-timing.ts for why not tf.profile). */
+function profileStep(net: NetName, backend: BackendName, mode: Mode, step: () => void): KernelProfile {
+  step(); // warm: the profile should not see first-call setup
+  const { totalMs, kernels } = timeKernels(tf.getBackend(), step);
+  const kernelMs = kernels.reduce((sum, k) => sum + k.ms, 0);
+  const top = kernels.slice(0, 14).map((k) => ({ name: k.name, ms: round(k.ms, 1), calls: k.calls, share: round(k.ms / totalMs, 3) }));
+  top.push({ name: '(outside kernels: tfjs engine, tape, JS glue)', ms: round(totalMs - kernelMs, 1), calls: 0, share: round((totalMs - kernelMs) / totalMs, 3) });
+  return { net, backend, mode, stepMs: round(totalMs, 1), kernelMs: round(kernelMs, 1), kernels: top };
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+/** Initializes a backend, or records why it is not available. */
+async function tryBackend(backend: BackendName, skipped: SkippedRun[]): Promise<BackendInfo | undefined> {
+  try {
+    return await initBackend(backend);
+  } catch (error) {
+    skipped.push({ net: 'reference', backend, mode: 'all', reason: (error as Error).message });
+    console.log(`- ${backend}: not available (${(error as Error).message})`);
+    return undefined;
+  }
+}
+
+/** One round of a fast backend: both nets, both modes, and a kernel profile of each. */
+async function benchFastBackend(backend: BackendName, runs: ThroughputRun[], profiles: KernelProfile[]): Promise<void> {
+  await initBackend(backend);
+  for (const net of Object.keys(NETS) as NetName[]) {
+    const work = makeWorkload(net, BATCH);
+    for (const mode of ['infer', 'train'] as const) {
+      const timing = timeSteps(work[mode], BATCH, minSeconds, 3);
+      runs.push({ net, framework: 'tfjs', backend, mode, batch: BATCH, imagesPerSecond: timing.imagesPerSecond, imagesPerCpuSecond: timing.imagesPerCpuSecond, steps: timing.steps });
+      console.log(`- ${backend} ${net} ${mode}: ${timing.imagesPerSecond.toFixed(1)} img/s`);
+      profiles.push(profileStep(net, backend, mode, work[mode]));
+    }
+    work.dispose();
+  }
+}
+
+/** The cpu backend, once: a couple of inference steps; training only where one step is short. */
+async function benchCpu(runs: ThroughputRun[], skipped: SkippedRun[]): Promise<void> {
+  await initBackend('cpu');
+  for (const net of Object.keys(NETS) as NetName[]) {
+    const work = makeWorkload(net, BATCH);
+    const infer = timeSteps(work.infer, BATCH, 0, 1, 2);
+    runs.push({ net, framework: 'tfjs', backend: 'cpu', mode: 'infer', batch: BATCH, imagesPerSecond: infer.imagesPerSecond, steps: infer.steps });
+    console.log(`- cpu ${net} infer: ${infer.imagesPerSecond.toFixed(1)} img/s`);
+    // Estimate a batch-64 training step from one batch-4 step before committing to it.
+    const small = makeWorkload(net, 4);
+    const start = performance.now();
+    small.train();
+    const estimatedSeconds = ((performance.now() - start) / 1000) * (BATCH / 4);
+    small.dispose();
+    if (estimatedSeconds > CPU_STEP_LIMIT_SECONDS) {
+      const reason = `one batch-${BATCH} training step would take about ${estimatedSeconds.toFixed(0)} s (estimated from one batch-4 step: ${(BATCH / estimatedSeconds).toFixed(2)} img/s)`;
+      skipped.push({ net, backend: 'cpu', mode: 'train', reason });
+      console.log(`- cpu ${net} train: skipped, ${reason}`);
+    } else {
+      const train = timeSteps(work.train, BATCH, 0, 0, 1);
+      runs.push({ net, framework: 'tfjs', backend: 'cpu', mode: 'train', batch: BATCH, imagesPerSecond: train.imagesPerSecond, steps: train.steps });
+      console.log(`- cpu ${net} train: ${train.imagesPerSecond.toFixed(1)} img/s`);
+    }
+    work.dispose();
+  }
+}
+
+function benchTorch(skipped: SkippedRun[]): { runs: ThroughputRun[]; version?: string } {
+  if (!withTorch) return { runs: [] };
+  const script = path.join(repoRoot(), 'bench', 'torch_reference.py');
+  const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const result = spawnSync(python, [script, '--threads', '1', '2', '--seconds', String(minSeconds / 2)], { encoding: 'utf8', timeout: 600_000 });
+  const line = (result.stdout ?? '').trim().split('\n').pop() ?? '';
+  try {
+    const parsed = JSON.parse(line) as { error?: string; torch?: string; runs?: ThroughputRun[] };
+    if (parsed.error) throw new Error(parsed.error);
+    return { runs: parsed.runs ?? [], version: parsed.torch };
+  } catch (error) {
+    const reason = `PyTorch reference did not run: ${(error as Error).message || result.stderr}`.slice(0, 400);
+    console.log(`- ${reason}`);
+    skipped.push({ net: 'reference', backend: 'torch-cpu', mode: 'all', reason });
+    return { runs: [] };
+  }
+}
+
+/** Best of the rounds per measurement: other processes on a shared machine only slow runs down. */
+function bestOfRounds(samples: ThroughputRun[]): Array<ThroughputRun & { samples: number[] }> {
+  const best = new Map<string, ThroughputRun & { samples: number[] }>();
+  for (const run of samples) {
+    const key = [run.net, run.framework, run.backend, run.mode, run.threads ?? ''].join('|');
+    const entry = best.get(key);
+    if (!entry) best.set(key, { ...run, samples: [run.imagesPerSecond] });
+    else {
+      entry.samples.push(run.imagesPerSecond);
+      const bestCpu = Math.max(entry.imagesPerCpuSecond ?? 0, run.imagesPerCpuSecond ?? 0) || undefined;
+      if (run.imagesPerSecond > entry.imagesPerSecond) Object.assign(entry, { ...run, samples: entry.samples });
+      entry.imagesPerCpuSecond = bestCpu;
+    }
+  }
+  return [...best.values()];
+}
+
+interface RatioRow {
+  net: NetName;
+  mode: Mode;
+  backend: string;
+  imagesPerSecond: number;
+  /** PyTorch with 2 threads, the reference configuration. */
+  torch2?: number;
+  ratio?: number;
+  /** PyTorch with 1 thread, for a loaded machine where 2 threads contend. */
+  torch1?: number;
+  ratioVsOneThread?: number;
+  /** Images per CPU-second, tfjs and PyTorch 1 thread: the load-independent comparison. */
+  cpuSecond?: number;
+  torch1CpuSecond?: number;
+  ratioPerCpuSecond?: number;
+}
+
+function ratioRows(runs: ThroughputRun[]): RatioRow[] {
+  const torchRun = (r: ThroughputRun, threads: number) =>
+    runs.find((t) => t.framework === 'pytorch' && t.net === r.net && t.mode === r.mode && (t.threads ?? 2) === threads);
+  const torch = (r: ThroughputRun, threads: number) => torchRun(r, threads)?.imagesPerSecond;
+  return runs
+    .filter((r) => r.framework === 'tfjs')
+    .map((r) => {
+      const torch2 = torch(r, 2);
+      const torch1 = torch(r, 1);
+      return {
+        net: r.net,
+        mode: r.mode,
+        backend: r.backend,
+        imagesPerSecond: r.imagesPerSecond,
+        torch2,
+        ratio: torch2 ? r.imagesPerSecond / torch2 : undefined,
+        torch1,
+        ratioVsOneThread: torch1 ? r.imagesPerSecond / torch1 : undefined,
+        cpuSecond: r.imagesPerCpuSecond,
+        torch1CpuSecond: torchRun(r, 1)?.imagesPerCpuSecond,
+        ratioPerCpuSecond: r.imagesPerCpuSecond && torchRun(r, 1)?.imagesPerCpuSecond ? r.imagesPerCpuSecond / torchRun(r, 1)!.imagesPerCpuSecond! : undefined,
+      };
+    });
+}
+
+function fixed(value: number | undefined, digits: number): string {
+  return value === undefined ? 'n/a' : value.toFixed(digits);
+}
+
+function markdown(report: { date: string; machine: Record<string, unknown>; runs: ThroughputRun[]; skipped: SkippedRun[]; profiles: KernelProfile[] }): string {
+  const lines = [
+    `# Throughput (batch ${BATCH})`,
+    '',
+    `${report.date}; ${String(report.machine.cpuModel)} x${String(report.machine.cpus)}, load average at start ${String(report.machine.loadAverage)}; tfjs ${tf.version.tfjs}, PyTorch ${String(report.machine.torch ?? 'n/a')}.`,
+    '',
+    `Best of ${String(report.machine.rounds)} interleaved round(s) per figure.`,
+    '',
+    'img/s: wall clock. img/CPU-s: per CPU-second of the process, i.e. the speed of one dedicated core (single-threaded runs only; robust to other jobs).',
+    '',
+    '| net | mode | tfjs backend | tfjs img/s | PyTorch 2 threads | tfjs / PyTorch | PyTorch 1 thread | tfjs / PyTorch 1t | tfjs img/CPU-s | PyTorch 1t img/CPU-s | ratio per CPU-s |',
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...ratioRows(report.runs).map(
+      (r) =>
+        `| ${r.net} | ${r.mode} | ${r.backend} | ${r.imagesPerSecond.toFixed(1)} | ${fixed(r.torch2, 1)} | ${fixed(r.ratio, 2)} | ${fixed(r.torch1, 1)} | ${fixed(r.ratioVsOneThread, 2)} | ${fixed(r.cpuSecond, 1)} | ${fixed(r.torch1CpuSecond, 1)} | ${fixed(r.ratioPerCpuSecond, 2)} |`,
+    ),
+  ];
+  if (report.skipped.length > 0) lines.push('', 'Not measured:', '', ...report.skipped.map((s) => `- ${s.backend} ${s.net} ${s.mode}: ${s.reason}`));
+  for (const p of report.profiles) {
+    lines.push('', `## Kernel profile: ${p.net}, ${p.mode}, ${p.backend} (CPU time of the quickest profiled step of the rounds: ${p.stepMs} ms, in kernels ${p.kernelMs} ms)`, '', '| kernel | ms | calls | share of step |', '| --- | ---: | ---: | ---: |');
+    lines.push(...p.kernels.map((k) => `| ${k.name} | ${k.ms} | ${k.calls} | ${(k.share * 100).toFixed(1)}% |`));
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function main(): Promise<void> {
+  const samples: ThroughputRun[] = [];
+  const skipped: SkippedRun[] = [];
+  const profiles: KernelProfile[] = [];
+  const loadAverage = os.loadavg().map((l) => round(l, 2));
+  const backends: BackendInfo[] = [];
+  for (const backend of requestedBackends) {
+    const info = await tryBackend(backend, skipped);
+    if (info) backends.push(info);
+  }
+  const fast = backends.filter((b) => b.name !== 'cpu').map((b) => b.name);
+  // PyTorch and tfjs alternate, so that a busy spell on a shared machine hits both.
+  let torchVersion: string | undefined;
+  for (let round = 1; round <= rounds; round++) {
+    console.log(`round ${round}/${rounds}: PyTorch...`);
+    const torch = benchTorch(round === 1 ? skipped : []);
+    torchVersion ??= torch.version;
+    samples.push(...torch.runs);
+    for (const backend of fast) await benchFastBackend(backend, samples, profiles);
+  }
+  if (backends.some((b) => b.name === 'cpu')) await benchCpu(samples, skipped);
+  const runs = bestOfRounds(samples);
+  // Likewise the profile: keep the quickest profiled step of each kind.
+  const quickestProfiles = [...new Map(
+    [...profiles].sort((a, b) => b.stepMs - a.stepMs).map((p) => [`${p.net}|${p.backend}|${p.mode}`, p] as const),
+  ).values()];
+  const report = {
+    date: new Date().toISOString(),
+    machine: {
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      cpus: os.cpus().length,
+      memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+      platform: `${os.platform()} ${os.release()}`,
+      node: process.version,
+      tfjs: tf.version.tfjs,
+      torch: torchVersion,
+      loadAverage,
+      loadAverageAtEnd: os.loadavg().map((l) => round(l, 2)),
+      rounds,
+    },
+    backends,
+    runs: runs.map((r) => ({ ...r, imagesPerSecond: round(r.imagesPerSecond, 1), imagesPerCpuSecond: r.imagesPerCpuSecond && round(r.imagesPerCpuSecond, 1), samples: r.samples.map((v) => round(v, 1)) })),
+    ratios: ratioRows(runs).map((r) => ({
+      ...r,
+      imagesPerSecond: round(r.imagesPerSecond, 1),
+      torch2: r.torch2 && round(r.torch2, 1),
+      ratio: r.ratio && round(r.ratio, 3),
+      torch1: r.torch1 && round(r.torch1, 1),
+      ratioVsOneThread: r.ratioVsOneThread && round(r.ratioVsOneThread, 3),
+      cpuSecond: r.cpuSecond && round(r.cpuSecond, 1),
+      torch1CpuSecond: r.torch1CpuSecond && round(r.torch1CpuSecond, 1),
+      ratioPerCpuSecond: r.ratioPerCpuSecond && round(r.ratioPerCpuSecond, 3),
+    })),
+    skipped,
+    profiles: quickestProfiles,
+  };
+  const outDir = path.join(repoRoot(), 'bench', 'results');
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'throughput.json'), JSON.stringify(report, null, 2) + '\n');
+  const md = markdown(report);
+  fs.writeFileSync(path.join(outDir, 'throughput.md'), md);
+  console.log('\n' + md.split('\n## ')[0]);
+  console.log(`wrote ${path.join(outDir, 'throughput.json')} and throughput.md`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
