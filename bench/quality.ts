@@ -212,7 +212,7 @@ async function trainBaseline(flags: Flags, dataSpec: string, baselineDir: string
   for (let epoch = 0; epoch < flags.baselineEpochs; epoch++) {
     const learningRate = cosineLearningRate(BASELINE_LR, epoch, flags.baselineEpochs);
     let lastLog = Date.now();
-    const result = trainEpoch(model, dataset.train, {
+    const result = await trainEpoch(model, dataset.train, {
       batchSize: flags.batchSize,
       learningRate,
       momentum: MOMENTUM,

@@ -81,8 +81,10 @@ describe('pas search (the whole job, CLI)', function () {
     assert.equal(run.exitCode, 130, run.stderr.slice(-2000));
     const cancelled = run.events.find((e) => e.type === 'cancelled') as any;
     assert.ok(cancelled?.checkpoint && fs.existsSync(path.join(cancelled.checkpoint, 'model.json')), 'the cancelled event names a complete checkpoint');
-    // Batch events are throttled, so "within one batch" shows as at most one more batch event.
+    // Within one batch: the search epoch the signal interrupted never finished (it has 10 batches).
     assert.ok(batchesAfterSignal <= 1, `${batchesAfterSignal} batch events after the signal`);
+    assert.ok(!run.events.some((e) => e.type === 'epoch' && (e as EpochEvent).phase === 'search'), 'the search epoch ran to its end');
+    assert.match(cancelled.checkpoint, /search-000$/);
     const resumed = runCli(['search', '--resume', out, '--json', '--backend', 'wasm']);
     assert.equal(resumed.status, 0, resumed.stderr.slice(-2000));
     assert.ok(parseEvents(resumed.stdout).some((e) => e.type === 'done'));

@@ -196,7 +196,7 @@ async function trainPhase(
     let lastEmit = 0;
     const learningRate = phase === 'search' ? baseLearningRate : cosineLearningRate(baseLearningRate, epoch, epochs);
     const currentMacs = () => (masks ? masks.budget.macsOf(masks.budget.keptCounts(model)) : 0);
-    const result = trainEpoch(model, dataset.train, {
+    const result = await trainEpoch(model, dataset.train, {
       batchSize: settings.batchSize,
       learningRate,
       momentum: SGD_MOMENTUM,

@@ -41,8 +41,8 @@ export interface EpochResult {
   seconds: number;
 }
 
-/** One epoch of SGD with momentum on softmax cross-entropy (+ extra loss + weight decay). */
-export function trainEpoch(model: tf.LayersModel, split: Split, options: EpochOptions): EpochResult {
+/** One epoch of SGD with momentum on softmax cross-entropy (+ extra loss + weight decay); stops after the current batch when asked. */
+export async function trainEpoch(model: tf.LayersModel, split: Split, options: EpochOptions): Promise<EpochResult> {
   const optimizer = tf.train.momentum(options.learningRate, options.momentum);
   const decayed = options.variables.filter((v) => v.shape.length > 1 || v.name.includes('latent'));
   const total = batchCount(split, options.batchSize);
@@ -76,6 +76,9 @@ export function trainEpoch(model: tf.LayersModel, split: Split, options: EpochOp
     done++;
     tf.dispose([cost!, logits!, x, y]);
     options.onBatch?.({ batch: done, batches: total, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: seen / Math.max(1e-3, (Date.now() - started) / 1000) });
+    // Let signal handlers and pipe writes run: the training loop is otherwise synchronous, and a
+    // Ctrl-C could only be seen at the end of the epoch.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     if (options.shouldStop?.()) {
       stopped = true;
       break;
