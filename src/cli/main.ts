@@ -96,8 +96,10 @@ export async function main(argv: string[]): Promise<number> {
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
-      // Help and version exit 0; usage errors are input errors.
-      return error.exitCode === 0 ? 0 : EXIT_INPUT_ERROR;
+      // Help and version exit 0; usage errors are input errors (commander printed the message).
+      if (error.exitCode === 0) return 0;
+      if (json) new Output(true).event({ type: 'error', message: error.message.replace(/^error: /, '') });
+      return EXIT_INPUT_ERROR;
     }
     if (isPasInputError(error)) {
       if (json) new Output(true).event({ type: 'error', message: error.reason, file: error.file });

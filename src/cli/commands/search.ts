@@ -7,6 +7,7 @@ import { isBuiltinSpec } from '../../engine/zoo/builtins';
 import { assertOutsideModelFolder, defaultOutputDir } from '../../engine/outputPaths';
 import { runSearchJob } from '../../engine/search/job';
 import { readRunState, RunSettings } from '../../engine/search/runState';
+import { describeFsError } from '../../engine/io/fsErrors';
 import { formatCount, formatTable, Output } from '../output';
 import { builtinOptionsFrom, ModelOptions } from '../options';
 
@@ -64,11 +65,29 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
     const suffix = `pas-${settings.method}-${Math.round(settings.targetFraction * 100)}`;
     outDir = path.resolve(options.out ?? defaultOutputDir(modelFile, modelSpec, suffix));
     assertOutsideModelFolder(outDir, modelFile);
-    if (fs.existsSync(outDir) && (!fs.statSync(outDir).isDirectory() || fs.readdirSync(outDir).length > 0)) {
-      throw new PasInputError('output folder already exists and is not empty; pass another --out, or --resume it', outDir);
+    if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) {
+      throw new PasInputError('the output path exists and is not a folder; pass another --out', outDir);
     }
     assertWritableParent(outDir);
+    if (settings.method === 'pas' && settings.searchEpochs === 0) {
+      // Without a search epoch the masks are never projected onto the budget: the target would be ignored.
+      throw new PasInputError('--search-epochs 0 skips the PaS search and would ignore --target-macs; use at least 1, or --method uniform or magnitude');
+    }
   }
+  // Taken before the (slow) model and data checks, so that a second run on this folder is refused
+  // at once instead of interleaving its checkpoints with ours; released when this run ends.
+  const lock = acquireOutputLock(outDir, !options.resume);
+  try {
+    return await runLockedSearch(settings, outDir, !!options.resume, backend, output);
+  } catch (error) {
+    lock.abandonIfUnused();
+    throw error;
+  } finally {
+    lock.release();
+  }
+}
+
+async function runLockedSearch(settings: RunSettings, outDir: string, resume: boolean, backend: BackendName, output: Output): Promise<number> {
   output.start('search', settings.modelSpec, { backend, seed: settings.seed });
 
   let stopRequested = false;
@@ -82,7 +101,7 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
   const display = new ProgressDisplay(output);
   try {
     const outcome = await runSearchJob(
-      { settings, outDir, resume: !!options.resume, backend },
+      { settings, outDir, resume, backend },
       { emit: (event) => { output.event(event); display.handle(event); }, shouldStop: () => stopRequested },
     );
     display.stop();
@@ -99,6 +118,102 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** Name of the lock file a running search keeps in its output folder. */
+export const OUTPUT_LOCK_FILE = '.lock';
+
+interface OutputLock {
+  release(): void;
+  /** Removes the output folder again when this run created it and wrote nothing else into it. */
+  abandonIfUnused(): void;
+}
+
+function isProcessAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The pid in a lock file, or undefined when it is unreadable (being written, or garbage). */
+function lockOwner(lockFile: string): number | undefined {
+  try {
+    const pid = Number.parseInt(fs.readFileSync(lockFile, 'utf8').trim(), 10);
+    return Number.isInteger(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Creates `outDir/.lock` holding this pid with O_EXCL, so that two searches (or a search and a
+ * resume) on one folder cannot interleave their checkpoints. A lock whose pid is dead (a run
+ * killed with SIGKILL) is stale and taken over. The lock is removed at exit, also on
+ * process.exit (a second Ctrl-C).
+ */
+function acquireOutputLock(outDir: string, newRun: boolean): OutputLock {
+  const lockFile = path.join(outDir, OUTPUT_LOCK_FILE);
+  let createdDir: string | undefined;
+  try {
+    createdDir = fs.mkdirSync(outDir, { recursive: true });
+  } catch (error) {
+    throw new PasInputError(`cannot create the output folder: ${describeFsError(error)}`, outDir);
+  }
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = fs.openSync(lockFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+      fs.writeSync(fd, `${process.pid}\n`);
+      fs.closeSync(fd);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        if (createdDir) fs.rmSync(createdDir, { recursive: true, force: true });
+        throw new PasInputError(`cannot create the lock file: ${describeFsError(error)}`, lockFile);
+      }
+      const owner = lockOwner(lockFile);
+      // An unreadable lock may be one being written this instant: it counts as live once.
+      if ((owner === undefined && attempt === 0) || (owner !== undefined && isProcessAlive(owner)) || attempt >= 2) {
+        throw new PasInputError(`another pas search${owner !== undefined ? ` (pid ${owner})` : ''} is using this output folder; wait for it, or pass another --out`, outDir);
+      }
+      fs.rmSync(lockFile, { force: true });
+    }
+  }
+  if (newRun) {
+    // Checked again under the lock: a folder filled by a run that started meanwhile is not ours.
+    const others = fs.readdirSync(outDir).filter((entry) => entry !== OUTPUT_LOCK_FILE);
+    if (others.length > 0) {
+      fs.rmSync(lockFile, { force: true });
+      throw new PasInputError('output folder already exists and is not empty; pass another --out, or --resume it', outDir);
+    }
+  }
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    process.off('exit', release);
+    if (lockOwner(lockFile) === process.pid) fs.rmSync(lockFile, { force: true });
+  };
+  process.on('exit', release);
+  return {
+    release,
+    abandonIfUnused() {
+      release();
+      if (!createdDir) return;
+      // Only when nothing but (now removed) lock was written: rmdir refuses a non-empty folder.
+      for (let dir = outDir; ; dir = path.dirname(dir)) {
+        try {
+          fs.rmdirSync(dir);
+        } catch {
+          break;
+        }
+        if (dir === createdDir) break;
+      }
+    },
+  };
 }
 
 function resolveModelJson(spec: string): string {

@@ -228,6 +228,8 @@ async function openIdxDir(dir: string): Promise<OpenedDataset> {
     );
   }
   if (trainData.images.count === 0) throw new PasInputError('the training set holds no images', trainImagesFile);
+  // Without test images every accuracy of the report would read 0.
+  if (testData.images.count === 0) throw new PasInputError('the test set holds no images', testImagesFile);
   let classNames = namedClasses;
   if (!classNames) {
     const numClasses = Math.max(largestValue(trainData.labels.labels), largestValue(testData.labels.labels)) + 1;

@@ -79,8 +79,11 @@ const KERAS3_ADVICE =
 function checkFunctionalGraph(modelName: string, rawLayers: Record<string, unknown>[], config: Record<string, unknown>, file: string): void {
   const where = modelName ? ` (in model '${modelName}')` : '';
   const nodeCountByLayer = new Map<string, number>();
+  // Layers other than InputLayer without inbound nodes produce no tensor: tfjs waits for one forever.
+  const unappliedLayers = new Set<string>();
   for (const rawLayer of rawLayers) {
-    const name = layerNameOf(rawLayer);
+    // tfjs links a functional model's layers by this top-level name only (not config.name).
+    const name = typeof rawLayer.name === 'string' ? rawLayer.name : undefined;
     if (name === undefined) throw new PasInputError(`a layer${where} has no name: functional layers need one`, file);
     if (nodeCountByLayer.has(name)) throw new PasInputError(`two layers are named '${name}'${where}`, file);
     const inboundNodes = rawLayer.inbound_nodes ?? [];
@@ -90,6 +93,7 @@ function checkFunctionalGraph(modelName: string, rawLayers: Record<string, unkno
     if (inboundNodes.some(isKeras3Node)) throw new PasInputError(`layer '${name}'${where} ${KERAS3_ADVICE}`, file);
     // An InputLayer has no inbound nodes but creates one node that others reference.
     nodeCountByLayer.set(name, Math.max(1, inboundNodes.length));
+    if (inboundNodes.length === 0 && rawLayer.class_name !== 'InputLayer') unappliedLayers.add(name);
   }
 
   const checkReference = (raw: unknown, user: string): NodeReference => {
@@ -100,6 +104,9 @@ function checkFunctionalGraph(modelName: string, rawLayers: Record<string, unkno
     const nodeCount = nodeCountByLayer.get(reference.layer);
     if (nodeCount === undefined) {
       throw new PasInputError(`${user}${where} takes input from layer '${reference.layer}', which does not exist in the model`, file);
+    }
+    if (unappliedLayers.has(reference.layer)) {
+      throw new PasInputError(`${user}${where} takes input from layer '${reference.layer}', which has no inbound nodes (it is never applied to an input)`, file);
     }
     if (reference.nodeIndex >= nodeCount) {
       throw new PasInputError(
@@ -116,12 +123,16 @@ function checkFunctionalGraph(modelName: string, rawLayers: Record<string, unkno
   const dependents = new Map<string, string[]>();
   const pendingInputs = new Map<string, number>();
   for (const rawLayer of rawLayers) {
-    const name = layerNameOf(rawLayer) as string;
+    const name = rawLayer.name as string;
     const inboundNodes = (rawLayer.inbound_nodes ?? []) as unknown[];
     if (inboundNodes.length === 0) pendingInputs.set(nodeId(name, 0), 0);
     inboundNodes.forEach((rawNode, nodeIndex) => {
       if (!Array.isArray(rawNode)) {
         throw new PasInputError(`layer '${name}'${where} has an inbound node that is not a list of references`, file);
+      }
+      if (rawNode.length === 0) {
+        // tfjs would wait forever for the inputs of a node that lists none.
+        throw new PasInputError(`layer '${name}'${where} has an inbound node with no inputs`, file);
       }
       const id = nodeId(name, nodeIndex);
       pendingInputs.set(id, rawNode.length);
