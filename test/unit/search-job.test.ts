@@ -90,6 +90,23 @@ describe('pas search (the whole job, CLI)', function () {
     assert.ok(parseEvents(resumed.stdout).some((e) => e.type === 'done'));
   });
 
+  it('starts again in a folder that holds only what a run killed before its first checkpoint left', () => {
+    const out = path.join(work, 'run-d');
+    fs.mkdirSync(path.join(out, 'checkpoints', 'pretrain-001.tmp-99999-abc'), { recursive: true });
+    fs.writeFileSync(path.join(out, 'checkpoints', 'pretrain-001.tmp-99999-abc', 'model.json'), '{"half": ');
+    fs.writeFileSync(path.join(out, '.lock'), '999999999\n'); // A pid that is not alive.
+    const result = runCli(['search', 'builtin:default', '--pretrain-epochs', '1', '--search-epochs', '1', '--finetune-epochs', '1', '--out', out, '--json', ...SMALL_RUN]);
+    assert.equal(result.status, 0, result.stderr.slice(-2000));
+    assert.ok(!fs.readdirSync(path.join(out, 'checkpoints')).some((e) => e.includes('.tmp-')), 'temp leftovers are removed');
+    // A folder with somebody's file in it is still refused.
+    const foreign = path.join(work, 'run-e');
+    fs.mkdirSync(foreign);
+    fs.writeFileSync(path.join(foreign, 'notes.txt'), 'mine');
+    const refused = runCli(['search', 'builtin:default', '--out', foreign, ...SMALL_RUN]);
+    assert.equal(refused.status, 2);
+    assert.equal(fs.readFileSync(path.join(foreign, 'notes.txt'), 'utf8'), 'mine');
+  });
+
   it('never modifies its input files and writes next to the model folder, not into it', () => {
     // A model file of the user's: a deployed plain CNN written by the CLI.
     const made = runCli(['reparam', 'builtin:plain-cnn', '--width-multiplier', '0.5', '--out', modelDir]);

@@ -6,7 +6,7 @@ import { PasInputError } from '../../engine/errors';
 import { isBuiltinSpec } from '../../engine/zoo/builtins';
 import { assertOutsideModelFolder, defaultOutputDir } from '../../engine/outputPaths';
 import { runSearchJob } from '../../engine/search/job';
-import { readRunState, RunSettings } from '../../engine/search/runState';
+import { holdsOnlyRunLeftovers, readRunState, RunSettings } from '../../engine/search/runState';
 import { describeFsError } from '../../engine/io/fsErrors';
 import { formatCount, formatTable, Output } from '../output';
 import { builtinOptionsFrom, ModelOptions } from '../options';
@@ -184,8 +184,7 @@ function acquireOutputLock(outDir: string, newRun: boolean): OutputLock {
   }
   if (newRun) {
     // Checked again under the lock: a folder filled by a run that started meanwhile is not ours.
-    const others = fs.readdirSync(outDir).filter((entry) => entry !== OUTPUT_LOCK_FILE);
-    if (others.length > 0) {
+    if (!holdsOnlyRunLeftovers(outDir, [OUTPUT_LOCK_FILE])) {
       fs.rmSync(lockFile, { force: true });
       throw new PasInputError('output folder already exists and is not empty; pass another --out, or --resume it', outDir);
     }

@@ -59,6 +59,11 @@ export interface LoadDatasetOptions {
   maxTrain?: number;
   /** Cap on the test examples, drawn stratified. */
   maxTest?: number;
+  /**
+   * Classes the model can predict: an IDX label at or above it is refused naming the labels file
+   * and the label (without `classes.txt`, the class count would otherwise follow the largest label).
+   */
+  classLimit?: number;
 }
 
 /** The accepted spec forms and what each means, for help texts and error messages. */
@@ -130,7 +135,7 @@ export async function loadDataset(spec: string, options: LoadDatasetOptions): Pr
   checkCap('maxTrain', options.maxTrain);
   checkCap('maxTest', options.maxTest);
 
-  const opened = await openSpec(spec, seed);
+  const opened = await openSpec(spec, seed, options.classLimit);
   const numClasses = opened.classNames.length;
 
   let trainPool = opened.trainIndices;
@@ -192,23 +197,23 @@ export function findPackageRoot(startDir: string = __dirname): string {
   }
 }
 
-async function openSpec(rawSpec: string, seed: number): Promise<OpenedDataset> {
+async function openSpec(rawSpec: string, seed: number, classLimit?: number): Promise<OpenedDataset> {
   // Settings and command lines easily pick up stray spaces; a path never needs them at its ends.
   const spec = rawSpec.trim();
   if (spec === 'sample') {
-    const opened = await openIdxDir(sampleDataDir());
+    const opened = await openIdxDir(sampleDataDir(), classLimit);
     return { ...opened, name: 'fashion-mnist-sample' };
   }
   const colon = spec.indexOf(':');
   const kind = colon > 0 ? spec.slice(0, colon) : '';
   const dir = colon > 0 ? path.resolve(spec.slice(colon + 1)) : '';
-  if (kind === 'idx' && spec.length > colon + 1) return openIdxDir(dir);
+  if (kind === 'idx' && spec.length > colon + 1) return openIdxDir(dir, classLimit);
   if (kind === 'folder' && spec.length > colon + 1) return openImageFolder(dir, seed);
   const forms = DATASET_SPEC_FORMS.map(({ form, description }) => `${form} (${description})`);
   throw new PasInputError(`unknown dataset '${spec}': use ${forms.slice(0, -1).join(', ')} or ${forms[forms.length - 1]}`);
 }
 
-async function openIdxDir(dir: string): Promise<OpenedDataset> {
+async function openIdxDir(dir: string, classLimit?: number): Promise<OpenedDataset> {
   await checkIsDirectory(dir);
   const [trainImagesFile, trainLabelsFile, testImagesFile, testLabelsFile] = await Promise.all([
     findIdxFile(dir, 'train', 'images', 3),
@@ -217,9 +222,10 @@ async function openIdxDir(dir: string): Promise<OpenedDataset> {
     findIdxFile(dir, 't10k', 'labels', 1),
   ]);
   const namedClasses = await readClassNamesFile(dir);
+  const labelLimit = namedClasses?.length ?? classLimit;
   const [trainData, testData] = await Promise.all([
-    readIdxImagesAndLabels(trainImagesFile, trainLabelsFile, namedClasses?.length),
-    readIdxImagesAndLabels(testImagesFile, testLabelsFile, namedClasses?.length),
+    readIdxImagesAndLabels(trainImagesFile, trainLabelsFile, labelLimit),
+    readIdxImagesAndLabels(testImagesFile, testLabelsFile, labelLimit),
   ]);
   if (trainData.images.height !== testData.images.height || trainData.images.width !== testData.images.width) {
     throw new PasInputError(

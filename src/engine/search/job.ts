@@ -15,7 +15,8 @@ import { hasMasks, MaskLayout, insertMasks, maskLayoutOf } from '../transform/ma
 import { MacsBudget } from '../train/macsBudget';
 import { cosineLearningRate, evaluate, SGD_MOMENTUM, trainableVariables, trainEpoch, WEIGHT_DECAY } from '../train/trainer';
 import { magnitudeSelection, projectOntoBudget, selectionToLatents, uniformSelection } from './maskSelection';
-import { checkpointPath, readRunState, RUN_STATE_VERSION, RunSettings, RunState, writeRunState } from './runState';
+import { checkpointPath, readRunState, removeStaleTempEntries, RUN_STATE_VERSION, RunSettings, RunState, writeRunState } from './runState';
+import { describeFsError } from '../io/fsErrors';
 
 export interface JobHooks {
   emit(event: WorkerEvent): void;
@@ -48,7 +49,7 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
   const loaded = await loadModelSource(settings.modelSpec, { ...settings.builtinOptions, seed: settings.seed });
   const inputShape = imageInputShape(loaded.model, loaded.source);
   const classes = classCount(loaded.model, loaded.source);
-  const dataset = await loadDataset(settings.dataSpec, { inputShape, seed: settings.seed, maxTrain: settings.maxTrain, maxTest: settings.maxTest });
+  const dataset = await loadDataset(settings.dataSpec, { inputShape, seed: settings.seed, maxTrain: settings.maxTrain, maxTest: settings.maxTest, classLimit: classes });
   if (dataset.numClasses > classes) {
     throw new PasInputError(`the data has ${dataset.numClasses} classes but the model's classifier has ${classes} outputs`, settings.dataSpec);
   }
@@ -82,6 +83,8 @@ export async function runSearchJob(
   let state: RunState;
   let model: tf.LayersModel;
   let dataset: Dataset;
+  // The caller holds the folder's lock: temp entries here are a killed run's, not a live writer's.
+  removeStaleTempEntries(args.outDir);
   if (args.resume) {
     state = readRunState(args.outDir);
     ({ dataset } = await prepareRun(state.settings));
@@ -244,7 +247,11 @@ async function trainPhase(
 async function checkpoint(context: RunContext, state: RunState, model: tf.LayersModel): Promise<void> {
   const name = `${state.phase}-${String(state.epochsDone).padStart(3, '0')}`;
   const dir = checkpointPath(context.outDir, name);
-  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  try {
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+  } catch (error) {
+    throw new PasInputError(`cannot create the checkpoints folder: ${describeFsError(error)}`, path.dirname(dir));
+  }
   await saveLayersModelToDir(model, dir, { overwrite: true });
   state.checkpoint = name;
   state.wallSecondsBefore = context.wallSecondsBefore + (Date.now() - context.started) / 1000;

@@ -49,6 +49,35 @@ export interface RunState {
   wallSecondsBefore: number;
 }
 
+/** Names the atomic writers give their temp files and folders (`X.tmp-<pid>-<random>`, `X.old-...`). */
+const TEMP_ENTRY = /\.(tmp|old)-/;
+
+/**
+ * Removes temp files and folders a killed run left in its output folder and checkpoints. Only
+ * called with the folder's lock held, so no live writer owns them.
+ */
+export function removeStaleTempEntries(outDir: string): void {
+  for (const dir of [outDir, path.join(outDir, CHECKPOINTS_DIR)]) {
+    if (!fs.existsSync(dir)) continue;
+    for (const entry of fs.readdirSync(dir)) {
+      if (TEMP_ENTRY.test(entry)) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * True when a folder holds nothing but what a run killed before its first checkpoint leaves:
+ * temp entries, an empty checkpoints folder, and (the caller's own) lock. Such a folder may be
+ * started again; anything else in it is somebody's data.
+ */
+export function holdsOnlyRunLeftovers(outDir: string, ignored: string[]): boolean {
+  return fs.readdirSync(outDir).every((entry) => {
+    if (ignored.includes(entry) || TEMP_ENTRY.test(entry)) return true;
+    const full = path.join(outDir, entry);
+    return entry === CHECKPOINTS_DIR && fs.statSync(full).isDirectory() && fs.readdirSync(full).every((e) => TEMP_ENTRY.test(e));
+  });
+}
+
 export function checkpointPath(outDir: string, name: string): string {
   return path.join(outDir, CHECKPOINTS_DIR, name);
 }
@@ -65,7 +94,7 @@ export async function writeRunState(outDir: string, state: RunState): Promise<vo
 export function readRunState(outDir: string): RunState {
   const file = path.join(outDir, RUN_STATE_FILE);
   if (!fs.existsSync(file)) {
-    throw new PasInputError(`no ${RUN_STATE_FILE} here: not a pas search folder, or the run was stopped before its first checkpoint`, outDir);
+    throw new PasInputError(`no ${RUN_STATE_FILE} here: not a pas search folder, or the run was stopped before its first checkpoint (then start it again with this --out)`, outDir);
   }
   let state: RunState;
   try {
