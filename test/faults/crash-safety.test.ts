@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { WorkerEvent } from '../../src/shared/workerProtocol';
 import { makeRandom } from '../fuzz/fuzzing';
-import { CLI, makeTempDir, parseEvents, REPO_ROOT, runCli } from '../support/cli';
+import { CLI, makeTempDir, parseEvents, REPO_ROOT, runCli, runCliAndKill } from '../support/cli';
 
 const FAST = ['--data', 'sample', '--max-train', '320', '--max-test', '100', '--batch-size', '32', '--pretrain-epochs', '1', '--search-epochs', '1', '--finetune-epochs', '1', '--backend', 'wasm'];
 
@@ -37,40 +37,6 @@ function assertAllModelsLoad(dir: string, context: string): number {
     assert.strictEqual(result.status, 0, `${context}: ${model} does not load:\n${result.stderr}`);
   }
   return models.length;
-}
-
-/**
- * Starts the CLI with --json and SIGKILLs it `delayMs` after the first event `after` accepts
- * (after the start when `after` is omitted). Resolves when the process is gone.
- */
-function runAndKill(args: string[], delayMs: number, after: (event: WorkerEvent) => boolean = () => true): Promise<{ events: WorkerEvent[]; code: number | null; killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args, '--json'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    const events: WorkerEvent[] = [];
-    let buffer = '';
-    let armed = false;
-    let killed = false;
-    const arm = () => {
-      if (armed) return;
-      armed = true;
-      setTimeout(() => { if (child.exitCode === null) { killed = true; child.kill('SIGKILL'); } }, delayMs);
-    };
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString('utf8');
-      let newline: number;
-      while ((newline = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, newline);
-        buffer = buffer.slice(newline + 1);
-        if (!line.startsWith('{')) continue;
-        const event = JSON.parse(line) as WorkerEvent;
-        events.push(event);
-        if (after(event)) arm();
-      }
-    });
-    child.stderr.resume();
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ events, code, killed }));
-  });
 }
 
 describe('faults: kills, a full disk, concurrent runs', function () {
@@ -100,10 +66,10 @@ describe('faults: kills, a full disk, concurrent runs', function () {
       const trigger = step.after === 0
         ? (e: WorkerEvent) => e.type === 'phase' && e.phase === 'evaluate'
         : (e: WorkerEvent) => ['batch', 'epoch', 'checkpoint'].includes(e.type) && ++seen === step.after;
-      const run = await runAndKill(args, step.delay, trigger);
+      const run = await runCliAndKill([...args, '--json'], trigger, 'SIGKILL', step.delay);
       const loaded = assertAllModelsLoad(out, `after kill ${index + 1}`);
-      log.push(`kill ${index + 1}: ${step.after === 0 ? 'evaluate' : `training event ${step.after}`} +${step.delay} ms, ${hasState ? 'resume' : 'new run'}, killed=${run.killed} code=${run.code}, ${loaded} model(s) load`);
-      if (!run.killed) assert.strictEqual(run.code, 0, log.join('\n'));
+      log.push(`kill ${index + 1}: ${step.after === 0 ? 'evaluate' : `training event ${step.after}`} +${step.delay} ms, ${hasState ? 'resume' : 'new run'}, killed=${run.killed} code=${run.exitCode}, ${loaded} model(s) load`);
+      if (!run.killed) assert.strictEqual(run.exitCode, 0, log.join('\n'));
     }
     // Whatever the last kill left, a resume (or a run, if nothing was checkpointed) completes;
     // also after a finished run (a later kill may have hit its re-run of the final saves).

@@ -19,18 +19,21 @@ export function parseEvents(stdout: string): WorkerEvent[] {
 }
 
 /**
- * Starts the CLI with --json and sends it `signal` (SIGKILL by default) as soon as `killWhen` accepts an event.
+ * Starts the CLI with --json and sends it `signal` (SIGKILL by default) `delayMs` after the first
+ * event `killWhen` accepts (unless it has exited by then).
  * Resolves with the events seen.
  */
 export function runCliAndKill(
   args: string[],
   killWhen: (event: WorkerEvent) => boolean,
   signal: NodeJS.Signals = 'SIGKILL',
+  delayMs = 0,
 ): Promise<{ events: WorkerEvent[]; killed: boolean; exitCode: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     const events: WorkerEvent[] = [];
     let buffer = '';
+    let armed = false;
     let killed = false;
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
@@ -43,9 +46,15 @@ export function runCliAndKill(
         if (!line.startsWith('{')) continue;
         const event = JSON.parse(line) as WorkerEvent;
         events.push(event);
-        if (!killed && killWhen(event)) {
-          killed = true;
-          child.kill(signal);
+        if (!armed && killWhen(event)) {
+          armed = true;
+          const kill = () => {
+            if (child.exitCode !== null || child.signalCode !== null) return;
+            killed = true;
+            child.kill(signal);
+          };
+          if (delayMs > 0) setTimeout(kill, delayMs);
+          else kill();
         }
       }
     });

@@ -1,19 +1,8 @@
 import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engine/backends';
+import { seededValues } from '../support/tensors';
 
-/** Deterministic pseudo-random values in [-1, 1): tests must not depend on tf's global seed. */
-function seededValues(count: number, seed: number): Float32Array {
-  const values = new Float32Array(count);
-  let state = seed >>> 0 || 1;
-  for (let i = 0; i < count; i++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    values[i] = ((state >>> 0) / 4294967296) * 2 - 1;
-  }
-  return values;
-}
 
 /**
  * A small learnable task: 16x16 noise images where one quadrant is brighter; the label is that
