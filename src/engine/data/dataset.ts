@@ -23,6 +23,7 @@ import { describeFiles, listImageFolder, loadImagesInto } from './imageFolder';
 import { writeImageAsFloats } from './imageOps';
 import { deriveSeed, mulberry32 } from './random';
 import { allIndices, stratifiedSplit } from './split';
+import { allInOrder } from './settle';
 
 export { batchCount, batches };
 export type { Augmentation, Batch, BatchOptions, Split } from './batches';
@@ -215,7 +216,7 @@ async function openSpec(rawSpec: string, seed: number, classLimit?: number): Pro
 
 async function openIdxDir(dir: string, classLimit?: number): Promise<OpenedDataset> {
   await checkIsDirectory(dir);
-  const [trainImagesFile, trainLabelsFile, testImagesFile, testLabelsFile] = await Promise.all([
+  const [trainImagesFile, trainLabelsFile, testImagesFile, testLabelsFile] = await allInOrder([
     findIdxFile(dir, 'train', 'images', 3),
     findIdxFile(dir, 'train', 'labels', 1),
     findIdxFile(dir, 't10k', 'images', 3),
@@ -223,10 +224,10 @@ async function openIdxDir(dir: string, classLimit?: number): Promise<OpenedDatas
   ]);
   const namedClasses = await readClassNamesFile(dir);
   const labelLimit = namedClasses?.length ?? classLimit;
-  const [trainData, testData] = await Promise.all([
+  const [trainData, testData] = await allInOrder([
     readIdxImagesAndLabels(trainImagesFile, trainLabelsFile, labelLimit),
     readIdxImagesAndLabels(testImagesFile, testLabelsFile, labelLimit),
-  ]);
+  ] as const);
   if (trainData.images.height !== testData.images.height || trainData.images.width !== testData.images.width) {
     throw new PasInputError(
       `test images are ${testData.images.height}x${testData.images.width} but training images are ${trainData.images.height}x${trainData.images.width}`,

@@ -8,6 +8,7 @@ import { promises as fs } from 'fs';
 import { promisify } from 'util';
 import * as zlib from 'zlib';
 import { PasInputError } from '../errors';
+import { allInOrder } from './settle';
 
 const gunzip = promisify(zlib.gunzip);
 
@@ -154,7 +155,7 @@ export async function readIdxImagesAndLabels(
   labelsFile: string,
   numClasses?: number,
 ): Promise<{ images: IdxImages; labels: IdxLabels }> {
-  const [images, labels] = await Promise.all([readIdxImages(imagesFile), readIdxLabels(labelsFile, numClasses)]);
+  const [images, labels] = await allInOrder([readIdxImages(imagesFile), readIdxLabels(labelsFile, numClasses)] as const);
   if (images.count !== labels.count) {
     throw new PasInputError(
       `the label file holds ${labels.count} labels but its image file ${imagesFile} holds ${images.count} images; they must match one to one`,
