@@ -81,10 +81,14 @@ export class SearchController implements vscode.Disposable {
       epochs: { pretrain, search: choices.searchEpochs, finetune: choices.finetuneEpochs },
       outputDir: outDir,
     };
-    const session = new SearchSession(key, info, options, this.host);
+    return this.start(new SearchSession(key, info, options, this.host), existing);
+  }
+
+  /** Registers a new session, opens its panel and progress, and announces its end. */
+  private start(session: SearchSession, existing: SearchSession | undefined): SearchSession {
     // a finished session of the same model is replaced; its panel (if open) keeps showing it
     if (existing && !this.panels.has(existing)) existing.dispose();
-    this.sessions.set(key, session);
+    this.sessions.set(session.key, session);
     this.updateContextKey();
     this.showPanel(session);
     this.trackProgress(session);
@@ -234,11 +238,30 @@ export class SearchController implements vscode.Disposable {
       if (choice === 'Open Report') await this.open(session, 'report');
       if (choice === 'Open Deployed Model') await this.open(session, 'deployedModel');
     } else if (session.status === 'cancelled') {
-      void vscode.window.showInformationMessage(`PaS search on ${label} was cancelled.`);
+      const buttons = this.resumable(session) ? ['Resume'] : [];
+      const choice = await vscode.window.showInformationMessage(`PaS search on ${label} was cancelled.`, ...buttons);
+      if (choice === 'Resume') this.resume(session);
     } else if (session.status === 'failed') {
-      const choice = await vscode.window.showErrorMessage(`PaS search on ${label} failed: ${session.failure ?? 'unknown reason'}`, 'Open Log');
+      // A crash (or a kill) leaves the last complete checkpoint: the run can continue from it.
+      const buttons = this.resumable(session) ? ['Resume', 'Open Log'] : ['Open Log'];
+      const choice = await vscode.window.showErrorMessage(`PaS search on ${label} failed: ${session.failure ?? 'unknown reason'}`, ...buttons);
       if (choice === 'Open Log') this.host.showLog();
+      if (choice === 'Resume') this.resume(session);
     }
+  }
+
+  /** A run folder with a state.json holds a complete checkpoint that `pas search --resume` continues. */
+  private resumable(session: SearchSession): boolean {
+    return fs.existsSync(path.join(session.outputDir, 'state.json'));
+  }
+
+  /** Continues a cancelled or crashed search from its last checkpoint, in the same folder. */
+  private resume(previous: SearchSession): void {
+    if (this.sessions.get(previous.key)?.running) {
+      void vscode.window.showWarningMessage(`PaS: a search on ${previous.info.label} is already running.`);
+      return;
+    }
+    this.start(new SearchSession(previous.key, previous.info, { ...previous.options, resume: previous.outputDir }, this.host), previous);
   }
 
   private async reparameterizeResult(session: SearchSession): Promise<void> {

@@ -28,7 +28,7 @@ export class SearchSession implements vscode.Disposable {
   readonly onStatus = this.onStatusEmitter.event;
   readonly finished: Promise<WorkerOutcome>;
 
-  constructor(readonly key: string, readonly info: SearchRunInfo, options: SearchOptions, host: WorkerHost) {
+  constructor(readonly key: string, readonly info: SearchRunInfo, readonly options: SearchOptions, host: WorkerHost) {
     let resolveFinished!: (o: WorkerOutcome) => void;
     this.finished = new Promise((r) => (resolveFinished = r));
     this.run = host.start(buildSearchArgs(options), {

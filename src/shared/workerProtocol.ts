@@ -142,6 +142,10 @@ export interface EpochEvent {
   macs: number;
   params: number;
   widths: number[];
+  /** Live tfjs tensors in the worker after the epoch: flat across epochs unless something leaks. */
+  tensors?: number;
+  /** Resident memory of the worker after the epoch, in bytes. */
+  rssBytes?: number;
 }
 
 export interface CheckpointEvent {

@@ -234,6 +234,8 @@ async function trainPhase(
       macs: masks ? masks.budget.macsOf(counts) : 0,
       params: 0,
       widths: masks ? masks.budget.groups.map((g) => counts.get(g.id)!) : [],
+      tensors: tf.memory().numTensors,
+      rssBytes: process.memoryUsage().rss,
     };
     state.history.push(event);
     state.epochsDone = epoch + 1;

@@ -84,8 +84,18 @@ export async function trainEpoch(model: tf.LayersModel, split: Split, options: E
       break;
     }
   }
-  optimizer.dispose();
+  disposeMomentumOptimizer(optimizer);
   return { loss: lossSum / Math.max(1, seen), accuracy: correct / Math.max(1, seen), batches: done, stopped, seconds: (Date.now() - started) / 1000 };
+}
+
+/**
+ * tfjs 4.22's MomentumOptimizer.dispose frees its momentum scalar and slots but not the
+ * learning-rate scalar of its SGD parent: one tensor per optimizer, so one per epoch here (found
+ * by the long-search memory test). Free both.
+ */
+function disposeMomentumOptimizer(optimizer: tf.MomentumOptimizer): void {
+  optimizer.dispose();
+  tf.SGDOptimizer.prototype.dispose.call(optimizer);
 }
 
 /** Accuracy and mean cross-entropy of a model on a split (inference mode). */
