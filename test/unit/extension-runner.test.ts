@@ -202,4 +202,38 @@ describe('extension: history replay', () => {
     assert.deepEqual(panel, foldSearchEvents(all));
     assert.ok(posts < all.length / 3, `${posts} posts for ${all.length} events`);
   });
+
+  it('a flood of 10,000 batch events in one second reaches the panel as at most one post per interval, each small', () => {
+    let clock = 0;
+    const timers: Array<{ at: number; fn: () => void }> = [];
+    const posts: WorkerEvent[][] = [];
+    const throttle = new DeltaThrottle(
+      (events) => posts.push(events),
+      150,
+      () => clock,
+      (fn, ms) => {
+        const timer = { at: clock + ms, fn };
+        timers.push(timer);
+        return timer;
+      },
+      (t) => timers.splice(timers.indexOf(t as (typeof timers)[number]), 1),
+    );
+    const runDueTimers = () => {
+      for (const t of timers.filter((t) => t.at <= clock)) {
+        timers.splice(timers.indexOf(t), 1);
+        t.fn();
+      }
+    };
+    for (let i = 0; i < 10_000; i++) {
+      clock = i / 10; // 10,000 events over 1,000 ms
+      runDueTimers();
+      throttle.push({ type: 'batch', phase: 'search', epoch: 1, batch: i + 1, batches: 10_000, loss: 1, accuracy: 0.5, macs: 1, etaSeconds: 1 });
+    }
+    throttle.push({ type: 'done' });
+    assert.ok(posts.length <= Math.ceil(1000 / 150) + 2, `${posts.length} posts`);
+    // Batch events are compacted: a post carries the latest batch, not the backlog.
+    assert.ok(posts.every((p) => p.length <= 2), `post sizes ${posts.map((p) => p.length)}`);
+    const last = posts[posts.length - 1];
+    assert.equal(last[last.length - 1].type, 'done');
+  });
 });
