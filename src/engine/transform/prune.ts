@@ -1,5 +1,6 @@
 import { analyzeGraph, GraphAnalysis } from '../graph/analysis';
 import { cloneGraph, GraphNode, ModelGraph, WeightArray } from '../graph/modelGraph';
+import { conv2dConfig } from './reparameterize';
 import { KEEP_THRESHOLD } from '../layers/dbc';
 
 /** Kept channel indices (ascending) per prunable group id. Groups not listed keep every channel. */
@@ -173,25 +174,7 @@ function selectionConv(graph: ModelGraph, bn: GraphNode, inList: number[], outLi
     id: name,
     layerName: name,
     className: 'Conv2D',
-    config: {
-      name,
-      trainable: true,
-      filters: outList.length,
-      kernel_size: [1, 1],
-      strides: [1, 1],
-      padding: 'valid',
-      data_format: 'channels_last',
-      dilation_rate: [1, 1],
-      activation: 'linear',
-      use_bias: false,
-      kernel_initializer: { class_name: 'Zeros', config: {} },
-      kernel_regularizer: null,
-      activity_regularizer: null,
-      kernel_constraint: null,
-      bias_initializer: { class_name: 'Zeros', config: {} },
-      bias_regularizer: null,
-      bias_constraint: null,
-    },
+    config: { ...conv2dConfig(name, outList.length, [1, 1], [1, 1], 'valid'), use_bias: false },
     inputs: [bn.inputs[0]],
     inputShapes: [],
     outputShape: [...bn.outputShape.slice(0, -1), outList.length],

@@ -1,5 +1,5 @@
 import { findFusableBlocks, FusableBlock, isMaskCommutingActivation } from '../graph/analysis';
-import { cloneGraph, GraphIndex, GraphNode, ModelGraph, WeightArray } from '../graph/modelGraph';
+import { cloneGraph, GraphIndex, GraphNode, ModelGraph } from '../graph/modelGraph';
 import { KEEP_THRESHOLD } from '../layers/dbc';
 
 /**
@@ -270,4 +270,3 @@ function foldMasks(graph: ModelGraph): void {
   removeNodes(graph, removed);
 }
 
-export type { WeightArray };
