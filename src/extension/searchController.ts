@@ -261,6 +261,8 @@ export class SearchController implements vscode.Disposable {
       void vscode.window.showWarningMessage(`PaS: a search on ${previous.info.label} is already running.`);
       return;
     }
+    // One tab per run: the resumed run's panel replaces the stopped one's (the worker replays the history).
+    this.panels.get(previous)?.dispose();
     this.start(new SearchSession(previous.key, previous.info, { ...previous.options, resume: previous.outputDir }, this.host), previous);
   }
 

@@ -8,7 +8,9 @@
 // Steps: build + package the .vsix, install it into a fresh code-server, open a temp workspace with
 // a tiny RepVGG model.json (made with the engine's zoo) and a corrupt one, then drive the UI like a
 // user: explorer context menu, quick picks, the search panel's webview, the inspector, the
-// reparameterize command. Screenshots of every step go to test/e2e/artifacts/. Closing line:
+// reparameterize command, a worker killed mid-search and resumed from the notification, and a
+// second code-server session in Restricted Mode (workspace trust on, folder not trusted).
+// PAS_E2E_ONLY=regex runs only the matching tests. Screenshots of every step go to test/e2e/artifacts/. Closing line:
 // `e2e: N passed, N failed`; exit code 1 on any failure.
 'use strict';
 const { spawn, spawnSync, execFileSync } = require('child_process');
@@ -179,9 +181,19 @@ async function clearNotifications(page) {
   await sleep(300);
 }
 
+/** Pids of `cli.js search` workers writing to `outDir` (a path unique to this run: never another run's). */
+function workerPids(outDir) {
+  const r = spawnSync('pgrep', ['-af', 'cli.js search'], { encoding: 'utf8' });
+  return (r.stdout || '').split('\n').filter((l) => l.includes(`${outDir} `) || l.endsWith(outDir)).map((l) => Number(l.trim().split(/\s+/)[0])).filter((pid) => pid > 0 && pid !== process.pid);
+}
+
 // ------------------------------------------------------------------------------------------------
 
+/** PAS_E2E_ONLY=regex runs only the matching tests (for iterating on one; the full run has none). */
+const ONLY = process.env.PAS_E2E_ONLY ? new RegExp(process.env.PAS_E2E_ONLY, 'i') : undefined;
+
 async function test(name, page, fn) {
+  if (ONLY && !ONLY.test(name)) return;
   const start = Date.now();
   log(`TEST ${name}`);
   try {
@@ -242,21 +254,26 @@ async function main() {
   // 3. code-server with the packaged extension
   const csEnv = { ...process.env, PATH: `${path.dirname(NODE24)}:${process.env.PATH}` };
   run(CODE_SERVER, ['--extensions-dir', extDir, '--user-data-dir', userData, '--install-extension', VSIX], { env: csEnv, capture: true });
-  const port = await freePort();
-  const csLog = fs.openSync(path.join(ARTIFACTS, 'code-server.log'), 'w');
-  const server = spawn(CODE_SERVER, ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--extensions-dir', extDir, '--user-data-dir', userData, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', ws], {
-    env: csEnv, detached: true, stdio: ['ignore', csLog, csLog],
-  });
-  const stopServer = () => {
-    try {
-      process.kill(-server.pid, 'SIGTERM');
-    } catch {
-      /* gone */
-    }
-  };
-  process.on('exit', stopServer);
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, 'code-server', 60_000);
-  log(`code-server on port ${port}`);
+  /** Starts code-server (its own process group) on a free loopback port; stop() ends that group only. */
+  async function startServer(folder, dataDir, logName, extraArgs) {
+    const port = await freePort();
+    const csLog = fs.openSync(path.join(ARTIFACTS, logName), 'w');
+    const server = spawn(CODE_SERVER, ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--extensions-dir', extDir, '--user-data-dir', dataDir, '--disable-telemetry', '--disable-update-check', ...extraArgs, folder], {
+      env: csEnv, detached: true, stdio: ['ignore', csLog, csLog],
+    });
+    const stop = () => {
+      try {
+        process.kill(-server.pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    };
+    process.on('exit', stop);
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, 'code-server', 60_000);
+    log(`code-server (pid ${server.pid}) on port ${port}`);
+    return { port, pid: server.pid, stop };
+  }
+  const { port, stop: stopServer } = await startServer(ws, userData, 'code-server.log', ['--disable-workspace-trust']);
 
   // 4. browser
   const { chromium } = require('playwright-core');
@@ -422,9 +439,114 @@ async function main() {
       await shot(page, 'prune-corrupt');
       log(`notification: ${text.split('\n')[0]}`);
     });
+    await test('a killed search offers Resume and resumes to the end in the same folder', page, async () => {
+      await clearNotifications(page);
+      const before = new Set(fs.readdirSync(ws));
+      // earlier tests leave broken/model.json selected: start from closed editors and a collapsed tree
+      await commandPalette(page, 'View: Close All Editors');
+      await commandPalette(page, 'Collapse Folders in Explorer');
+      await sleep(500);
+      await explorerMenu(page, 'tiny-repvgg/model.json', 'Prune with PaS');
+      await answerQuickInput(page, '', { pick: 'Sample data' });
+      await answerQuickInput(page, '0.5');
+      await answerQuickInput(page, '3'); // search epochs: long enough to be killed mid-run
+      await answerQuickInput(page, '1'); // fine-tune epochs
+      const outDir = path.join(ws, await waitFor(() => fs.readdirSync(ws).find((n) => !before.has(n) && n.startsWith('tiny-repvgg-pas')), 'the new output folder', 60_000));
+      log(`output folder: ${path.basename(outDir)}`);
+      const frame = await webviewFrame(page, '[data-testid=status]:text("running")', 60_000);
+      // a complete checkpoint (state.json) after the first epoch: what --resume continues from
+      await waitFor(async () => {
+        const status = await frame.locator('[data-testid=status]').innerText();
+        if (status !== 'running') throw Object.assign(new Error(`the search ended (${status}) before it could be killed`), { fatal: true });
+        const epochs = Number(await frame.locator('[data-testid=epochs-done]').getAttribute('data-value'));
+        return epochs >= 1 && fs.existsSync(path.join(outDir, 'state.json'));
+      }, 'the first epoch and its checkpoint', 600_000, 250);
+      await shot(page, 'crash-before-kill');
+      const pids = workerPids(outDir);
+      if (pids.length !== 1) throw new Error(`expected one worker for ${outDir}, found ${JSON.stringify(pids)}`);
+      log(`SIGKILL worker ${pids[0]}`);
+      process.kill(pids[0], 'SIGKILL');
+      const toast = await waitFor(async () => {
+        const t = await notificationText(page);
+        return /failed/.test(t) && /Resume/.test(t) ? t : undefined;
+      }, 'the failure notification with Resume', 60_000);
+      log(`notification: ${toast.replace(/\s+/g, ' ').slice(0, 200)}`);
+      await shot(page, 'crash-notification');
+      if (!/PaS search on tiny-repvgg\/model.json failed/.test(toast)) throw new Error(`notification does not name the failed search: ${toast}`);
+      const panelStatus = await frame.locator('[data-testid=status]').innerText().catch(() => '?');
+      if (panelStatus !== 'failed') throw new Error(`panel status after the kill: ${panelStatus}`);
+      await page.locator('.notifications-toasts .monaco-button', { hasText: 'Resume' }).first().click();
+      const resumed = await waitFor(() => {
+        const p = workerPids(outDir);
+        return p.length > 0 ? p : undefined;
+      }, 'the resumed worker', 30_000, 100).catch(() => []);
+      log(`resumed worker(s): ${JSON.stringify(resumed)}`);
+      await waitFor(() => fs.existsSync(path.join(outDir, 'report.json')), 'report.json in the resumed folder', 600_000, 1000);
+      const doneFrame = await webviewFrame(page, '[data-testid=status]:text("done")', 60_000);
+      const epochs = Number(await doneFrame.locator('[data-testid=epochs-done]').getAttribute('data-value'));
+      await sleep(1000);
+      await shot(page, 'crash-resumed-done');
+      log(`resumed run done, panel shows ${epochs} epochs; outputs: ${fs.readdirSync(outDir).join(', ')}`);
+      const extra = fs.readdirSync(ws).filter((n) => !before.has(n) && path.join(ws, n) !== outDir);
+      if (extra.length > 0) throw new Error(`resume wrote to new folder(s) ${extra.join(', ')} instead of ${path.basename(outDir)}`);
+    });
+
     await test('no Content Security Policy violations were reported', page, async () => {
       if (cspViolations.length > 0) throw new Error(`${cspViolations.length} CSP messages, first: ${cspViolations[0]}`);
     });
+
+    // A second, short session with workspace trust on: the folder is not trusted, so it opens in
+    // Restricted Mode (startupPrompt "never": no modal). Inspecting works; pruning is refused.
+    let rPage;
+    let rServer;
+    await test('Restricted Mode: the inspector works, Prune with PaS is refused and starts no worker', { screenshot: (o) => (rPage || page).screenshot(o) }, async () => {
+      const rWs = path.join(tmp, 'untrusted', 'workspace');
+      const rUserData = path.join(tmp, 'untrusted', 'user-data');
+      fs.mkdirSync(path.join(rUserData, 'User'), { recursive: true });
+      fs.cpSync(path.join(ws, 'tiny-repvgg'), path.join(rWs, 'tiny-repvgg'), { recursive: true });
+      const settings = JSON.parse(fs.readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8'));
+      fs.writeFileSync(path.join(rUserData, 'User', 'settings.json'), JSON.stringify({
+        ...settings,
+        'security.workspace.trust.enabled': true,
+        'security.workspace.trust.startupPrompt': 'never',
+        'security.workspace.trust.banner': 'always',
+      }, null, 2));
+      rServer = await startServer(rWs, rUserData, 'code-server-restricted.log', []);
+      const rContext = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
+      rPage = await rContext.newPage();
+      rPage.on('pageerror', (e) => log(`page error (restricted): ${e.message}`));
+      await rPage.goto(`http://127.0.0.1:${rServer.port}/?folder=${encodeURIComponent(rWs)}`);
+      await rPage.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
+      await rPage.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60_000 });
+      await waitFor(async () => !(await rPage.locator('.statusbar').innerText()).includes('Activating Extensions'), 'extensions to activate', 120_000);
+      await rPage.getByText('Restricted Mode').first().waitFor({ timeout: 30_000 });
+      await sleep(1500);
+      await shot(rPage, 'restricted-workbench');
+
+      await explorerMenu(rPage, 'tiny-repvgg/model.json', 'Inspect Model Widths');
+      const frame = await webviewFrame(rPage, '[data-testid=training-table-row]', 120_000);
+      const rows = await frame.locator('[data-testid=training-table-row]').count();
+      const macs = Number(await frame.locator('[data-testid=training-table]').getAttribute('data-total-macs'));
+      await shot(rPage, 'restricted-inspector');
+      if (rows !== inspected.trainingForm.layers.length || macs !== inspected.trainingForm.totalMacs) {
+        throw new Error(`restricted inspector: ${rows} rows, ${macs} MACs; cli: ${inspected.trainingForm.layers.length} rows, ${inspected.trainingForm.totalMacs} MACs`);
+      }
+
+      await clearNotifications(rPage);
+      await explorerMenu(rPage, 'tiny-repvgg/model.json', 'Prune with PaS');
+      const text = await waitFor(async () => {
+        const t = await notificationText(rPage);
+        return /disabled in Restricted Mode/.test(t) ? t : undefined;
+      }, 'the Restricted Mode warning', 30_000);
+      log(`notification: ${text.replace(/\s+/g, ' ').slice(0, 200)}`);
+      await sleep(3000); // a worker or output folder would show up by now
+      await shot(rPage, 'restricted-prune-refused');
+      const entries = fs.readdirSync(rWs);
+      if (entries.join(',') !== 'tiny-repvgg') throw new Error(`Restricted Mode workspace gained ${entries.join(', ')}`);
+      const workers = spawnSync('pgrep', ['-af', 'cli.js'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(rWs));
+      if (workers.length > 0) throw new Error(`a worker started in Restricted Mode: ${workers.join('; ')}`);
+    });
+    rServer?.stop();
   } finally {
     await browser.close().catch(() => {});
     stopServer();

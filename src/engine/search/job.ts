@@ -121,6 +121,9 @@ export async function runSearchJob(
   const budget = new MacsBudget(graph, maskLayoutOf(graph));
   const targetMacs = settings.targetFraction * budget.fullMacs;
   hooks.emit({ type: 'model', groups: groupWidths(budget, budget.keptCounts(model)), macsOriginal: budget.fullMacs, macsTarget: targetMacs, paramsOriginal: deployedParamsUnpruned(graph) });
+  // A resumed run replays the epochs it already has, so a fresh viewer (the extension's panel)
+  // shows the whole run, not only what follows the checkpoint.
+  if (args.resume) for (const event of state.history) if (event.phase !== 'pretrain') hooks.emit(event);
 
   // Phase 2: the search (PaS only): masks and weights trained together under the MACs budget loss.
   if (state.phase === 'search') {
