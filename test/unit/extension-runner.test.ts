@@ -120,6 +120,24 @@ describe('extension: worker runner (fake worker)', function () {
     assert.equal(outcome.kind, 'timeout');
   });
 
+  it('leaves no listeners or handles behind over 30 worker runs (finished, crashed, cancelled)', async function () {
+    this.timeout(60_000);
+    const watched = ['exit', 'SIGINT', 'SIGTERM', 'uncaughtException'] as const;
+    const listeners = () => watched.map((name) => process.listenerCount(name));
+    const handles = () => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
+    const before = { listeners: listeners(), handles: handles() };
+    for (let i = 0; i < 10; i++) {
+      await runFake('events').run.outcome;
+      await runFake('crash').run.outcome;
+      const cancellable = runFake('cancellable', [], { cancelGraceMs: 2000 });
+      cancellable.run.cancel();
+      await cancellable.run.outcome;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(listeners(), before.listeners);
+    assert.ok(handles() <= before.handles, `${handles()} active handles after, ${before.handles} before`);
+  });
+
   it('reports an executable that cannot start', async () => {
     const outcome = await startWorker({ executable: '/nonexistent/node', args: [] }).outcome;
     assert.equal(outcome.kind, 'spawnFailed');
