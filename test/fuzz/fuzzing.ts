@@ -19,6 +19,7 @@ import { saveLayersModelToDir } from '../../src/engine/io';
 import { loadModelSource } from '../../src/engine/model';
 import { buildBuiltin } from '../../src/engine/zoo/builtins';
 import { CLI, fingerprintFolder, REPO_ROOT } from '../support/cli';
+import { mulberry32 } from '../../src/engine/data/random';
 
 export type Outcome = 'accepted' | 'refused' | 'crash' | 'timeout' | 'wroteInput';
 
@@ -56,17 +57,8 @@ export interface FuzzSummary {
   wallSeconds: number;
 }
 
-/** mulberry32: small, seedable, good enough to pick mutations. */
-export function makeRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The engine's seeded generator picks the mutations (one generator in the project). */
+export const makeRandom = mulberry32;
 
 type Random = () => number;
 const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)];
