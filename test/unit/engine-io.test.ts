@@ -9,7 +9,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { analyzeGraph, prunableGroups } from '../../src/engine/graph/analysis';
 import { graphFromModel, modelFromGraph, type ModelGraph } from '../../src/engine/graph/modelGraph';
-import { loadLayersModelFromFile, registerSupportedLayerClass, saveLayersModelToDir } from '../../src/engine/io';
+import { loadLayersModelFromFile, saveLayersModelToDir } from '../../src/engine/io';
 import { DBC_CLASS_NAME } from '../../src/engine/transform/masks';
 import { buildResidualCnn } from '../../src/engine/zoo/cnn';
 import { maxAbs, maxAbsDiff, predictModel, randomInputFor, randomizeBatchNorm, randomlyMasked } from '../support/tensors';
@@ -34,8 +34,6 @@ describe('engine: save/load of masked models', () => {
 
   before(async () => {
     await tf.setBackend('cpu');
-    // The engine does not register the DBC class with the loader's support list (as of this test's writing).
-    registerSupportedLayerClass(DBC_CLASS_NAME);
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'pas-engine-io-'));
     const model = buildResidualCnn({ inputShape: [12, 12, 3], numClasses: 4, widthMultiplier: 0.5 });
     const graph = graphFromModel(model);

@@ -7,7 +7,7 @@ import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { analyzeGraph, prunableGroups } from '../../src/engine/graph/analysis';
 import { summarizeGraph } from '../../src/engine/graph/counting';
-import { MacsFormula } from '../../src/engine/graph/macsFormula';
+import { MacsFormula } from '../../src/engine/budget/macsFormula';
 import { graphFromModel, modelFromGraph, type ModelGraph } from '../../src/engine/graph/modelGraph';
 import { maskLayoutOf } from '../../src/engine/transform/masks';
 import { keptChannelsFromMasks, pruneGraph } from '../../src/engine/transform/prune';

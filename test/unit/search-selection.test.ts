@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from '../../src/engine/data/random';
 import { graphFromModel } from '../../src/engine/graph/modelGraph';
 import { magnitudeSelection, projectOntoBudget, uniformSelection } from '../../src/engine/search/maskSelection';
-import { MacsBudget } from '../../src/engine/train/macsBudget';
+import { MacsBudget } from '../../src/engine/budget/macsBudget';
 import { insertMasks } from '../../src/engine/transform/masks';
 import { buildBuiltin } from '../../src/engine/zoo/builtins';
 

@@ -1,24 +1,9 @@
+import { ruleOf } from './layerRules';
 import { GraphIndex, GraphNode, ModelGraph } from './modelGraph';
 
-/** Layers whose output channel c depends only on input channel c (the channel space passes through). */
-const CHANNEL_PRESERVING = new Set([
-  'BatchNormalization',
-  'ReLU',
-  'Activation',
-  'Dropout',
-  'MaxPooling2D',
-  'AveragePooling2D',
-  'GlobalAveragePooling2D',
-  'ZeroPadding2D',
-  'Flatten',
-  'DepthwiseBinaryConv',
-]);
-
-/** Activations f with f(x) * m == f(x * m) for m in {0, 1} and f(0) == 0: masks commute with them. */
+/** Activations (and other per-channel layers) f with f(x) * m == f(x * m) for m in {0, 1}: masks commute with them. */
 export function isMaskCommutingActivation(node: GraphNode): boolean {
-  if (node.className === 'ReLU') return true;
-  if (node.className === 'Activation') return ['relu', 'linear', 'relu6', 'elu', 'selu', 'tanh', 'swish', 'gelu', 'leakyrelu'].includes(String(node.config.activation).toLowerCase());
-  return false;
+  return ruleOf(node).commutesWithMask?.(node) ?? false;
 }
 
 /**
@@ -42,22 +27,24 @@ export interface BlockBranch {
 export function findFusableBlocks(index: GraphIndex): FusableBlock[] {
   const blocks: FusableBlock[] = [];
   const single = (id: string) => index.consumersOf(id).length === 1 && !index.isOutput(id);
+  const roleOf = (node: GraphNode) => ruleOf(node).deploy?.kind;
   for (const add of index.graph.nodes) {
-    if (add.className !== 'Add' || add.inputs.length < 2) continue;
+    if (roleOf(add) !== 'sum' || add.inputs.length < 2) continue;
     const branches: BlockBranch[] = [];
     let source: string | undefined;
     let ok = true;
     for (const input of add.inputs) {
       const branch: BlockBranch = {};
       let cur = index.node(input);
-      if (cur.className === 'BatchNormalization' && single(cur.id)) {
+      if (roleOf(cur) === 'affine' && single(cur.id)) {
         branch.bnId = cur.id;
         cur = index.node(cur.inputs[0]);
       }
-      if (cur.className === 'Conv2D' && single(cur.id) && isPlainConv(cur)) {
+      const deploy = ruleOf(cur).deploy;
+      if (deploy?.kind === 'linear' && deploy.branchOfBlock?.(cur) && single(cur.id)) {
         branch.convId = cur.id;
         cur = index.node(cur.inputs[0]);
-        if (cur.className === 'ZeroPadding2D' && single(cur.id)) {
+        if (roleOf(cur) === 'padding' && single(cur.id)) {
           branch.padId = cur.id;
           cur = index.node(cur.inputs[0]);
         }
@@ -72,19 +59,6 @@ export function findFusableBlocks(index: GraphIndex): FusableBlock[] {
     blocks.push({ addId: add.id, sourceId: source, branches, memberIds });
   }
   return blocks;
-}
-
-function isPlainConv(node: GraphNode): boolean {
-  const dilation = node.config.dilation_rate ?? [1, 1];
-  const kernel = node.config.kernel_size as number[];
-  const activation = node.config.activation ?? 'linear';
-  return (
-    (Array.isArray(dilation) ? dilation.every((d: number) => d === 1) : dilation === 1) &&
-    kernel[0] % 2 === 1 &&
-    kernel[1] % 2 === 1 &&
-    activation === 'linear' &&
-    (node.config.data_format ?? 'channels_last') === 'channels_last'
-  );
 }
 
 /** A set of channels that must be kept or dropped together: one DBC mask. */
@@ -102,12 +76,18 @@ export interface ChannelGroup {
   fixedReason?: string;
 }
 
+
 export interface GraphAnalysis {
   index: GraphIndex;
   blocks: FusableBlock[];
   blockOfMember: Map<string, FusableBlock>;
   groups: ChannelGroup[];
-  /** Group id of every node's output channel space. */
+  /**
+   * The channels of every node's output as consecutive segments, each one whole group (by id):
+   * one segment for most layers, one per input for a concatenation, one per position after a Flatten.
+   */
+  layoutOf: Map<string, string[]>;
+  /** Group id of every node whose output is exactly one group. */
   spaceOf: Map<string, string>;
   groupById: Map<string, ChannelGroup>;
 }
@@ -128,12 +108,15 @@ class UnionFind {
 }
 
 const channelsOf = (shape: number[]) => shape[shape.length - 1];
+const sameWidths = (a: number[], b: number[]) => a.length === b.length && a.every((w, i) => w === b[i]);
 
 /**
- * Finds the channel groups of a graph: channels joined by a (non-fusable) Add, passed through
- * BN, activations, pooling, padding, depthwise convs and DBC masks share one group. Groups that
- * reach the model's input or output, or a layer whose channel mapping PaS does not handle, are
- * fixed (not prunable).
+ * Finds the channel groups of a graph by asking each layer's rule how it moves channels:
+ * convs and dense layers create a space; per-channel layers follow their input; element-wise
+ * merges (Add, Multiply with broadcasting) couple their inputs' spaces into one group; a
+ * concatenation lays its inputs' groups side by side. Groups that reach the model's input or
+ * output, an opaque or unknown layer, or a layer that re-creates dropped channels after a
+ * concatenation are fixed (held at full width), each with the reason.
  */
 export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
   const index = new GraphIndex(graph);
@@ -142,77 +125,122 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
   for (const block of blocks) for (const id of block.memberIds) blockOfMember.set(id, block);
 
   const uf = new UnionFind();
-  const fixed = new Map<string, string>();
+  const widthOfKey = new Map<string, number>();
+  const fixedKeys = new Map<string, string>();
   const producers = new Set<string>();
+  const keysOf = new Map<string, string[]>();
+  const newSpace = (id: string, width: number, fixedReason?: string): string[] => {
+    uf.find(id);
+    widthOfKey.set(id, width);
+    if (fixedReason) fixedKeys.set(id, fixedReason);
+    return [id];
+  };
+  const fix = (keys: string[], reason: string) => {
+    for (const key of keys) if (!fixedKeys.has(key)) fixedKeys.set(key, reason);
+  };
+  const widthsOf = (keys: string[]) => keys.map((k) => widthOfKey.get(k)!);
+
   for (const node of graph.nodes) {
-    uf.find(node.id);
     const block = blockOfMember.get(node.id);
     if (block) {
-      if (node.className === 'ZeroPadding2D') uf.union(node.id, node.inputs[0]);
-      else uf.union(block.addId, node.id);
-      if (node.id === block.addId) producers.add(node.id);
+      // A fusable block's pads read the source's channels; its convs, BNs and Add make the block's output.
+      if (node.id === block.addId) {
+        producers.add(node.id);
+        keysOf.set(node.id, keysOf.get(node.id) ?? newSpace(node.id, channelsOf(node.outputShape)));
+      } else if (ruleOf(node).deploy?.kind === 'padding') {
+        keysOf.set(node.id, keysOf.get(node.inputs[0])!);
+      } else {
+        if (!widthOfKey.has(block.addId)) newSpace(block.addId, channelsOf(index.node(block.addId).outputShape));
+        keysOf.set(node.id, [block.addId]);
+      }
       continue;
     }
-    switch (node.className) {
-      case 'InputLayer':
-        fixed.set(node.id, 'model input');
+    const inputs = node.inputs.map((id) => keysOf.get(id)!);
+    const move = ruleOf(node).channels(node);
+    let keys: string[];
+    switch (move.kind) {
+      case 'input':
+        keys = newSpace(node.id, channelsOf(node.outputShape), "the model's input");
         break;
-      case 'Conv2D':
-      case 'Dense':
+      case 'create':
         producers.add(node.id);
+        keys = newSpace(node.id, channelsOf(node.outputShape));
         break;
-      case 'DepthwiseConv2D':
-        if ((node.config.depth_multiplier ?? 1) === 1) uf.union(node.id, node.inputs[0]);
-        else {
-          fixed.set(node.inputs[0], `depthwise conv '${node.layerName}' has depth_multiplier > 1`);
-          fixed.set(node.id, `depthwise conv '${node.layerName}' has depth_multiplier > 1`);
+      case 'follow':
+        keys = inputs[0];
+        break;
+      case 'flatten': {
+        const positions = node.inputShapes[0].slice(0, -1).reduce((a, b) => a * b, 1);
+        keys = Array.from({ length: positions }, () => inputs[0]).flat();
+        break;
+      }
+      case 'concatenate':
+        keys = inputs.flat();
+        break;
+      case 'join': {
+        // A width-1 input broadcast over every channel (a spatial gate) does not couple channels.
+        const width = channelsOf(node.outputShape);
+        const coupled = inputs.filter((k, i) => !(width > 1 && channelsOf(node.inputShapes[i]) === 1));
+        for (const k of inputs) if (!coupled.includes(k)) fix(k, `broadcast across channels by ${node.className} '${node.layerName}'`);
+        keys = coupled[0];
+        if (coupled.some((k) => !sameWidths(widthsOf(k), widthsOf(keys)))) {
+          const reason = `joined by ${node.className} '${node.layerName}' with channels at different offsets`;
+          for (const k of coupled) fix(k, reason);
+          keys = newSpace(node.id, width, reason);
+        } else {
+          for (const k of coupled.slice(1)) k.forEach((key, i) => uf.union(keys[i], key));
         }
         break;
-      case 'Add':
-        for (const input of node.inputs) uf.union(node.id, input);
+      }
+      case 'opaque':
+        for (const k of inputs) fix(k, move.inputsReason);
+        keys = newSpace(node.id, channelsOf(node.outputShape), move.outputReason);
         break;
-      default:
-        if (CHANNEL_PRESERVING.has(node.className)) uf.union(node.id, node.inputs[0]);
-        else {
-          fixed.set(node.id, `layer '${node.layerName}' (${node.className}) is not channel-wise`);
-          for (const input of node.inputs) fixed.set(input, `feeds '${node.layerName}' (${node.className})`);
-        }
     }
+    keysOf.set(node.id, keys);
   }
-  for (const id of graph.outputIds) fixed.set(id, 'model output');
-  // A Dense layer fed by a non-flattened feature map mixes positions per channel; only [features] inputs are handled.
+  for (const id of graph.outputIds) fix(keysOf.get(id)!, "the model's output");
+  // A layer that turns a dropped (zero) channel into a non-zero one needs a mask after it; a mask
+  // covers one group, so such a layer on concatenated (or flattened) channels holds them fixed.
   for (const node of graph.nodes) {
-    if (node.className === 'Dense' && node.inputShapes[0].length !== 1) fixed.set(node.inputs[0], `dense '${node.layerName}' takes a feature map`);
+    const keys = keysOf.get(node.id)!;
+    if (keys.length > 1 && !blockOfMember.has(node.id) && reintroducesValues(node)) {
+      fix(keys, `re-created after a concatenation by ${node.className} '${node.layerName}'`);
+    }
   }
 
   const groupsByRoot = new Map<string, ChannelGroup>();
-  const spaceOf = new Map<string, string>();
-  for (const node of graph.nodes) {
-    const root = uf.find(node.id);
+  const groupOfRoot = (root: string) => {
     let group = groupsByRoot.get(root);
     if (!group) {
-      group = { id: root, name: root, width: 0, producerIds: [], memberIds: [], prunable: true };
+      group = { id: root, name: root, width: widthOfKey.get(root)!, producerIds: [], memberIds: [], prunable: true };
       groupsByRoot.set(root, group);
     }
-    group.memberIds.push(node.id);
+    return group;
+  };
+  const rootLayout = new Map<string, string[]>();
+  for (const node of graph.nodes) {
+    const roots = keysOf.get(node.id)!.map((k) => uf.find(k));
+    rootLayout.set(node.id, roots);
+    for (const root of new Set(roots)) groupOfRoot(root).memberIds.push(node.id);
     if (producers.has(node.id)) {
+      const group = groupOfRoot(roots[0]);
       group.producerIds.push(node.id);
-      if (group.producerIds.length === 1) {
-        group.name = node.className === 'Add' ? node.layerName.replace(/_add$/, '') : node.layerName;
-        group.width = channelsOf(node.outputShape);
-      }
+      if (group.producerIds.length === 1) group.name = blockOfMember.has(node.id) ? node.layerName.replace(/_add$/, '') : node.layerName;
     }
-    if (fixed.has(node.id) && group.prunable) {
+  }
+  // Fixed reasons in graph order of the keys, so a group reports the first thing that fixed it.
+  for (const [key, reason] of fixedKeys) {
+    const group = groupOfRoot(uf.find(key));
+    if (group.prunable) {
       group.prunable = false;
-      group.fixedReason = fixed.get(node.id);
+      group.fixedReason = reason;
     }
-    spaceOf.set(node.id, root);
   }
   for (const group of groupsByRoot.values()) {
-    if (group.producerIds.length === 0) {
+    if (group.producerIds.length === 0 && group.prunable) {
       group.prunable = false;
-      group.fixedReason ??= 'no conv or dense layer produces these channels';
-      group.width = channelsOf(index.node(group.memberIds[0]).outputShape);
+      group.fixedReason = 'no conv or dense layer produces these channels';
     }
   }
   // Ids independent of union-find roots: the first member in graph order, which inserting masks
@@ -220,8 +248,20 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
   const groups = [...groupsByRoot.values()];
   const stableId = new Map(groups.map((g) => [g.id, g.memberIds[0]]));
   for (const group of groups) group.id = stableId.get(group.id)!;
-  for (const [node, root] of spaceOf) spaceOf.set(node, stableId.get(root)!);
-  return { index, blocks, blockOfMember, groups, spaceOf, groupById: new Map(groups.map((g) => [g.id, g])) };
+  const layoutOf = new Map<string, string[]>();
+  const spaceOf = new Map<string, string>();
+  for (const [node, roots] of rootLayout) {
+    const layout = roots.map((r) => stableId.get(r)!);
+    layoutOf.set(node, layout);
+    if (layout.length === 1) spaceOf.set(node, layout[0]);
+  }
+  return { index, blocks, blockOfMember, groups, layoutOf, spaceOf, groupById: new Map(groups.map((g) => [g.id, g])) };
+}
+
+/** A per-channel layer that can turn an all-zero channel into a non-zero one (BN, sigmoid, a biased depthwise conv). */
+function reintroducesValues(node: GraphNode): boolean {
+  const rule = ruleOf(node);
+  return rule.channels(node).kind === 'follow' && !(rule.keepsZero?.(node) ?? false);
 }
 
 /** The prunable groups in graph order. */
@@ -229,13 +269,38 @@ export function prunableGroups(analysis: GraphAnalysis): ChannelGroup[] {
   return analysis.groups.filter((g) => g.prunable);
 }
 
+/** Groups a conv or dense layer produces that are held at full width, with why (for inspect's pre-flight). */
+export function fixedGroups(analysis: GraphAnalysis): ChannelGroup[] {
+  return analysis.groups.filter((g) => !g.prunable && g.producerIds.length > 0);
+}
+
+/**
+ * Indices (into a node's output channels) of the channels kept when each group keeps `kept`
+ * (groups not listed keep all): for a concatenation, each input's kept channels at its offset.
+ * Undefined when every channel is kept.
+ */
+export function keptIndicesOfNode(analysis: GraphAnalysis, nodeId: string, kept: Map<string, number[]>): number[] | undefined {
+  const layout = analysis.layoutOf.get(nodeId)!;
+  if (!layout.some((g) => kept.has(g))) return undefined;
+  const indices: number[] = [];
+  let offset = 0;
+  for (const groupId of layout) {
+    const width = analysis.groupById.get(groupId)!.width;
+    const keep = kept.get(groupId);
+    if (keep) for (const c of keep) indices.push(offset + c);
+    else for (let c = 0; c < width; c++) indices.push(offset + c);
+    offset += width;
+  }
+  return indices;
+}
+
 /**
  * Where each group's DBC mask goes: after each producer's unit, i.e. after the producer and the
  * chain of single-consumer BN / activation layers that follows it (so after a RepVGG block's ReLU,
  * after conv-BN-ReLU, and before a residual Add). A layer inside the group that turns a zero
- * channel into a non-zero one (a depthwise conv's BN, a BN after an Add) starts a unit of its
- * own and gets the mask again: pruning is only exact if a dropped channel is zero wherever a
- * consumer reads it.
+ * channel into a non-zero one (a depthwise conv's bias, a BN after an Add, a sigmoid) starts a
+ * unit of its own and gets the mask again: pruning is only exact if a dropped channel is zero
+ * wherever a consumer reads it.
  */
 export function maskInsertionPoints(analysis: GraphAnalysis, group: ChannelGroup): string[] {
   const { index } = analysis;
@@ -246,8 +311,7 @@ export function maskInsertionPoints(analysis: GraphAnalysis, group: ChannelGroup
       const consumers = index.consumersOf(cur);
       if (consumers.length !== 1 || index.isOutput(cur)) break;
       const next = consumers[0];
-      const walkable = next.className === 'BatchNormalization' || isMaskCommutingActivation(next);
-      if (!walkable || analysis.blockOfMember.has(next.id)) break;
+      if (!ruleOf(next).partOfUnit?.(next) || analysis.blockOfMember.has(next.id)) break;
       cur = next.id;
       covered.add(cur);
     }
@@ -257,9 +321,7 @@ export function maskInsertionPoints(analysis: GraphAnalysis, group: ChannelGroup
   const points = group.producerIds.map((producer) => walkUnit(producer, covered));
   for (const id of group.memberIds) {
     const node = index.node(id);
-    const reintroducesValues =
-      (node.className === 'DepthwiseConv2D' || node.className === 'BatchNormalization') && !analysis.blockOfMember.has(id);
-    if (reintroducesValues && !covered.has(id)) points.push(walkUnit(id, covered));
+    if (reintroducesValues(node) && !analysis.blockOfMember.has(id) && !covered.has(id)) points.push(walkUnit(id, covered));
   }
   return points;
 }

@@ -1,4 +1,5 @@
 import type { LayerRow, ModelFormSummary } from '../../shared/workerProtocol';
+import { macsPartsOf } from './layerRules';
 import { GraphNode, ModelGraph } from './modelGraph';
 
 const last = (shape: number[]) => shape[shape.length - 1];
@@ -7,25 +8,12 @@ const pair = (v: number | number[] | undefined, fallback: number): [number, numb
   v === undefined ? [fallback, fallback] : Array.isArray(v) ? [v[0], v[1] ?? v[0]] : [v, v];
 
 /**
- * Multiply-accumulates of one forward pass of one image through a node. Convs and dense layers
- * only, as the RepVGG and PaS papers count: BN, activations, adds and pooling are not counted.
+ * Multiply-accumulates of one forward pass of one image through a node, as its layer rule counts
+ * them: convs (all kinds) and dense layers only, as the RepVGG and PaS papers count; BN,
+ * activations, adds and pooling are not counted.
  */
 export function nodeMacs(node: GraphNode): number {
-  const outSpatial = node.outputShape.length === 3 ? node.outputShape[0] * node.outputShape[1] : 1;
-  switch (node.className) {
-    case 'Conv2D': {
-      const [kh, kw] = pair(node.config.kernel_size, 1);
-      return outSpatial * kh * kw * last(node.inputShapes[0]) * last(node.outputShape);
-    }
-    case 'DepthwiseConv2D': {
-      const [kh, kw] = pair(node.config.kernel_size, 1);
-      return outSpatial * kh * kw * last(node.outputShape);
-    }
-    case 'Dense':
-      return last(node.inputShapes[0]) * last(node.outputShape);
-    default:
-      return 0;
-  }
+  return macsPartsOf(node).reduce((sum, part) => sum + part.macs, 0);
 }
 
 /**
@@ -46,7 +34,7 @@ export function nodeParams(node: GraphNode, graph: ModelGraph): number {
 }
 
 function kernelSizeOf(node: GraphNode): number {
-  return node.className === 'Conv2D' || node.className === 'DepthwiseConv2D' ? pair(node.config.kernel_size, 1)[0] : 0;
+  return node.config.kernel_size === undefined ? 0 : pair(node.config.kernel_size, 1)[0];
 }
 
 /** The per-layer table (every layer with MACs or parameters) and totals of one form of a model. */

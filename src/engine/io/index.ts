@@ -12,6 +12,6 @@ export {
   type SaveLayersModelOptions,
   type SavedModelPaths,
 } from './saveModel';
-export { registerSupportedLayerClass, supportedLayerClassNames } from './supportedLayers';
+export { isLoadableLayerClass } from './supportedLayers';
 export { MAX_WEIGHT_BYTES } from './weightManifest';
 export { readModelArtifacts } from './weightShards';

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { PasInputError } from '../errors';
 import { readCheckedModelJson } from './modelJson';
-import { assertLayersSupported } from './supportedLayers';
+import { assertLayersLoadable } from './supportedLayers';
 import { readWeightsOfCheckedModel } from './weightShards';
 
 function shapeText(shape: readonly (number | null)[]): string {
@@ -74,13 +74,13 @@ async function findWeightMismatch(modelTopology: {}, weightSpecs: tf.io.WeightsM
  * would otherwise fail the load.
  *
  * @throws PasInputError naming `modelJsonPath`: everything {@link readModelArtifacts} refuses, a
- *   layer class PaS does not support (checked before reading weights), a weight whose manifest
+ *   layer class TF.js cannot deserialize (checked before reading weights), a weight whose manifest
  *   shape differs from what the layer config implies (naming the layer and both shapes), weights
  *   missing from or extra in the manifest, and any other tfjs deserialization failure.
  */
 export async function loadLayersModelFromFile(modelJsonPath: string): Promise<tf.LayersModel> {
   const checked = await readCheckedModelJson(modelJsonPath);
-  assertLayersSupported(checked.layers, modelJsonPath);
+  assertLayersLoadable(checked.layers, modelJsonPath);
   const artifacts = await readWeightsOfCheckedModel(checked, modelJsonPath);
   const modelTopology = artifacts.modelTopology as {};
   const weightSpecs = artifacts.weightSpecs ?? [];

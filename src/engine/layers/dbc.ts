@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import { registerSupportedLayerClass } from '../io/supportedLayers';
 
 /**
  * The binary channel mask with a straight-through estimator: forward `w > 0.5 ? 1 : 0`,
@@ -15,11 +14,23 @@ export const binaryMaskSte = tf.customGrad(((latent: tf.Tensor) => ({
 export const KEEP_THRESHOLD = 0.5;
 
 /**
- * `w > 0.5 ? 1 : 0`, except that a layer never loses its last channel: when no latent is above
+ * The one rule for which channels a latent vector keeps, used everywhere masks are read outside
+ * tfjs (budget counts, selection, pruning, folding): `w > 0.5`, except that a layer never loses its last channel: when no latent is above
  * the threshold, the channels with the largest latent stay. A layer of width zero would cut the
  * network (and its BN, fed zeros, blows up the gradients); pruning applies the same rule
  * (`keptChannelsFromMasks`), so the masked and the pruned model stay equal.
  */
+export function keptChannelIndices(latent: ArrayLike<number>): number[] {
+  const kept: number[] = [];
+  for (let c = 0; c < latent.length; c++) if (latent[c] > KEEP_THRESHOLD) kept.push(c);
+  if (kept.length > 0) return kept;
+  let strongest = -Infinity;
+  for (let c = 0; c < latent.length; c++) strongest = Math.max(strongest, latent[c]);
+  for (let c = 0; c < latent.length; c++) if (latent[c] === strongest) kept.push(c);
+  return kept;
+}
+
+/** The tensor form of {@link keptChannelIndices}: the mask the layer multiplies its input by. */
 export function binaryMask(latent: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     const above = tf.greater(latent, KEEP_THRESHOLD);
@@ -84,5 +95,3 @@ export class DepthwiseBinaryConv extends tf.layers.Layer {
   }
 }
 tf.serialization.registerClass(DepthwiseBinaryConv);
-// The model loader refuses unknown layer classes before tfjs sees them; this one is ours.
-registerSupportedLayerClass(DepthwiseBinaryConv.className);

@@ -12,7 +12,7 @@ import { loadLayersModelFromFile, saveLayersModelToDir, writeFileAtomic } from '
 import { DepthwiseBinaryConv } from '../layers/dbc';
 import { classCount, imageInputShape, loadModelSource } from '../model';
 import { hasMasks, MaskLayout, insertMasks, maskLayoutOf } from '../transform/masks';
-import { MacsBudget } from '../train/macsBudget';
+import { MacsBudget } from '../budget/macsBudget';
 import { cosineLearningRate, evaluate, SGD_MOMENTUM, trainableVariables, trainEpoch, WEIGHT_DECAY } from '../train/trainer';
 import { magnitudeSelection, projectOntoBudget, selectionToLatents, uniformSelection } from './maskSelection';
 import { checkpointPath, readRunState, removeStaleTempEntries, RUN_STATE_VERSION, RunSettings, RunState, writeRunState } from './runState';

@@ -1,6 +1,8 @@
 import { ChannelGroup, GraphAnalysis, prunableGroups } from '../graph/analysis';
+import { ruleOf } from '../graph/layerRules';
 import { ModelGraph } from '../graph/modelGraph';
-import { MacsBudget } from '../train/macsBudget';
+import { keptChannelIndices } from '../layers/dbc';
+import { MacsBudget } from '../budget/macsBudget';
 
 /** Kept channel indices per group id. */
 export type ChannelSelection = Map<string, number[]>;
@@ -32,7 +34,7 @@ export function channelImportance(graph: ModelGraph, analysis: GraphAnalysis, gr
       continue;
     }
     const next = index.consumersOf(producer);
-    if (next.length === 1 && next[0].className === 'BatchNormalization') addGamma(next[0].id);
+    if (next.length === 1 && ruleOf(next[0]).deploy?.kind === 'affine') addGamma(next[0].id);
     else addKernelNorm(producer);
   }
   return importance;
@@ -102,13 +104,8 @@ export function magnitudeSelection(graph: ModelGraph, budget: MacsBudget, target
  * channels with the lowest latents are dropped; well under it, the dropped channels with the
  * highest latents come back while the MACs stay within the target. Returns how many channels moved.
  */
-export function projectOntoBudget(latents: Map<string, Float32Array>, budget: MacsBudget, targetMacs: number, threshold = 0.5): { selection: ChannelSelection; moved: number } {
-  const kept = new Map([...latents].map(([id, values]) => {
-    const set = new Set<number>();
-    values.forEach((v, c) => v > threshold && set.add(c));
-    if (set.size === 0) set.add(values.indexOf(Math.max(...values)));
-    return [id, set];
-  }));
+export function projectOntoBudget(latents: Map<string, Float32Array>, budget: MacsBudget, targetMacs: number): { selection: ChannelSelection; moved: number } {
+  const kept = new Map([...latents].map(([id, values]) => [id, new Set(keptChannelIndices(values))]));
   const counts = () => new Map([...kept].map(([id, set]) => [id, set.size]));
   const all = [...latents].flatMap(([group, values]) => [...values].map((value, c) => ({ group, c, value })));
   let moved = 0;

@@ -1,6 +1,7 @@
 import { findFusableBlocks, FusableBlock, isMaskCommutingActivation } from '../graph/analysis';
+import { DeployRole, ruleOf } from '../graph/layerRules';
 import { cloneGraph, GraphIndex, GraphNode, ModelGraph } from '../graph/modelGraph';
-import { KEEP_THRESHOLD } from '../layers/dbc';
+import { keptChannelIndices } from '../layers/dbc';
 
 /**
  * Structural reparameterization: the training-time graph becomes the deployed one.
@@ -11,23 +12,30 @@ import { KEEP_THRESHOLD } from '../layers/dbc';
  * The input graph is not modified.
  */
 export function reparameterizeGraph(input: ModelGraph): ModelGraph {
+  return reparameterizeWithReport(input).graph;
+}
+
+/** A multi-branch block left unfused (its branches stay, each BN still folds into its conv), and why. */
+export interface UnfusedBlock {
+  block: string;
+  reason: string;
+}
+
+/** {@link reparameterizeGraph}, and the blocks that could not be fused exactly (never fused wrongly). */
+export function reparameterizeWithReport(input: ModelGraph): { graph: ModelGraph; unfused: UnfusedBlock[] } {
   const graph = cloneGraph(input);
-  for (const block of findFusableBlocks(new GraphIndex(graph))) fuseBlock(graph, block);
+  const unfused: UnfusedBlock[] = [];
+  for (const block of findFusableBlocks(new GraphIndex(graph))) {
+    const reason = fuseBlock(graph, block);
+    if (reason) unfused.push({ block: block.addId, reason });
+  }
   foldBatchNorms(graph);
   foldMasks(graph);
-  return graph;
+  return { graph, unfused };
 }
 
 const pair = (v: number | number[] | undefined, fallback: number): [number, number] =>
   v === undefined ? [fallback, fallback] : Array.isArray(v) ? [v[0], v[1] ?? v[0]] : [v, v];
-
-/** ZeroPadding2D's config as [[top, bottom], [left, right]]. */
-function paddingOf(node: GraphNode): [[number, number], [number, number]] {
-  const p = node.config.padding;
-  if (typeof p === 'number') return [[p, p], [p, p]];
-  if (Array.isArray(p) && typeof p[0] === 'number') return [[p[0], p[0]], [p[1], p[1]]];
-  return [[p[0][0], p[0][1]], [p[1][0], p[1][1]]];
-}
 
 /** Implicit top/left padding of a conv, as TensorFlow computes it for 'same'. */
 function convPadding(node: GraphNode): [number, number] {
@@ -41,29 +49,15 @@ function convPadding(node: GraphNode): [number, number] {
   return [Math.floor(totalH / 2), Math.floor(totalW / 2)];
 }
 
-interface BatchNormFold {
-  scale: Float32Array;
-  shift: Float32Array;
-}
+type Role<K extends DeployRole['kind']> = Extract<DeployRole, { kind: K }>;
+const deployOf = <K extends DeployRole['kind']>(node: GraphNode, kind: K): Role<K> | undefined => {
+  const role = ruleOf(node).deploy;
+  return role?.kind === kind ? (role as Role<K>) : undefined;
+};
 
-/** BN(z) = z * scale + shift, per channel. */
-function batchNormAsAffine(graph: ModelGraph, bn: GraphNode): BatchNormFold {
-  const w = graph.weights.get(bn.layerName)!;
-  const mean = w.moving_mean.values;
-  const variance = w.moving_variance.values;
-  const eps = bn.config.epsilon ?? 1e-3;
-  const n = mean.length;
-  const scale = new Float32Array(n);
-  const shift = new Float32Array(n);
-  for (let c = 0; c < n; c++) {
-    const gamma = w.gamma ? w.gamma.values[c] : 1;
-    const beta = w.beta ? w.beta.values[c] : 0;
-    // Float64 for the fold itself: the deployed model should differ from the original by float32 rounding only.
-    const s = gamma / Math.sqrt(variance[c] + eps);
-    scale[c] = s;
-    shift[c] = beta - mean[c] * s;
-  }
-  return { scale, shift };
+/** BN(z) = z * scale + shift, per channel, from the BN's rule. */
+function batchNormAsAffine(graph: ModelGraph, bn: GraphNode): { scale: Float32Array; shift: Float32Array } {
+  return deployOf(bn, 'affine')!.affine(bn, graph.weights.get(bn.layerName)!);
 }
 
 function uniqueLayerName(graph: ModelGraph, wanted: string): string {
@@ -85,7 +79,13 @@ function removeNodes(graph: ModelGraph, ids: Set<string>): void {
   for (const layer of [...graph.weights.keys()]) if (!live.has(layer)) graph.weights.delete(layer);
 }
 
-function fuseBlock(graph: ModelGraph, block: FusableBlock): void {
+/**
+ * Sums a block's branches into one conv. Each branch is placed in the fused kernel by its own
+ * window origin (its top/left padding, TensorFlow's asymmetric 'same' rule included), so a
+ * stride-2 'same' 3x3 on an even map and a 1x1 'valid' branch line up at kernel (0, 0). Returns
+ * why the block cannot be fused exactly (and leaves the graph untouched), or undefined.
+ */
+function fuseBlock(graph: ModelGraph, block: FusableBlock): string | undefined {
   const index = new GraphIndex(graph);
   const add = index.node(block.addId);
   const source = index.node(block.sourceId);
@@ -105,7 +105,8 @@ function fuseBlock(graph: ModelGraph, block: FusableBlock): void {
       stride = pair(conv.config.strides, 1);
       [padTop, padLeft] = convPadding(conv);
       if (b.padId) {
-        const p = paddingOf(index.node(b.padId));
+        const pad = index.node(b.padId);
+        const p = deployOf(pad, 'padding')!.padding(pad);
         padTop += p[0][0];
         padLeft += p[1][0];
       }
@@ -126,9 +127,7 @@ function fuseBlock(graph: ModelGraph, block: FusableBlock): void {
   });
 
   const stride = branches[0].stride;
-  if (branches.some((b) => b.stride[0] !== stride[0] || b.stride[1] !== stride[1])) {
-    throw new Error(`block '${add.layerName}': branches have different strides`);
-  }
+  if (branches.some((b) => b.stride[0] !== stride[0] || b.stride[1] !== stride[1])) return 'its branches have different strides';
   const padTop = Math.max(...branches.map((b) => b.padTop));
   const padLeft = Math.max(...branches.map((b) => b.padLeft));
   const kh = Math.max(...branches.map((b) => padTop - b.padTop + b.kh));
@@ -149,15 +148,22 @@ function fuseBlock(graph: ModelGraph, block: FusableBlock): void {
   }
 
   const [inH, inW] = source.outputShape;
+  // The fused conv reads rows -padTop .. (outH - 1) * s - padTop + kh - 1; what lies past the input is zero padding.
+  const padBottom = (outH - 1) * stride[0] + kh - inH - padTop;
+  const padRight = (outW - 1) * stride[1] + kw - inW - padLeft;
+  if (padBottom < 0 || padRight < 0) return 'its branches stop short of the input edge (a crop, not a padding)';
+  const sameTop = Math.floor(Math.max((outH - 1) * stride[0] + kh - inH, 0) / 2);
+  const sameLeft = Math.floor(Math.max((outW - 1) * stride[1] + kw - inW, 0) / 2);
+  // 'same' only when TensorFlow would pad exactly as the branches do (same output size and top/left).
+  const asSame =
+    outH === Math.ceil(inH / stride[0]) && outW === Math.ceil(inW / stride[1]) && sameTop === padTop && sameLeft === padLeft &&
+    Math.max((outH - 1) * stride[0] + kh - inH, 0) === padTop + padBottom && Math.max((outW - 1) * stride[1] + kw - inW, 0) === padLeft + padRight;
   const prefix = add.layerName.replace(/_add$/, '');
   const convName = uniqueLayerName(graph, `${prefix}_reparam`);
   const newNodes: GraphNode[] = [];
   let convInput = source.id;
   let convInputShape = source.outputShape.slice();
-  const symmetricSame = stride[0] === 1 && stride[1] === 1 && padTop * 2 + 1 === kh && padLeft * 2 + 1 === kw;
-  if (!symmetricSame && (padTop > 0 || padLeft > 0)) {
-    const padBottom = Math.max(0, (outH - 1) * stride[0] + kh - inH - padTop);
-    const padRight = Math.max(0, (outW - 1) * stride[1] + kw - inW - padLeft);
+  if (!asSame && (padTop > 0 || padLeft > 0 || padBottom > 0 || padRight > 0)) {
     const padName = uniqueLayerName(graph, `${prefix}_reparam_pad`);
     convInputShape = [inH + padTop + padBottom, inW + padLeft + padRight, inC];
     newNodes.push({
@@ -176,7 +182,7 @@ function fuseBlock(graph: ModelGraph, block: FusableBlock): void {
     id: convName,
     layerName: convName,
     className: 'Conv2D',
-    config: conv2dConfig(convName, outC, [kh, kw], stride, symmetricSame ? 'same' : 'valid'),
+    config: conv2dConfig(convName, outC, [kh, kw], stride, asSame ? 'same' : 'valid'),
     inputs: [convInput],
     inputShapes: [convInputShape],
     outputShape: add.outputShape.slice(),
@@ -188,6 +194,7 @@ function fuseBlock(graph: ModelGraph, block: FusableBlock): void {
   graph.nodes.splice(at, 0, ...newNodes);
   rewire(graph, add.id, convName);
   removeNodes(graph, new Set(block.memberIds));
+  return undefined;
 }
 
 /** A plain Conv2D config in model.json form. */
@@ -213,53 +220,46 @@ export function conv2dConfig(name: string, filters: number, kernel: [number, num
   };
 }
 
-/** Output channel of each kernel element: the last axis (Conv2D) or cin * multiplier + m (DepthwiseConv2D). */
-function scaleOutputChannels(graph: ModelGraph, conv: GraphNode, scale: ArrayLike<number>, shift?: ArrayLike<number>): void {
-  const w = graph.weights.get(conv.layerName)!;
-  const outC = scale.length;
-  const kernel = w.kernel ?? w.depthwise_kernel;
-  for (let i = 0; i < kernel.values.length; i++) kernel.values[i] *= scale[i % outC];
-  if (!shift && !w.bias) return;
-  const bias = w.bias ? w.bias.values : new Float32Array(outC);
-  for (let o = 0; o < outC; o++) bias[o] = bias[o] * scale[o] + (shift ? shift[o] : 0);
-  if (!w.bias) {
-    w.bias = { shape: [outC], values: bias };
-    conv.config.use_bias = true;
-    conv.config.bias_initializer ??= { class_name: 'Zeros', config: {} };
-  }
+/** The linear producer `bn`'s channels come from, when the affine map can fold into it. */
+function absorbingProducer(index: GraphIndex, node: GraphNode): GraphNode | undefined {
+  const producer = index.node(node.inputs[0]);
+  const role = deployOf(producer, 'linear');
+  const alone = index.consumersOf(producer.id).length === 1 && !index.isOutput(producer.id) && producer.id === producer.layerName;
+  return role && role.canAbsorb(producer) && alone && ruleOf(producer).channels(producer).kind !== 'opaque' ? producer : undefined;
 }
 
 function foldBatchNorms(graph: ModelGraph): void {
   for (;;) {
     const index = new GraphIndex(graph);
-    const bn = graph.nodes.find((n) => {
-      if (n.className !== 'BatchNormalization') return false;
-      const producer = index.node(n.inputs[0]);
-      const foldable = producer.className === 'Conv2D' || (producer.className === 'DepthwiseConv2D' && (producer.config.depth_multiplier ?? 1) === 1);
-      return foldable && index.consumersOf(producer.id).length === 1 && !index.isOutput(producer.id) && producer.id === producer.layerName;
-    });
+    const bn = graph.nodes.find((n) => deployOf(n, 'affine') && absorbingProducer(index, n));
     if (!bn) return;
     const conv = index.node(bn.inputs[0]);
     const { scale, shift } = batchNormAsAffine(graph, bn);
-    scaleOutputChannels(graph, conv, scale, shift);
+    deployOf(conv, 'linear')!.scaleOutputs(conv, graph.weights.get(conv.layerName)!, scale, shift);
     rewire(graph, bn.id, conv.id);
     removeNodes(graph, new Set([bn.id]));
   }
 }
 
+/**
+ * Folds each DBC mask into the producer of its channels, back across layers a mask commutes
+ * with. The kept channels are {@link keptChannelIndices}: the mask layer's own rule.
+ */
 function foldMasks(graph: ModelGraph): void {
   const index = new GraphIndex(graph);
   const removed = new Set<string>();
   for (const dbc of graph.nodes.filter((n) => n.className === 'DepthwiseBinaryConv')) {
     const latent = graph.weights.get(dbc.layerName)!.latent.values;
-    const mask = Array.from(latent, (v) => (v > KEEP_THRESHOLD ? 1 : 0));
+    const mask = new Float32Array(latent.length);
+    for (const c of keptChannelIndices(latent)) mask[c] = 1;
     let cur = index.node(dbc.inputs[0]);
-    while (isMaskCommutingActivation(cur) && index.consumersOf(cur.id).length === 1) cur = index.node(cur.inputs[0]);
-    const foldable = ['Conv2D', 'DepthwiseConv2D', 'Dense'].includes(cur.className) && index.consumersOf(cur.id).length === 1;
+    while (isMaskCommutingActivation(cur) && ruleOf(cur).partOfUnit?.(cur) && index.consumersOf(cur.id).length === 1) cur = index.node(cur.inputs[0]);
+    const role = deployOf(cur, 'linear');
+    const foldable = role !== undefined && index.consumersOf(cur.id).length === 1 && cur.id === cur.layerName;
     if (mask.every((m) => m === 1)) {
       // An all-ones mask is the identity.
     } else if (foldable) {
-      scaleOutputChannels(graph, cur, mask);
+      role.scaleOutputs(cur, graph.weights.get(cur.layerName)!, mask);
     } else {
       continue; // Left in place: the deployed graph keeps this mask layer.
     }
@@ -269,4 +269,3 @@ function foldMasks(graph: ModelGraph): void {
   // Weights of a shared mask go only when no call of it is left.
   removeNodes(graph, removed);
 }
-

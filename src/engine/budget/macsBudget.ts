@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { analyzeGraph, GraphAnalysis, prunableGroups } from '../graph/analysis';
-import { MacsFormula } from '../graph/macsFormula';
+import { MacsFormula } from './macsFormula';
 import { ModelGraph } from '../graph/modelGraph';
-import { binaryMaskSte, KEEP_THRESHOLD } from '../layers/dbc';
+import { binaryMaskSte, keptChannelIndices } from '../layers/dbc';
 import { MaskLayout } from '../transform/masks';
 
 /**
@@ -44,14 +44,7 @@ export class MacsBudget {
     const counts = new Map<string, number>();
     for (const group of this.groups) {
       const latent = model.getLayer(group.layerName).getWeights()[0].dataSync();
-      let kept = 0;
-      for (const v of latent) if (v > KEEP_THRESHOLD) kept++;
-      if (kept === 0) {
-        // binaryMask keeps the strongest channels of a layer that would lose them all.
-        const strongest = Math.max(...latent);
-        for (const v of latent) if (v === strongest) kept++;
-      }
-      counts.set(group.id, kept);
+      counts.set(group.id, keptChannelIndices(latent).length);
     }
     return counts;
   }
