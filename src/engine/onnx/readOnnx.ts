@@ -170,7 +170,8 @@ function valueInfo(info: any): OnnxValueInfo {
   const dims = info.type?.tensor_type?.shape?.dim;
   return {
     name: String(info.name),
-    shape: dims ? dims.map((dim: any) => (dim.dim_value != null ? int64(dim.dim_value) : String(dim.dim_param ?? '?'))) : undefined,
+    // Decoded messages carry defaults on their prototype: test which field of the oneof is set.
+    shape: dims ? dims.map((dim: any) => (Object.hasOwn(dim, 'dim_value') ? int64(dim.dim_value) : String(dim.dim_param || '?'))) : undefined,
   };
 }
 
