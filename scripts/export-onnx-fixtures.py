@@ -6,7 +6,8 @@ Small models (committed under test/fixtures/onnx/, so the tests need no Python):
   mobilenetv2      torchvision mobilenet_v2(width_mult=0.25)
   efficientnet-b0  torchvision EfficientNet with B0's block table at width 0.25, depth 0.34 (SE, SiLU)
   densenet-tiny    torchvision DenseNet(growth_rate=8, block_config=(2,2,2)): Concat
-All at 32x32x3, 10 classes, random weights and randomized BatchNorm statistics (so BN is not the
+  operator-mix     every other converted operator (ConvTranspose, Resize, PRelu, HardSwish, ...), 16x16
+All at 32x32x3 (but operator-mix), 10 classes, random weights and randomized BatchNorm statistics (so BN is not the
 identity), eval mode, opset 13, dynamic batch axis. Next to each NAME.onnx: NAME.ref.json with a
 reference input (NCHW, batch 2), PyTorch's output for it, and PyTorch's MACs per image (conv and
 linear layers, counted with forward hooks).
@@ -52,12 +53,43 @@ def tiny_densenet(num_classes):
     return torchvision.models.DenseNet(growth_rate=8, block_config=(2, 2, 2), num_init_features=16, bn_size=2, num_classes=num_classes)
 
 
+class OperatorMix(nn.Module):
+    """One of every other operator the importer converts (opset 14 for HardSwish), and a Flatten of a
+    2x2 map into the classifier, where NCHW and NHWC flatten orders differ."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.1))
+        self.down = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.PReLU(16))
+        self.depthwise = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1, groups=16), nn.Hardswish())
+        self.squeeze = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(32, 8, 1), nn.ReLU(), nn.Conv2d(8, 32, 1), nn.Hardsigmoid())
+        self.dilated = nn.Sequential(nn.Conv2d(32, 16, 3, padding=2, dilation=2), nn.ReLU())
+        self.up = nn.Sequential(nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1), nn.ReLU())
+        self.upsample = nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(16, 16, 1), nn.ReLU6())
+        self.bn = nn.BatchNorm2d(24)
+        self.pool = nn.Sequential(nn.AvgPool2d(3, stride=2, padding=1), nn.MaxPool2d(2))
+        self.head = nn.Sequential(nn.Conv2d(24, 8, 1), nn.Sigmoid(), nn.AvgPool2d(2))
+        self.fc = nn.Linear(8 * 2 * 2, num_classes)
+
+    def forward(self, x):
+        x = self.down(self.stem(x))
+        x = self.depthwise(x)
+        x = x * self.squeeze(x)
+        x = self.dilated(x)
+        x = torch.cat([self.up(x), self.upsample(x)], dim=1)
+        x = self.head(self.pool(self.bn(x)))
+        return self.fc(torch.flatten(x, 1))
+
+
 SMALL = {
     'resnet18-slim': slim_resnet18,
     'mobilenetv2': lambda n: torchvision.models.mobilenet_v2(num_classes=n, width_mult=0.25),
     'efficientnet-b0': slim_efficientnet_b0,
     'densenet-tiny': tiny_densenet,
+    'operator-mix': OperatorMix,
 }
+OPSET = {'operator-mix': 14}
+SIZE = {'operator-mix': 16}
 
 FULL = {
     'resnet18': lambda n: torchvision.models.resnet18(num_classes=n),
@@ -111,7 +143,7 @@ def export(name, build, out_dir, size, num_classes, seed, write_reference):
     x = torch.randn(2, 3, size, size, generator=generator)
     path = os.path.join(out_dir, f'{name}.onnx')
     torch.onnx.export(
-        model, x, path, opset_version=13, input_names=['input'], output_names=['logits'],
+        model, x, path, opset_version=OPSET.get(name, 13), input_names=['input'], output_names=['logits'],
         dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}},
     )
     onnx.checker.check_model(onnx.load(path))
@@ -144,7 +176,7 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for i, (name, build) in enumerate(SMALL.items()):
-        export(name, build, args.out, 32, 10, seed=100 + i, write_reference=True)
+        export(name, build, args.out, SIZE.get(name, 32), 10, seed=100 + i, write_reference=True)
     if args.full:
         os.makedirs(args.full, exist_ok=True)
         for i, (name, build) in enumerate(FULL.items()):
