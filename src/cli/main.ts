@@ -6,6 +6,7 @@ import type { BackendChoice, BackendName } from '../shared/workerProtocol';
 import { runInspect } from './commands/inspect';
 import { runReparam } from './commands/reparam';
 import { runSearch } from './commands/search';
+import { DEPLOYED_FORMATS } from '../engine/onnx/saveDeployed';
 import { Output } from './output';
 import { BACKEND_CHOICES, parseFraction, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape } from './options';
 
@@ -40,7 +41,7 @@ function buildProgram(setExit: (code: number) => void): Command {
     program
       .command('inspect')
       .description('per-layer widths, MACs and params of a model, training-time and deployed forms')
-      .argument('<model>', 'path to model.json (or its folder), or builtin:NAME'),
+      .argument('<model>', 'path to model.json (or its folder), a .onnx file, or builtin:NAME'),
   ).action(async (model: string, options) => {
     const output = new Output(!!options.json);
     await withBackend(options.backend, output);
@@ -51,9 +52,10 @@ function buildProgram(setExit: (code: number) => void): Command {
     program
       .command('reparam')
       .description('write the deployed model: prune masked channels, fuse multi-branch blocks, fold BN')
-      .argument('<model>', 'path to model.json (or its folder), or builtin:NAME')
+      .argument('<model>', 'path to model.json (or its folder), a .onnx file, or builtin:NAME')
       .option('--out <dir>', 'output folder (default: a new folder next to the model folder)')
-      .option('--check', 'verify the deployed model on random input; exit 3 above 1e-4'),
+      .option('--check', 'verify the deployed model on random input; exit 3 above 1e-4')
+      .addOption(new Option('--format <format>', 'deployed model format (default: onnx for an .onnx input, tfjs otherwise)').choices(DEPLOYED_FORMATS)),
   ).action(async (model: string, options) => {
     const output = new Output(!!options.json);
     await withBackend(options.backend, output);
@@ -76,6 +78,7 @@ function buildProgram(setExit: (code: number) => void): Command {
       .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)
       .option('--batch-size <n>', 'training batch size', parsePositiveInt, 64)
       .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
+      .addOption(new Option('--format <format>', 'deployed model format (default: onnx for an .onnx input, tfjs otherwise)').choices(DEPLOYED_FORMATS))
       .addOption(new Option('--max-train <n>', 'use at most n training images').argParser(parsePositiveInt).hideHelp())
       .addOption(new Option('--max-test <n>', 'use at most n test images').argParser(parsePositiveInt).hideHelp()),
   ).action(async (model: string | undefined, options) => {

@@ -10,6 +10,7 @@ import { holdsOnlyRunLeftovers, readRunState, RunSettings } from '../../engine/s
 import { describeFsError } from '../../engine/io/fsErrors';
 import { formatCount, formatTable, Output } from '../output';
 import { builtinOptionsFrom, ModelOptions } from '../options';
+import type { DeployedFormat } from '../../engine/onnx/saveDeployed';
 
 export interface SearchCliOptions extends ModelOptions {
   data: string;
@@ -25,6 +26,7 @@ export interface SearchCliOptions extends ModelOptions {
   alpha: number;
   maxTrain?: number;
   maxTest?: number;
+  format?: DeployedFormat;
 }
 
 /** Exit code of a run stopped by Ctrl-C / SIGTERM after its last checkpoint (the shell's 128 + SIGINT). */
@@ -49,6 +51,7 @@ export function settingsFrom(modelSpec: string, options: SearchCliOptions): RunS
     learningRates: { pretrain: 0.1, search: 0.02, finetune: 0.02 },
     maxTrain: options.maxTrain,
     maxTest: options.maxTest,
+    ...(options.format ? { deployedFormat: options.format } : {}),
   };
 }
 
@@ -216,7 +219,7 @@ function acquireOutputLock(outDir: string, newRun: boolean): OutputLock {
 }
 
 function resolveModelJson(spec: string): string {
-  return spec.endsWith('.json') ? spec : path.join(spec, 'model.json');
+  return spec.endsWith('.json') || spec.toLowerCase().endsWith('.onnx') ? spec : path.join(spec, 'model.json');
 }
 
 /** An output folder must be creatable: its nearest existing ancestor is a writable folder. */

@@ -573,7 +573,7 @@ class OnnxImporter {
 
   private convertReshape(node: OnnxNode): void {
     const x = this.value(node, node.inputs[0]);
-    const target = this.constant(node, node.inputs[1], 'shape').values.map(Number);
+    const target = Array.from(this.constant(node, node.inputs[1], 'shape').values, Number);
     const inShape = x.shape;
     const features = product(inShape);
     // Resolve 0 (copy) and -1 (infer) against the ONNX shape [N, ...inShape]; N stays symbolic.
@@ -635,7 +635,7 @@ class OnnxImporter {
   private convertPad(node: OnnxNode): void {
     const mode = this.attr<string>(node, 'mode', 'constant');
     if (mode !== 'constant') this.fail(node, `padding mode '${mode}'; PaS converts zero padding`);
-    const pads = node.inputs[1] ? this.constant(node, node.inputs[1], 'pads').values.map(Number) : this.attr<number[]>(node, 'pads', []);
+    const pads = node.inputs[1] ? Array.from(this.constant(node, node.inputs[1], 'pads').values, Number) : this.attr<number[]>(node, 'pads', []);
     const value = node.inputs[2] ? Number(this.constant(node, node.inputs[2], 'constant_value').values[0] ?? 0) : this.attr<number>(node, 'value', 0);
     if (value !== 0) this.fail(node, `padding with ${value}; PaS converts zero padding`);
     const x = this.mapInput(node, node.inputs[0]);
@@ -657,10 +657,10 @@ class OnnxImporter {
     const scalesName = node.opType === 'Upsample' ? node.inputs[1] : node.inputs[2];
     if (scalesName) {
       const tensor = this.constant(node, scalesName, 'scales');
-      if (tensor.values.length > 0) scales = tensor.values.map(Number);
+      if (tensor.values.length > 0) scales = Array.from(tensor.values, Number);
     }
     if (!scales && node.inputs[3]) {
-      const sizes = this.constant(node, node.inputs[3], 'sizes').values.map(Number);
+      const sizes = Array.from(this.constant(node, node.inputs[3], 'sizes').values, Number);
       scales = [1, 1, sizes[2] / x.shape[1], sizes[3] / x.shape[2]];
     }
     if (!scales || scales.length !== 4 || scales[0] !== 1 || scales[1] !== 1 || !Number.isInteger(scales[2]) || !Number.isInteger(scales[3]) || scales[2] < 1 || scales[3] < 1) {

@@ -6,3 +6,5 @@ export { readOnnxModel, type OnnxModel } from './readOnnx';
 export function isOnnxPath(file: string): boolean {
   return file.toLowerCase().endsWith('.onnx');
 }
+export { exportOnnxBytes, EXPORT_OPSET } from './exportOnnx';
+export { saveDeployedModel, defaultDeployedFormat, mainDeployedFile, DEPLOYED_FORMATS, ONNX_FILE_NAME, type DeployedFormat, type SavedDeployedModel } from './saveDeployed';
