@@ -307,5 +307,5 @@ function printSummary(report: SearchReport, outDir: string, output: Output): voi
   output.text();
   output.text(`MACs ${pct(report.macsAfter / report.macsBefore)} of the original (target ${pct(report.targetFraction)}); method ${report.method}; backend ${report.backend}; seed ${report.seed}; ${report.wallSeconds.toFixed(0)} s`);
   output.text(`deployed vs fine-tuned masked model: max abs diff ${report.reparamMaxAbsDiff.toExponential(2)}, accuracy ${pct(report.accuracyMasked)} -> ${pct(report.accuracyAfter)}`);
-  output.text(`outputs: ${outDir} (deployed/model.json, searched/model.json, report.json)`);
+  output.text(`outputs: ${outDir} (${path.relative(outDir, report.deployedModel)}, searched/model.json, report.json)`);
 }
