@@ -1,7 +1,9 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Command, CommanderError, Option } from 'commander';
 import { initBackend } from '../engine/backends';
-import { isPasInputError } from '../engine/errors';
+import { isPasInputError, PasInputError } from '../engine/errors';
 import type { BackendChoice, BackendName } from '../shared/workerProtocol';
 import { runInspect } from './commands/inspect';
 import { runReparam } from './commands/reparam';
@@ -21,12 +23,20 @@ function addModelOptions(command: Command): Command {
     .option('--classes <N>', 'class count of a builtin model', parsePositiveInt)
     .option('--width-multiplier <X>', 'extra width factor of a builtin model', parsePositiveNumber)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(BACKEND_CHOICES).default('auto'))
+    .addOption(new Option('--native-dir <dir>', 'folder with an npm-installed @tensorflow/tfjs-node(-gpu) for the native backends').env('PAS_NATIVE_DIR'))
     .option('--json', 'one JSON event per line on stdout (the worker protocol)');
 }
 
-async function withBackend(choice: BackendChoice, output: Output): Promise<BackendName> {
-  const info = await initBackend(choice);
+async function withBackend(options: { backend: BackendChoice; nativeDir?: string }, output: Output): Promise<BackendName> {
+  const nativeDir = options.nativeDir?.trim() ? path.resolve(options.nativeDir) : undefined;
+  if (nativeDir !== undefined && !fs.statSync(nativeDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new PasInputError('the native backend folder (--native-dir or PAS_NATIVE_DIR) does not exist or is not a folder', nativeDir);
+  }
+  const info = await initBackend(options.backend, { nativeDir });
   output.note(`backend: ${info.name}${info.threads > 1 ? ` (${info.threads} threads)` : ''}`);
+  // Why each faster rung was skipped: on stderr for a person, in the start event for the extension.
+  if (info.note) output.note(`  not used: ${info.note}`);
+  output.backendNote = info.note;
   return info.name;
 }
 
@@ -43,7 +53,7 @@ function buildProgram(setExit: (code: number) => void): Command {
       .argument('<model>', 'path to model.json (or its folder), or builtin:NAME'),
   ).action(async (model: string, options) => {
     const output = new Output(!!options.json);
-    await withBackend(options.backend, output);
+    await withBackend(options, output);
     await runInspect(model, options, output);
   });
 
@@ -56,7 +66,7 @@ function buildProgram(setExit: (code: number) => void): Command {
       .option('--check', 'verify the deployed model on random input; exit 3 above 1e-4'),
   ).action(async (model: string, options) => {
     const output = new Output(!!options.json);
-    await withBackend(options.backend, output);
+    await withBackend(options, output);
     setExit(await runReparam(model, options, output));
   });
 
@@ -80,7 +90,7 @@ function buildProgram(setExit: (code: number) => void): Command {
       .addOption(new Option('--max-test <n>', 'use at most n test images').argParser(parsePositiveInt).hideHelp()),
   ).action(async (model: string | undefined, options) => {
     const output = new Output(!!options.json);
-    const backend = await withBackend(options.backend, output);
+    const backend = await withBackend(options, output);
     setExit(await runSearch(model, options, backend, output));
   });
 
