@@ -97,16 +97,17 @@ function buildStandInTarball({ workDir, packageName, version, broken = false }) 
       `throw new Error('a second copy of ${name} was loaded from ' + __dirname + ': the native package does not share the engine\\'s tfjs');\n`,
     );
   }
-  const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', workDir], { cwd: folder, encoding: 'utf8' })
+  // Packed in a folder of its own: a broken and a working stand-in get the same name from npm pack.
+  const packDir = `${folder}-pack`;
+  fs.rmSync(packDir, { recursive: true, force: true });
+  fs.mkdirSync(packDir);
+  const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', packDir], { cwd: folder, encoding: 'utf8' })
     .trim()
     .split('\n')
     .pop();
-  const tarball = path.join(workDir, packed);
-  if (broken) {
-    const brokenName = tarball.replace(/\.tgz$/, '-broken.tgz');
-    fs.renameSync(tarball, brokenName);
-    return brokenName;
-  }
+  const tarball = path.join(workDir, broken ? packed.replace(/\.tgz$/, '-broken.tgz') : packed);
+  fs.renameSync(path.join(packDir, packed), tarball);
+  fs.rmSync(packDir, { recursive: true, force: true });
   return tarball;
 }
 
