@@ -59,6 +59,9 @@ const builds = [
 ].filter(Boolean);
 
 async function main() {
+  // The ONNX schema is read at run time by protobufjs, next to the bundles (src/engine/onnx/schema.ts).
+  fs.mkdirSync('dist', { recursive: true });
+  fs.copyFileSync('src/engine/onnx/onnx.proto', 'dist/onnx.proto');
   for (const options of builds) {
     const config = {
       bundle: true,

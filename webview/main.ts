@@ -14,6 +14,7 @@ import './style.css';
 import type { HostToWebviewMessage, InspectorInitMessage, RunStatus, SearchInitMessage, WebviewToHostMessage } from '../src/shared/webviewProtocol';
 import { WEBVIEW_PROTOCOL_VERSION } from '../src/shared/webviewProtocol';
 import type { ModelFormSummary, ModelReport } from '../src/shared/workerProtocol';
+import { renderBackendInfo } from './backendInfo';
 import { SearchCharts } from './charts';
 import { el, fmtCount, fmtPct, replaceChildren } from './dom';
 import { applySearchEvent, foldSearchEvents, initialSearchState, type SearchState } from './searchState';
@@ -67,6 +68,7 @@ function buildSearchSkeleton(init: SearchInitMessage): void {
       el('h1', {}, `PaS search — ${init.run.label}`),
       el('vscode-badge', { testid: 'status', id: 'status' }),
       el('span', { id: 'phase', class: 'muted', testid: 'phase' })),
+    el('div', { id: 'backend', class: 'muted', testid: 'backend' }),
     el('p', { class: 'muted' },
       `${init.run.model} · data ${init.run.dataSpec} · keep ${fmtPct(init.run.targetFraction)} of MACs · epochs: ${init.run.epochs.pretrain ?? 'default'} pretrain, ${init.run.epochs.search} search, ${init.run.epochs.finetune} fine-tune`),
     el('vscode-progress-bar', { id: 'progress', testid: 'progress' }),
@@ -116,6 +118,8 @@ function renderSearch(view: SearchView): void {
   }
   const progress = document.getElementById('progress')!;
   progress.hidden = view.status !== 'running';
+
+  renderBackendInfo(document.getElementById('backend')!, s.start, () => post({ type: 'setUpNativeBackend' }));
 
   const failure = document.getElementById('failure')!;
   const failureText = view.status === 'failed' ? (s.error ? s.error.message + (s.error.file ? ` (${s.error.file})` : '') : view.failure ?? 'The worker failed.') : '';

@@ -1,11 +1,14 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Command, CommanderError, Option } from 'commander';
 import { initBackend } from '../engine/backends';
-import { isPasInputError } from '../engine/errors';
+import { isPasInputError, PasInputError } from '../engine/errors';
 import type { BackendChoice, BackendName } from '../shared/workerProtocol';
 import { runInspect } from './commands/inspect';
 import { runReparam } from './commands/reparam';
 import { runSearch } from './commands/search';
+import { DEPLOYED_FORMATS } from '../engine/onnx/saveDeployed';
 import { Output } from './output';
 import { BACKEND_CHOICES, parseFraction, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape } from './options';
 
@@ -21,12 +24,20 @@ function addModelOptions(command: Command): Command {
     .option('--classes <N>', 'class count of a builtin model', parsePositiveInt)
     .option('--width-multiplier <X>', 'extra width factor of a builtin model', parsePositiveNumber)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(BACKEND_CHOICES).default('auto'))
+    .addOption(new Option('--native-dir <dir>', 'folder with an npm-installed @tensorflow/tfjs-node(-gpu) for the native backends').env('PAS_NATIVE_DIR'))
     .option('--json', 'one JSON event per line on stdout (the worker protocol)');
 }
 
-async function withBackend(choice: BackendChoice, output: Output): Promise<BackendName> {
-  const info = await initBackend(choice);
+async function withBackend(options: { backend: BackendChoice; nativeDir?: string }, output: Output): Promise<BackendName> {
+  const nativeDir = options.nativeDir?.trim() ? path.resolve(options.nativeDir) : undefined;
+  if (nativeDir !== undefined && !fs.statSync(nativeDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new PasInputError('the native backend folder (--native-dir or PAS_NATIVE_DIR) does not exist or is not a folder', nativeDir);
+  }
+  const info = await initBackend(options.backend, { nativeDir });
   output.note(`backend: ${info.name}${info.threads > 1 ? ` (${info.threads} threads)` : ''}`);
+  // Why each faster rung was skipped: on stderr for a person, in the start event for the extension.
+  if (info.note) output.note(`  not used: ${info.note}`);
+  output.backendNote = info.note;
   return info.name;
 }
 
@@ -40,10 +51,10 @@ function buildProgram(setExit: (code: number) => void): Command {
     program
       .command('inspect')
       .description('per-layer widths, MACs and params of a model, training-time and deployed forms')
-      .argument('<model>', 'path to model.json (or its folder), or builtin:NAME'),
+      .argument('<model>', 'path to model.json (or its folder), a .onnx file, or builtin:NAME'),
   ).action(async (model: string, options) => {
     const output = new Output(!!options.json);
-    await withBackend(options.backend, output);
+    await withBackend(options, output);
     await runInspect(model, options, output);
   });
 
@@ -51,12 +62,13 @@ function buildProgram(setExit: (code: number) => void): Command {
     program
       .command('reparam')
       .description('write the deployed model: prune masked channels, fuse multi-branch blocks, fold BN')
-      .argument('<model>', 'path to model.json (or its folder), or builtin:NAME')
+      .argument('<model>', 'path to model.json (or its folder), a .onnx file, or builtin:NAME')
       .option('--out <dir>', 'output folder (default: a new folder next to the model folder)')
-      .option('--check', 'verify the deployed model on random input; exit 3 above 1e-4'),
+      .option('--check', 'verify the deployed model on random input; exit 3 above 1e-4')
+      .addOption(new Option('--format <format>', 'deployed model format (default: onnx for an .onnx input, tfjs otherwise)').choices(DEPLOYED_FORMATS)),
   ).action(async (model: string, options) => {
     const output = new Output(!!options.json);
-    await withBackend(options.backend, output);
+    await withBackend(options, output);
     setExit(await runReparam(model, options, output));
   });
 
@@ -76,11 +88,12 @@ function buildProgram(setExit: (code: number) => void): Command {
       .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)
       .option('--batch-size <n>', 'training batch size', parsePositiveInt, 64)
       .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
+      .addOption(new Option('--format <format>', 'deployed model format (default: onnx for an .onnx input, tfjs otherwise)').choices(DEPLOYED_FORMATS))
       .addOption(new Option('--max-train <n>', 'use at most n training images').argParser(parsePositiveInt).hideHelp())
       .addOption(new Option('--max-test <n>', 'use at most n test images').argParser(parsePositiveInt).hideHelp()),
   ).action(async (model: string | undefined, options) => {
     const output = new Output(!!options.json);
-    const backend = await withBackend(options.backend, output);
+    const backend = await withBackend(options, output);
     setExit(await runSearch(model, options, backend, output));
   });
 

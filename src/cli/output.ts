@@ -6,6 +6,9 @@ import { WORKER_PROTOCOL_VERSION } from '../shared/workerProtocol';
  * for a person (results on stdout, progress and notes on stderr).
  */
 export class Output {
+  /** Set once the backend ladder ran; every `start` event carries it. */
+  backendNote: string | undefined;
+
   constructor(readonly json: boolean) {}
 
   /** A protocol event; ignored in text mode (text output is written by `text`). */
@@ -14,7 +17,8 @@ export class Output {
   }
 
   start(command: 'search' | 'inspect' | 'reparam', model: string, extra: { backend?: any; seed?: number } = {}): void {
-    this.event({ type: 'start', protocol: WORKER_PROTOCOL_VERSION, command, model, pid: process.pid, ...extra });
+    const note = this.backendNote !== undefined ? { backendNote: this.backendNote } : {};
+    this.event({ type: 'start', protocol: WORKER_PROTOCOL_VERSION, command, model, pid: process.pid, ...note, ...extra });
   }
 
   /** Text for a person, on stdout; nothing in JSON mode. */

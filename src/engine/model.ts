@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
 import { PasInputError } from './errors';
 import { loadLayersModelFromFile } from './io';
+import { assertLayersSupported } from './io/supportedLayers';
+import { importOnnxModel, isOnnxPath, OnnxSourceInfo } from './onnx';
 // Registers the DBC mask layer with tfjs and the loader.
 import './layers/dbc';
 import { buildBuiltin, BuiltinOptions, isBuiltinSpec } from './zoo/builtins';
@@ -15,6 +17,8 @@ export interface LoadedModel {
   /** The model.json path, when the model came from a file. */
   file?: string;
   isBuiltin: boolean;
+  /** Set when the model was imported from an .onnx file: what an ONNX export of it keeps. */
+  onnx?: OnnxSourceInfo;
 }
 
 /** Loads `builtin:NAME` (with options) or a model.json path. */
@@ -23,6 +27,12 @@ export async function loadModelSource(spec: string, builtinOptions: BuiltinOptio
     return { model: buildBuiltin(spec, builtinOptions), source: spec, isBuiltin: true };
   }
   let file = path.resolve(spec);
+  if (isOnnxPath(file)) {
+    const { model, info } = await importOnnxModel(file);
+    // The same layer check as a model.json gets: a converted class the engine cannot prune is refused here.
+    assertLayersSupported(model.layers.map((layer) => ({ name: layer.name, className: layer.getClassName(), enclosingModels: [], config: {} })), file);
+    return { model, source: file, file, isBuiltin: false, onnx: info };
+  }
   if (!file.endsWith('.json')) {
     // A folder holding model.json is accepted too.
     file = path.join(file, 'model.json');

@@ -7,6 +7,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { ModelInspectorProvider } from './inspectorEditor';
 import { checkLayersModel, LayersModelIndex, requireTrust, resolveModelUri } from './modelFiles';
+import { NativeBackend } from './nativeBackend/nativeBackendCommands';
 import { reparameterizeModel } from './reparameterize';
 import { SearchController } from './searchController';
 import { WorkerHost } from './workerHost';
@@ -21,6 +22,7 @@ export function activate(context: vscode.ExtensionContext): void {
     searches,
     new LayersModelIndex(),
     ModelInspectorProvider.register(context, host),
+    NativeBackend.register(context, host),
 
     vscode.commands.registerCommand('pas.pruneWithPas', async (arg?: unknown) => {
       const uri = await resolveModelUri(arg, 'Prune with PaS: select a TensorFlow.js Layers model.json');

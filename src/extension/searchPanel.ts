@@ -99,6 +99,9 @@ export class SearchPanel implements vscode.Disposable {
       case 'startSearch':
         this.actions.log('search panel: "startSearch" is an inspector message; ignored');
         break;
+      case 'setUpNativeBackend':
+        void vscode.commands.executeCommand('pas.setUpNativeBackend');
+        break;
     }
   }
 

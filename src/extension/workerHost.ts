@@ -9,6 +9,8 @@ import { startWorker, type WorkerCallbacks, type WorkerRun } from './core/worker
 
 export class WorkerHost implements vscode.Disposable {
   readonly output: vscode.LogOutputChannel;
+  /** The native backend folder the worker loads from (PAS_NATIVE_DIR), set by NativeBackend.register. */
+  nativeDir: (() => string | undefined) | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.output = vscode.window.createOutputChannel('PaS', { log: true });
@@ -38,7 +40,7 @@ export class WorkerHost implements vscode.Disposable {
         executable: this.executable,
         args: fullArgs,
         cwd: options.cwd ?? this.context.extensionPath,
-        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', ...this.nativeDirEnv() },
         timeoutMs: options.timeoutMs,
         // the CLI stops at the next batch/epoch boundary and writes a resumable checkpoint; SIGKILL
         // after the grace period would lose it, so searches get a long one
@@ -64,6 +66,11 @@ export class WorkerHost implements vscode.Disposable {
     );
     void run.outcome.then((o) => this.output.info(`worker ${run.pid ?? '?'} finished: ${o.kind}${'reason' in o ? ` (${o.reason})` : ''}`));
     return run;
+  }
+
+  private nativeDirEnv(): NodeJS.ProcessEnv {
+    const dir = this.nativeDir?.();
+    return dir ? { PAS_NATIVE_DIR: dir } : {};
   }
 
   showLog(): void {

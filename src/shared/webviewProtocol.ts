@@ -112,6 +112,11 @@ export interface OpenMessage {
   target: OpenTarget;
 }
 
-export type WebviewToHostMessage = ReadyMessage | CancelMessage | ReparameterizeMessage | StartSearchMessage | OpenMessage;
+/** Run "PaS: Set Up Native Backend" (offered while a search runs on wasm). */
+export interface SetUpNativeBackendMessage {
+  type: 'setUpNativeBackend';
+}
+
+export type WebviewToHostMessage = ReadyMessage | CancelMessage | ReparameterizeMessage | StartSearchMessage | OpenMessage | SetUpNativeBackendMessage;
 
 export const OPEN_TARGETS: readonly OpenTarget[] = ['report', 'deployedModel', 'outputFolder', 'log'];

@@ -99,6 +99,8 @@ export interface StartEvent {
   command: 'search' | 'inspect' | 'reparam';
   model: string;
   backend?: BackendName;
+  /** Why each faster backend was skipped (`--backend auto`), e.g. a native package that failed to load. */
+  backendNote?: string;
   seed?: number;
   pid: number;
 }

@@ -197,7 +197,7 @@ describe('extension: Layers model detection', () => {
 
 describe('extension: webview message validation', () => {
   it('accepts the known messages', () => {
-    for (const m of [{ type: 'ready' }, { type: 'cancel' }, { type: 'reparameterize' }, { type: 'startSearch' }, { type: 'open', target: 'report' }]) {
+    for (const m of [{ type: 'ready' }, { type: 'cancel' }, { type: 'reparameterize' }, { type: 'startSearch' }, { type: 'setUpNativeBackend' }, { type: 'open', target: 'report' }]) {
       const v = validateWebviewMessage(m);
       assert.ok(v.ok, JSON.stringify(m));
       if (v.ok) assert.deepEqual(v.message, m);

@@ -1,6 +1,6 @@
 import * as path from 'path';
 import { deployModel, EQUIVALENCE_TOLERANCE } from '../../engine/deploy';
-import { saveLayersModelToDir } from '../../engine/io';
+import { defaultDeployedFormat, DeployedFormat, mainDeployedFile, saveDeployedModel } from '../../engine/onnx';
 import { imageInputShape, loadModelSource } from '../../engine/model';
 import { assertOutsideModelFolder, defaultOutputDir } from '../../engine/outputPaths';
 import { formatCount, Output } from '../output';
@@ -9,6 +9,7 @@ import { builtinOptionsFrom, ModelOptions } from '../options';
 export interface ReparamOptions extends ModelOptions {
   out?: string;
   check?: boolean;
+  format?: DeployedFormat;
 }
 
 /** Exit code 3: the deployed model differs from the training-time one by more than the tolerance. */
@@ -27,18 +28,18 @@ export async function runReparam(modelSpec: string, options: ReparamOptions, out
     output.note(`pas: ${loaded.source}: deployed model differs by ${deployment.maxAbsDiff.toExponential(3)} (> ${EQUIVALENCE_TOLERANCE}); nothing written`);
     return EXIT_NOT_EQUIVALENT;
   }
-  const saved = await saveLayersModelToDir(deployment.deployed, outDir);
+  const saved = await saveDeployedModel(deployment.deployed, outDir, options.format ?? defaultDeployedFormat(loaded.source), { source: loaded.onnx });
   output.event({
     type: 'reparam',
     input: loaded.source,
-    output: saved.modelJsonPath,
+    output: mainDeployedFile(saved),
     maxAbsDiff: deployment.maxAbsDiff,
     macsTraining: deployment.trainingSummary.totalMacs,
     macsDeployed: deployment.deployedSummary.totalMacs,
     paramsDeployed: deployment.deployedSummary.totalParams,
   });
   output.event({ type: 'done', outputDir: outDir });
-  output.text(`deployed model: ${saved.modelJsonPath}`);
+  output.text(`deployed model: ${[saved.onnxPath, saved.modelJsonPath].filter(Boolean).join(', ')}`);
   output.text(`training-time form: ${formatCount(deployment.trainingSummary.totalMacs)} MACs, ${formatCount(deployment.trainingSummary.totalParams)} params, ${loaded.model.layers.length} layers`);
   output.text(`deployed form:      ${formatCount(deployment.deployedSummary.totalMacs)} MACs, ${formatCount(deployment.deployedSummary.totalParams)} params, ${deployment.deployed.layers.length} layers`);
   output.text(`max abs difference on a random batch: ${deployment.maxAbsDiff.toExponential(3)}${options.check ? ` (check: <= ${EQUIVALENCE_TOLERANCE}, ok)` : ''}`);

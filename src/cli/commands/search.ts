@@ -10,6 +10,7 @@ import { holdsOnlyRunLeftovers, readRunState, RunSettings } from '../../engine/s
 import { describeFsError } from '../../engine/io/fsErrors';
 import { formatCount, formatTable, Output } from '../output';
 import { builtinOptionsFrom, ModelOptions } from '../options';
+import type { DeployedFormat } from '../../engine/onnx/saveDeployed';
 
 export interface SearchCliOptions extends ModelOptions {
   data: string;
@@ -25,6 +26,7 @@ export interface SearchCliOptions extends ModelOptions {
   alpha: number;
   maxTrain?: number;
   maxTest?: number;
+  format?: DeployedFormat;
 }
 
 /** Exit code of a run stopped by Ctrl-C / SIGTERM after its last checkpoint (the shell's 128 + SIGINT). */
@@ -49,6 +51,7 @@ export function settingsFrom(modelSpec: string, options: SearchCliOptions): RunS
     learningRates: { pretrain: 0.1, search: 0.02, finetune: 0.02 },
     maxTrain: options.maxTrain,
     maxTest: options.maxTest,
+    ...(options.format ? { deployedFormat: options.format } : {}),
   };
 }
 
@@ -216,7 +219,7 @@ function acquireOutputLock(outDir: string, newRun: boolean): OutputLock {
 }
 
 function resolveModelJson(spec: string): string {
-  return spec.endsWith('.json') ? spec : path.join(spec, 'model.json');
+  return spec.endsWith('.json') || spec.toLowerCase().endsWith('.onnx') ? spec : path.join(spec, 'model.json');
 }
 
 /** An output folder must be creatable: its nearest existing ancestor is a writable folder. */
@@ -304,5 +307,5 @@ function printSummary(report: SearchReport, outDir: string, output: Output): voi
   output.text();
   output.text(`MACs ${pct(report.macsAfter / report.macsBefore)} of the original (target ${pct(report.targetFraction)}); method ${report.method}; backend ${report.backend}; seed ${report.seed}; ${report.wallSeconds.toFixed(0)} s`);
   output.text(`deployed vs fine-tuned masked model: max abs diff ${report.reparamMaxAbsDiff.toExponential(2)}, accuracy ${pct(report.accuracyMasked)} -> ${pct(report.accuracyAfter)}`);
-  output.text(`outputs: ${outDir} (deployed/model.json, searched/model.json, report.json)`);
+  output.text(`outputs: ${outDir} (${path.relative(outDir, report.deployedModel)}, searched/model.json, report.json)`);
 }

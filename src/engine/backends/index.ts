@@ -10,6 +10,7 @@
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendChoice, BackendName } from '../../shared/workerProtocol';
+import { loadedTfjsCoreCopies, loadNativePackage, NativeLoadError } from './nativeLoader';
 import { registerWasmTrainingKernels } from './wasm-gradients';
 
 export type { BackendChoice, BackendName };
@@ -21,6 +22,15 @@ export interface BackendInfo {
   threads: number;
   /** Why a faster backend was not used, or how to get one. */
   note?: string;
+}
+
+export interface BackendOptions {
+  /**
+   * A folder where `npm install @tensorflow/tfjs-node(-gpu) --prefix DIR` installed a native
+   * package (`--native-dir`, `PAS_NATIVE_DIR`): the native rungs load from there only, sharing the
+   * engine's tfjs (nativeLoader.ts). Without it they load from wherever Node finds them.
+   */
+  nativeDir?: string;
 }
 
 const NATIVE_PACKAGES: Record<'node' | 'node-gpu', string> = {
@@ -49,15 +59,26 @@ function isModuleNotFound(error: unknown, packageName: string): boolean {
   return e?.code === 'MODULE_NOT_FOUND' && (e.message ?? '').includes(packageName);
 }
 
-async function tryNative(name: 'node' | 'node-gpu'): Promise<BackendInfo> {
+async function tryNative(name: 'node' | 'node-gpu', nativeDir: string | undefined): Promise<BackendInfo> {
   const packageName = NATIVE_PACKAGES[name];
-  try {
-    requireOptional(packageName);
-  } catch (error) {
-    if (isModuleNotFound(error, packageName)) {
-      throw new Error(`backend '${name}' needs ${packageName}, which is not installed: ${installHint(name)}`);
+  if (nativeDir !== undefined) {
+    try {
+      loadNativePackage(nativeDir, packageName, tf.version.tfjs);
+    } catch (error) {
+      if (error instanceof NativeLoadError) throw new Error(`backend '${name}': ${error.message}`);
+      throw error;
     }
-    throw new Error(`backend '${name}': ${packageName} failed to load: ${(error as Error).message}`);
+  } else {
+    try {
+      requireOptional(packageName);
+    } catch (error) {
+      if (isModuleNotFound(error, packageName)) {
+        throw new Error(`backend '${name}' needs ${packageName}, which is not installed: ${installHint(name)}`);
+      }
+      throw new Error(`backend '${name}': ${packageName} failed to load: ${(error as Error).message.split('\n')[0]}`);
+    }
+    const copies = loadedTfjsCoreCopies();
+    if (copies.length > 1) throw new Error(`backend '${name}': ${packageName} loaded a second @tensorflow/tfjs-core (${copies.join(', ')})`);
   }
   // Both native packages register their backend as 'tensorflow'.
   if (!(await tf.setBackend('tensorflow'))) {
@@ -79,24 +100,27 @@ async function useCpu(): Promise<BackendInfo> {
   return { name: 'cpu', threads: 1 };
 }
 
-const LADDER: Record<BackendName, () => Promise<BackendInfo>> = {
-  'node-gpu': () => tryNative('node-gpu'),
-  node: () => tryNative('node'),
-  wasm: tryWasm,
-  cpu: useCpu,
-};
+function ladder(options: BackendOptions): Record<BackendName, () => Promise<BackendInfo>> {
+  return {
+    'node-gpu': () => tryNative('node-gpu', options.nativeDir),
+    node: () => tryNative('node', options.nativeDir),
+    wasm: tryWasm,
+    cpu: useCpu,
+  };
+}
 
 /**
  * Activates a backend and returns what was chosen. Forcing a backend that cannot load throws an
  * Error that says how to get it; `auto` falls down the ladder and explains in `note` what was
  * skipped. Safe to call repeatedly (with the same or another choice).
  */
-export async function initBackend(choice: BackendChoice): Promise<BackendInfo> {
-  if (choice !== 'auto') return LADDER[choice]();
+export async function initBackend(choice: BackendChoice, options: BackendOptions = {}): Promise<BackendInfo> {
+  const rungs = ladder(options);
+  if (choice !== 'auto') return rungs[choice]();
   const skipped: string[] = [];
   for (const name of ['node-gpu', 'node', 'wasm', 'cpu'] as const) {
     try {
-      const info = await LADDER[name]();
+      const info = await rungs[name]();
       if (skipped.length > 0) info.note = skipped.join('; ');
       return info;
     } catch (error) {

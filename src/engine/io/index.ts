@@ -7,6 +7,7 @@ export { loadLayersModelFromFile } from './loadModel';
 export { readModelTopology, MAX_MODEL_JSON_BYTES } from './modelJson';
 export {
   saveLayersModelToDir,
+  saveFilesToDir,
   MODEL_JSON_FILE_NAME,
   WEIGHTS_FILE_NAME,
   type SaveLayersModelOptions,

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { PasInputError } from '../errors';
-import { syncFolder, uniqueTempSuffix, writeNewFileDurably } from './atomic';
+import { FileContents, syncFolder, uniqueTempSuffix, writeNewFileDurably } from './atomic';
 import { describeFsError, errorCode } from './fsErrors';
 
 /** File names inside a saved model folder. */
@@ -18,6 +18,8 @@ export const WEIGHTS_FILE_NAME = 'weights.bin';
 export interface SaveLayersModelOptions {
   /** Replace an existing non-empty folder (atomically) instead of refusing. Default false. */
   overwrite?: boolean;
+  /** More files written into the same folder, in the same atomic step (e.g. the model as ONNX). */
+  extraFiles?: { name: string; data: FileContents }[];
 }
 
 /** Where {@link saveLayersModelToDir} put the files (absolute paths). */
@@ -128,10 +130,29 @@ export async function saveLayersModelToDir(
   options: SaveLayersModelOptions = {},
 ): Promise<SavedModelPaths> {
   const target = path.resolve(dir);
-  const state = await inspectTarget(target, dir, options.overwrite === true);
+  // Checked before the (possibly large) weights are captured.
+  await inspectTarget(target, dir, options.overwrite === true);
   const artifacts = await captureArtifacts(model);
   const weightData = artifacts.weightData ? tf.io.CompositeArrayBuffer.join(artifacts.weightData) : new ArrayBuffer(0);
+  await saveFilesToDir(
+    dir,
+    [
+      { name: WEIGHTS_FILE_NAME, data: weightData },
+      { name: MODEL_JSON_FILE_NAME, data: JSON.stringify(modelJsonFor(artifacts)) },
+      ...(options.extraFiles ?? []),
+    ],
+    options,
+  );
+  return { modelJsonPath: path.join(target, MODEL_JSON_FILE_NAME), weightsPath: path.join(target, WEIGHTS_FILE_NAME) };
+}
 
+/**
+ * Writes `files` as the folder `dir`, atomically, with the same rules as
+ * {@link saveLayersModelToDir} (temp folder, fsync, rename; a non-empty `dir` only with overwrite).
+ */
+export async function saveFilesToDir(dir: string, files: { name: string; data: FileContents }[], options: { overwrite?: boolean } = {}): Promise<void> {
+  const target = path.resolve(dir);
+  const state = await inspectTarget(target, dir, options.overwrite === true);
   const tempDir = `${target}.tmp-${uniqueTempSuffix()}`;
   try {
     await fsp.mkdir(tempDir);
@@ -139,8 +160,7 @@ export async function saveLayersModelToDir(
     throw new PasInputError(`cannot create the output folder: ${describeCreateError(error, target)}`, dir);
   }
   try {
-    await writeNewFileDurably(path.join(tempDir, WEIGHTS_FILE_NAME), weightData);
-    await writeNewFileDurably(path.join(tempDir, MODEL_JSON_FILE_NAME), JSON.stringify(modelJsonFor(artifacts)));
+    for (const file of files) await writeNewFileDurably(path.join(tempDir, file.name), file.data);
     await syncFolder(tempDir);
     await publish(tempDir, target, state);
   } catch (error) {
@@ -148,5 +168,4 @@ export async function saveLayersModelToDir(
     throw new PasInputError(`cannot write the output folder: ${describeFsError(error)}`, dir);
   }
   await syncFolder(path.dirname(target));
-  return { modelJsonPath: path.join(target, MODEL_JSON_FILE_NAME), weightsPath: path.join(target, WEIGHTS_FILE_NAME) };
 }

@@ -17,6 +17,7 @@ import { cosineLearningRate, evaluate, SGD_MOMENTUM, trainableVariables, trainEp
 import { magnitudeSelection, projectOntoBudget, selectionToLatents, uniformSelection } from './maskSelection';
 import { checkpointPath, readRunState, removeStaleTempEntries, RUN_STATE_VERSION, RunSettings, RunState, writeRunState } from './runState';
 import { describeFsError } from '../io/fsErrors';
+import { defaultDeployedFormat, isOnnxPath, mainDeployedFile, readOnnxModel, saveDeployedModel } from '../onnx';
 
 export interface JobHooks {
   emit(event: WorkerEvent): void;
@@ -284,7 +285,8 @@ async function finish(context: RunContext, state: RunState, model: tf.LayersMode
   const searchedDir = path.join(outDir, 'searched');
   const deployedDir = path.join(outDir, 'deployed');
   await saveLayersModelToDir(model, searchedDir, { overwrite: true });
-  const deployedPaths = await saveLayersModelToDir(deployment.deployed, deployedDir, { overwrite: true });
+  const format = settings.deployedFormat ?? defaultDeployedFormat(settings.modelSpec);
+  const deployedPaths = await saveDeployedModel(deployment.deployed, deployedDir, format, { overwrite: true, source: onnxInterfaceOf(settings.modelSpec) });
   const report: SearchReport = {
     method: settings.method,
     modelPath: settings.modelSpec,
@@ -303,7 +305,7 @@ async function finish(context: RunContext, state: RunState, model: tf.LayersMode
     reparamMaxAbsDiff: deployment.maxAbsDiff,
     epochs: { pretrain: settings.pretrainEpochs, search: settings.method === 'pas' ? settings.searchEpochs : 0, finetune: settings.finetuneEpochs },
     wallSeconds: context.wallSecondsBefore + (Date.now() - context.started) / 1000,
-    deployedModel: deployedPaths.modelJsonPath,
+    deployedModel: mainDeployedFile(deployedPaths),
     searchedCheckpoint: path.join(searchedDir, 'model.json'),
     layers: groupWidths(budget, counts),
   };
@@ -312,6 +314,15 @@ async function finish(context: RunContext, state: RunState, model: tf.LayersMode
   state.phase = 'done';
   await writeRunState(outDir, state);
   return report;
+}
+
+/** The input/output names of an ONNX original, which its deployed ONNX keeps (undefined if it is gone). */
+function onnxInterfaceOf(modelSpec: string) {
+  if (!isOnnxPath(modelSpec)) return undefined;
+  const model = readOnnxModel(modelSpec);
+  const [input] = model.inputs;
+  const [output] = model.outputs;
+  return { file: modelSpec, inputName: input.name, outputName: output.name, inputBatchDim: input.shape?.[0] ?? 'batch', outputBatchDim: output.shape?.[0] ?? 'batch', opset: model.opset, producer: model.producer };
 }
 
 /** Parameters of the unpruned network's deployed form. */

@@ -3,6 +3,7 @@ import * as path from 'path';
 import type { EpochEvent, PruneMethod } from '../../shared/workerProtocol';
 import { PasInputError } from '../errors';
 import { writeFileAtomic } from '../io';
+import type { DeployedFormat } from '../onnx/saveDeployed';
 
 export const RUN_STATE_FILE = 'state.json';
 export const RUN_STATE_VERSION = 1;
@@ -24,6 +25,8 @@ export interface RunSettings {
   learningRates: { pretrain: number; search: number; finetune: number };
   maxTrain?: number;
   maxTest?: number;
+  /** Format of the deployed model (absent in runs started before ONNX support: the input's own). */
+  deployedFormat?: DeployedFormat;
 }
 
 export type RunPhase = 'pretrain' | 'search' | 'finetune' | 'done';
