@@ -54,10 +54,25 @@ export function dataLossFor(args: { labels: boolean; distill: OutputKind | null 
  * "accuracy": agreement with the original model.
  */
 export function topOneAgreement(a: tf.Tensor, b: tf.Tensor): { agree: number; positions: number } {
+  // A one-channel output has no top-1 choice: agreement is undefined there and counted as 0.
+  if (a.shape[a.shape.length - 1] === 1) return { agree: 0, positions: a.size };
   return tf.tidy(() => {
     const same = tf.equal(tf.argMax(a, -1), tf.argMax(b, -1));
     return { agree: tf.sum(tf.cast(same, 'float32')).dataSync()[0], positions: same.size };
   });
+}
+
+/** Top-1 agreement of `student` with `teacher` on a split (inference mode): the "accuracy" of unlabelled data. */
+export function agreement(teacher: tf.LayersModel, student: tf.LayersModel, split: Split, batchSize = 64): number {
+  let agree = 0;
+  let positions = 0;
+  for (const { x, y } of batches(split, batchSize, { shuffle: false, seed: 0 })) {
+    const counts = tf.tidy(() => topOneAgreement(teacher.predict(x) as tf.Tensor, student.predict(x) as tf.Tensor));
+    agree += counts.agree;
+    positions += counts.positions;
+    tf.dispose([x, y]);
+  }
+  return agree / Math.max(1, positions);
 }
 
 /** How close the deployed model is to the original on a split: `{ metric, value }` as report.json records it. */
