@@ -89,7 +89,12 @@ function buildProgram(setExit: (code: number) => void): Command {
       .option('--batch-size <n>', 'training batch size', parsePositiveInt, 64)
       .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
       .addOption(new Option('--format <format>', 'deployed model format (default: onnx for an .onnx input, tfjs otherwise)').choices(DEPLOYED_FORMATS))
-      .addOption(new Option('--max-train <n>', 'use at most n training images').argParser(parsePositiveInt).hideHelp())
+      .option('--micro-batch <n>', 'examples per forward/backward pass, gradients accumulated over the batch (default: sized from the memory estimate)', parsePositiveInt)
+      .addOption(new Option('--input-range <range>', "the value range the model expects its pixels in (default: standardized with the data's mean and std)").choices(['0,1', '-1,1', '0,255']))
+      .option('--normalize <MEAN,STD>', 'then (value - MEAN) / STD: one value each, or one per channel (means first, then stds)')
+      .option('--distill', "learn from the original model's outputs (KL on classifier outputs, MSE on others); on by itself for a folder of unlabelled images")
+      .option('--max-train <n>', 'use at most n training images (a trial run)', parsePositiveInt)
+      .option('--max-steps <n>', 'at most n optimizer steps per epoch (a trial run)', parsePositiveInt)
       .addOption(new Option('--max-test <n>', 'use at most n test images').argParser(parsePositiveInt).hideHelp()),
   ).action(async (model: string | undefined, options) => {
     const output = new Output(!!options.json);

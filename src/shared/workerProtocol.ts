@@ -77,6 +77,21 @@ export interface SearchReport {
   deployedModel: string;
   searchedCheckpoint: string;
   layers: GroupWidth[];
+  /**
+   * The deployed model against the original (unpruned) model on the test images: `top1-agreement`
+   * (share of examples with the same top-1 class) for classifiers, `psnr-db` for dense outputs
+   * (null in JSON when the outputs are identical: an infinite PSNR).
+   */
+  fidelity?: { metric: 'top1-agreement' | 'psnr-db'; value: number | null };
+  /** True when the run learned from the original model's outputs (--distill, or unlabelled images). */
+  distilled?: boolean;
+  /** False when the data had no labels: every accuracy above is then top-1 agreement with the original model. */
+  labelled?: boolean;
+  /** The optimization batch and the micro-batch each forward/backward pass used (gradient accumulation). */
+  batchSize?: number;
+  microBatch?: number;
+  /** How pixels became input values: value = ((pixel / 255) * (hi - lo) + lo - mean[c]) / std[c], [lo, hi] = inputRange. */
+  preprocessing?: { source: 'options' | 'data-statistics'; inputRange: string; mean: number[]; std: number[] };
 }
 
 export type WorkerEvent =
@@ -91,7 +106,8 @@ export type WorkerEvent =
   | DoneEvent
   | CancelledEvent
   | ErrorEvent
-  | LogEvent;
+  | LogEvent
+  | EstimateEvent;
 
 export interface StartEvent {
   type: 'start';
@@ -131,6 +147,8 @@ export interface BatchEvent {
   accuracy: number;
   macs: number;
   etaSeconds: number;
+  /** Training images per second so far in this epoch. */
+  imagesPerSecond?: number;
 }
 
 export interface EpochEvent {
@@ -148,6 +166,31 @@ export interface EpochEvent {
   tensors?: number;
   /** Resident memory of the worker after the epoch, in bytes. */
   rssBytes?: number;
+  /** The largest resident memory the worker has had so far, in bytes. */
+  peakRssBytes?: number;
+  /** Training images per second over the epoch. */
+  imagesPerSecond?: number;
+  /** Examples per forward/backward pass in this epoch (the batch is accumulated over micro-batches). */
+  microBatch?: number;
+}
+
+/**
+ * Sizing, sent once before training: the speed of a few warm-up steps on the chosen backend and
+ * the run time it implies (images/s x images x epochs, plus evaluation passes).
+ */
+export interface EstimateEvent {
+  type: 'estimate';
+  backend: BackendName;
+  imagesPerSecond: number;
+  trainImages: number;
+  /** Training epochs left in this run (all phases). */
+  epochs: number;
+  /** Optimizer steps per epoch (bounded by --max-steps). */
+  stepsPerEpoch: number;
+  batchSize: number;
+  microBatch: number;
+  /** Estimated seconds of the remaining run. */
+  seconds: number;
 }
 
 export interface CheckpointEvent {

@@ -6,6 +6,8 @@ import { PasInputError } from '../../engine/errors';
 import { isBuiltinSpec } from '../../engine/zoo/builtins';
 import { assertOutsideModelFolder, defaultOutputDir } from '../../engine/outputPaths';
 import { runSearchJob } from '../../engine/search/job';
+import { fitBuiltinToData } from '../../engine/search/fitToData';
+import { parseNormalize, type InputRange } from '../../engine/data';
 import { holdsOnlyRunLeftovers, readRunState, RunSettings } from '../../engine/search/runState';
 import { describeFsError } from '../../engine/io/fsErrors';
 import { formatCount, formatTable, Output } from '../output';
@@ -27,6 +29,12 @@ export interface SearchCliOptions extends ModelOptions {
   maxTrain?: number;
   maxTest?: number;
   format?: DeployedFormat;
+  maxSteps?: number;
+  microBatch?: number;
+  distill?: boolean;
+  inputRange?: InputRange;
+  /** The raw --normalize text (MEAN,STD or per-channel means then stds). */
+  normalize?: string;
 }
 
 /** Exit code of a run stopped by Ctrl-C / SIGTERM after its last checkpoint (the shell's 128 + SIGINT). */
@@ -52,6 +60,10 @@ export function settingsFrom(modelSpec: string, options: SearchCliOptions): RunS
     maxTrain: options.maxTrain,
     maxTest: options.maxTest,
     ...(options.format ? { deployedFormat: options.format } : {}),
+    maxSteps: options.maxSteps,
+    microBatch: options.microBatch,
+    distill: options.distill === true,
+    preprocessing: options.inputRange || options.normalize ? { inputRange: options.inputRange, normalize: options.normalize ? parseNormalize(options.normalize) : undefined } : undefined,
   };
 }
 
@@ -63,7 +75,9 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
     settings = readRunState(outDir).settings;
   } else {
     if (!modelSpec) throw new PasInputError('a model is required (a model.json path or builtin:NAME), or --resume DIR');
-    settings = settingsFrom(modelSpec, options);
+    const fitted = await fitBuiltinToData(settingsFrom(modelSpec, options));
+    settings = fitted.settings;
+    for (const note of fitted.notes) output.note(note);
     const modelFile = isBuiltinSpec(modelSpec) ? undefined : resolveModelJson(settings.modelSpec);
     const suffix = `pas-${settings.method}-${Math.round(settings.targetFraction * 100)}`;
     outDir = path.resolve(options.out ?? defaultOutputDir(modelFile, modelSpec, suffix));
@@ -250,6 +264,15 @@ class ProgressDisplay {
         this.original = event.macsOriginal;
         this.output.note(`MACs: ${formatCount(event.macsOriginal)} deployed, target ${formatCount(event.macsTarget)}; ${event.groups.length} prunable layers`);
         break;
+      case 'estimate':
+        this.output.note(
+          `estimate: ${event.imagesPerSecond.toFixed(1)} img/s training on ${event.backend} (batch ${event.batchSize}, micro-batch ${event.microBatch}); ` +
+            `${event.epochs} epoch(s) x ${event.trainImages} images: about ${formatDuration(event.seconds)}`,
+        );
+        break;
+      case 'log':
+        this.output.note(event.message);
+        break;
       case 'phase':
         if (event.epochs > 0) this.output.note(`== ${event.phase}: ${event.epochs} epoch(s)`);
         else this.output.note(`== ${event.phase}`);
@@ -257,7 +280,7 @@ class ProgressDisplay {
       case 'batch':
         if (!this.bar) {
           this.bar = new SingleBar({
-            format: `${event.phase} {epoch} [{bar}] {value}/{total} | loss {loss} acc {acc}{macs} | ETA {eta_formatted}`,
+            format: `${event.phase} {epoch} [{bar}] {value}/{total} | loss {loss} acc {acc}{macs} | {speed} img/s | ETA {eta_formatted}`,
             stream: process.stderr,
             hideCursor: false,
             clearOnComplete: true,
@@ -270,6 +293,7 @@ class ProgressDisplay {
           loss: event.loss.toFixed(3),
           acc: event.accuracy.toFixed(3),
           macs: event.macs > 0 ? ` | MACs ${formatCount(event.macs)}/${formatCount(this.target)}` : '',
+          speed: event.imagesPerSecond !== undefined ? event.imagesPerSecond.toFixed(1) : '-',
         });
         // The bar's own ETA covers this epoch; the event's covers the phase.
         (this.bar as any).eta.eta = Math.round(event.etaSeconds);
@@ -277,7 +301,7 @@ class ProgressDisplay {
       case 'epoch': {
         this.stop();
         const macs = event.macs > 0 ? `  MACs ${formatCount(event.macs)} (${((100 * event.macs) / this.original).toFixed(1)}%, target ${((100 * this.target) / this.original).toFixed(1)}%)` : '';
-        this.output.note(`${event.phase} epoch ${event.epoch}/${event.epochs}: loss ${event.loss.toFixed(4)}  train acc ${event.accuracy.toFixed(4)}  val acc ${event.valAccuracy.toFixed(4)}${macs}`);
+        this.output.note(`${event.phase} epoch ${event.epoch}/${event.epochs}: loss ${event.loss.toFixed(4)}  train acc ${event.accuracy.toFixed(4)}  val acc ${event.valAccuracy.toFixed(4)}${macs}${event.imagesPerSecond !== undefined ? `  ${event.imagesPerSecond.toFixed(1)} img/s` : ''}`);
         break;
       }
       default:
@@ -291,6 +315,13 @@ class ProgressDisplay {
   }
 }
 
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return 'unknown';
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
 function printSummary(report: SearchReport, outDir: string, output: Output): void {
   output.text();
   output.text(formatTable(
@@ -302,8 +333,12 @@ function printSummary(report: SearchReport, outDir: string, output: Output): voi
   output.text(formatTable(['', 'before', 'after'], [
     ['MACs (deployed)', report.macsBefore, report.macsAfter],
     ['params (deployed)', report.paramsBefore, report.paramsAfter],
-    ['test accuracy', pct(report.accuracyBefore), pct(report.accuracyAfter)],
+    [report.labelled === false ? 'test top-1 agreement with the original' : 'test accuracy', pct(report.accuracyBefore), pct(report.accuracyAfter)],
   ]));
+  if (report.fidelity) {
+    const value = report.fidelity.value === null ? 'identical outputs' : report.fidelity.metric === 'psnr-db' ? `${report.fidelity.value.toFixed(2)} dB PSNR` : `${pct(report.fidelity.value)} top-1 agreement`;
+    output.text(`fidelity of the deployed model to the original on the test images: ${value}${report.distilled ? ' (learned by distillation)' : ''}`);
+  }
   output.text();
   output.text(`MACs ${pct(report.macsAfter / report.macsBefore)} of the original (target ${pct(report.targetFraction)}); method ${report.method}; backend ${report.backend}; seed ${report.seed}; ${report.wallSeconds.toFixed(0)} s`);
   output.text(`deployed vs fine-tuned masked model: max abs diff ${report.reparamMaxAbsDiff.toExponential(2)}, accuracy ${pct(report.accuracyMasked)} -> ${pct(report.accuracyAfter)}`);

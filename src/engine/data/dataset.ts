@@ -24,6 +24,8 @@ import { writeImageAsFloats } from './imageOps';
 import { deriveSeed, mulberry32 } from './random';
 import { allIndices, stratifiedSplit } from './split';
 import { allInOrder } from './settle';
+import { applyPreprocessing, resolvePreprocessing, type AppliedPreprocessing, type PreprocessingOptions } from './preprocessing';
+import { decodeImageFile, findImageFiles } from './imageFolder';
 
 export { batchCount, batches };
 export type { Augmentation, Batch, BatchOptions, Split } from './batches';
@@ -46,6 +48,13 @@ export interface Dataset {
   test: Split;
   /** Things the user should know that did not stop loading (skipped files, for instance). */
   warnings: string[];
+  /**
+   * False for a flat folder of images without class subfolders: every label is 0, `numClasses`
+   * is 0 and `classNames` empty; such data can only be used by distillation.
+   */
+  labelled: boolean;
+  /** What turned pixels into the model's input values (report.json records it). */
+  preprocessing: AppliedPreprocessing;
 }
 
 /** Options of `loadDataset`. */
@@ -65,12 +74,14 @@ export interface LoadDatasetOptions {
    * and the label (without `classes.txt`, the class count would otherwise follow the largest label).
    */
   classLimit?: number;
+  /** The model's input range and normalization; default: standardize with the training split's statistics. */
+  preprocessing?: PreprocessingOptions;
 }
 
 /** The accepted spec forms and what each means, for help texts and error messages. */
 export const DATASET_SPEC_FORMS: readonly { form: string; description: string }[] = [
   { form: 'idx:DIR', description: 'MNIST-style IDX files' },
-  { form: 'folder:DIR', description: 'one subfolder of PNG/JPEG images per class' },
+  { form: 'folder:DIR', description: 'one subfolder of PNG/JPEG images per class, or a flat folder of unlabelled images (distillation)' },
   { form: 'sample', description: 'the bundled Fashion-MNIST subset' },
 ];
 
@@ -119,6 +130,10 @@ interface OpenedDataset {
   trainIndices: Int32Array;
   testIndices: Int32Array;
   warnings: string[];
+  /** False for a flat folder of images (no class subfolders). */
+  labelled: boolean;
+  /** [height, width, channels] of the data as stored (the first training image for folders). */
+  nativeShape(): Promise<[number, number, 1 | 3]>;
 }
 
 /**
@@ -162,9 +177,26 @@ export async function loadDataset(spec: string, options: LoadDatasetOptions): Pr
   const validation = await materialize(opened.train, validationIndices, imageShape, numClasses);
   const test = await materialize(opened.test, testIndices, imageShape, numClasses);
   const { mean, std } = channelStatistics(train);
-  for (const split of [train, validation, test]) normalizeInPlace(split, mean, std);
+  const preprocessing = resolvePreprocessing(options.preprocessing, imageShape[2], () => ({ mean, std }));
+  for (const split of [train, validation, test]) applyPreprocessing(split.images, preprocessing);
 
-  return { name: opened.name, numClasses, classNames: opened.classNames, imageShape, mean, std, train, validation, test, warnings: opened.warnings };
+  return { name: opened.name, numClasses, classNames: opened.classNames, imageShape, mean, std, train, validation, test, warnings: opened.warnings, labelled: opened.labelled, preprocessing };
+}
+
+/** What a dataset holds, without converting its images: for fitting a builtin model to the data. */
+export interface DatasetDescription {
+  name: string;
+  /** 0 for unlabelled data. */
+  numClasses: number;
+  labelled: boolean;
+  /** [height, width, channels] as stored (a folder's first training image; channels 3 when it has colour). */
+  imageShape: [number, number, 1 | 3];
+}
+
+/** Opens `spec` far enough to tell its class count and image shape. Throws PasInputError like `loadDataset`. */
+export async function describeDataset(spec: string, seed = DEFAULT_SEED): Promise<DatasetDescription> {
+  const opened = await openSpec(spec, seed);
+  return { name: opened.name, numClasses: opened.classNames.length, labelled: opened.labelled, imageShape: await opened.nativeShape() };
 }
 
 /**
@@ -267,6 +299,8 @@ async function openIdxDir(dir: string, classLimit?: number): Promise<OpenedDatas
     trainIndices: allIndices(trainData.images.count),
     testIndices: allIndices(testData.images.count),
     warnings: [],
+    labelled: true,
+    nativeShape: async () => [trainData.images.height, trainData.images.width, 1],
   };
 }
 
@@ -320,14 +354,51 @@ async function openImageFolder(dir: string, seed: number): Promise<OpenedDataset
       test = train;
       [testIndices, trainIndices] = splitOffTest(trainIndices, train.labels, seed);
     }
-    return { name: path.basename(dir), classNames: trainListing.classNames, train, test, trainIndices, testIndices, warnings };
+    const firstFile = trainListing.files[0].file;
+    return { name: path.basename(dir), classNames: trainListing.classNames, train, test, trainIndices, testIndices, warnings, labelled: true, nativeShape: () => shapeOfImage(firstFile) };
   }
 
+  const flat = await openFlatImageFolder(dir, seed, warnAboutSkipped, warnings);
+  if (flat) return flat;
   const listing = await listImageFolder(dir);
   warnAboutSkipped(listing.skipped, dir);
   const source = folderSource(listing.files.map((entry) => entry.file), listing.files.map((entry) => entry.classIndex));
   const [testIndices, trainIndices] = splitOffTest(allIndices(listing.files.length), source.labels, seed);
-  return { name: path.basename(dir), classNames: listing.classNames, train: source, test: source, trainIndices, testIndices, warnings };
+  return { name: path.basename(dir), classNames: listing.classNames, train: source, test: source, trainIndices, testIndices, warnings, labelled: true, nativeShape: () => shapeOfImage(listing.files[0].file) };
+}
+
+/**
+ * A folder that holds images but no subfolders: unlabelled data for distillation. Every label is
+ * 0 (the splits still need one) and there are no class names. Undefined for any other folder.
+ */
+async function openFlatImageFolder(
+  dir: string,
+  seed: number,
+  warnAboutSkipped: (skipped: string[], folder: string) => void,
+  warnings: string[],
+): Promise<OpenedDataset | undefined> {
+  const entries = await fs.readdir(dir, { withFileTypes: true });
+  const visible = entries.filter((entry) => !entry.name.startsWith('.'));
+  for (const entry of visible) if (await isDirectory(path.join(dir, entry.name))) return undefined;
+  const skipped: string[] = [];
+  const files = await findImageFiles(dir, skipped);
+  if (files.length === 0) return undefined;
+  warnAboutSkipped(skipped, dir);
+  const source = folderSource(files, files.map(() => 0));
+  const [testIndices, trainIndices] = splitOffTest(allIndices(files.length), source.labels, seed);
+  if (testIndices.length === 0 || trainIndices.length < 2) {
+    throw new PasInputError(`holds ${files.length} image(s): too few to split into training and test images`, dir);
+  }
+  return { name: path.basename(dir), classNames: [], train: source, test: source, trainIndices, testIndices, warnings, labelled: false, nativeShape: () => shapeOfImage(files[0]) };
+}
+
+/** [height, width, channels] of an image file: 3 channels when any pixel has colour, else 1. */
+async function shapeOfImage(file: string): Promise<[number, number, 1 | 3]> {
+  const image = await decodeImageFile(file);
+  const { rgba } = image;
+  let colour = false;
+  for (let i = 0; i < rgba.length && !colour; i += 4) colour = rgba[i] !== rgba[i + 1] || rgba[i + 1] !== rgba[i + 2];
+  return [image.height, image.width, colour ? 3 : 1];
 }
 
 function largestValue(values: Uint8Array): number {
@@ -375,15 +446,6 @@ export function channelStatistics(split: Split): { mean: number[]; std: number[]
     return variance > 1e-12 ? Math.sqrt(variance) : 1;
   });
   return { mean, std };
-}
-
-function normalizeInPlace(split: Split, mean: number[], std: number[]): void {
-  const channels = mean.length;
-  const { images } = split;
-  for (let i = 0; i < images.length; i++) {
-    const c = i % channels;
-    images[i] = (images[i] - mean[c]) / std[c];
-  }
 }
 
 function checkInputShape(shape: [number, number, number]): [number, number, 1 | 3] {

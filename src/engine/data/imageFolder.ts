@@ -167,7 +167,7 @@ async function entryIsDirectory(dir: string, entry: Dirent): Promise<boolean> {
 }
 
 /** Image files under `dir`, recursively, in sorted order; other non-hidden files go to `skipped`. */
-async function findImageFiles(dir: string, skipped: string[]): Promise<string[]> {
+export async function findImageFiles(dir: string, skipped: string[]): Promise<string[]> {
   const entries = (await readDirectory(dir)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const images: string[] = [];
   for (const entry of entries) {

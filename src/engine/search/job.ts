@@ -14,8 +14,12 @@ import { classCount, imageInputShape, loadModelSource } from '../model';
 import { hasMasks, MaskLayout, insertMasks, maskLayoutOf } from '../transform/masks';
 import { MacsBudget } from '../budget/macsBudget';
 import { cosineLearningRate, evaluate, SGD_MOMENTUM, trainableVariables, trainEpoch, WEIGHT_DECAY } from '../train/trainer';
+import { agreement, dataLossFor, fidelity, outputKind, type OutputKind } from '../train/distill';
+import { isAllocationFailure, backendSurvived, outOfMemoryError } from '../train/microBatches';
+import { batchCount } from '../data';
+import { measureTrainingSpeed, microBatchFor } from './sizing';
 import { magnitudeSelection, projectOntoBudget, selectionToLatents, uniformSelection } from './maskSelection';
-import { checkpointPath, readRunState, removeStaleTempEntries, RUN_STATE_VERSION, RunSettings, RunState, writeRunState } from './runState';
+import { ORIGINAL_MODEL_DIR, checkpointPath, readRunState, removeStaleTempEntries, RUN_STATE_VERSION, RunSettings, RunState, writeRunState } from './runState';
 import { describeFsError } from '../io/fsErrors';
 import { defaultDeployedFormat, isOnnxPath, mainDeployedFile, readOnnxModel, saveDeployedModel } from '../onnx';
 
@@ -40,19 +44,43 @@ interface RunContext {
   started: number;
   /** Wall time of earlier sessions of a resumed run. */
   wallSecondsBefore: number;
+  /** How the run learns: from labels, from the original model's outputs, or both. */
+  learning: Learning;
+  /** The original (unpruned, trained) model: the distillation teacher and the fidelity reference; set once the masks go in. */
+  teacher?: tf.LayersModel;
+  /** The memory estimate behind the micro-batch, for the out-of-memory message. */
+  memory?: { bytesPerExample: number; memoryLimitBytes: number };
+}
+
+/** What a run learns from. */
+export interface Learning {
+  /** Cross-entropy on the data's labels (a labelled data set and a classifier). */
+  useLabels: boolean;
+  /** Distillation from the original model, with the loss for its output kind; null without. */
+  distill: OutputKind | null;
 }
 
 /**
  * Validates a new run before anything is written: the model loads, the data loads and fits the
  * model, the target is reachable. Returns the loaded pieces.
  */
-export async function prepareRun(settings: RunSettings): Promise<{ model: tf.LayersModel; source: string; file?: string; dataset: Dataset; isBuiltin: boolean }> {
+export async function prepareRun(settings: RunSettings): Promise<{ model: tf.LayersModel; source: string; file?: string; dataset: Dataset; isBuiltin: boolean; learning: Learning }> {
   const loaded = await loadModelSource(settings.modelSpec, { ...settings.builtinOptions, seed: settings.seed });
   const inputShape = imageInputShape(loaded.model, loaded.source);
-  const classes = classCount(loaded.model, loaded.source);
-  const dataset = await loadDataset(settings.dataSpec, { inputShape, seed: settings.seed, maxTrain: settings.maxTrain, maxTest: settings.maxTest, classLimit: classes });
-  if (dataset.numClasses > classes) {
-    throw new PasInputError(`the data has ${dataset.numClasses} classes but the model's classifier has ${classes} outputs`, settings.dataSpec);
+  const kind = loaded.model.outputs.length === 1 ? outputKind(loaded.model) : 'dense';
+  if (loaded.model.outputs.length !== 1) classCount(loaded.model, loaded.source); // refuses it, naming the outputs
+  const classes = kind === 'classifier' ? classCount(loaded.model, loaded.source) : undefined;
+  const dataset = await loadDataset(settings.dataSpec, { inputShape, seed: settings.seed, maxTrain: settings.maxTrain, maxTest: settings.maxTest, classLimit: classes, preprocessing: settings.preprocessing });
+  const learning: Learning = { useLabels: dataset.labelled && kind === 'classifier', distill: settings.distill || !dataset.labelled ? kind : null };
+  if (!learning.distill && kind !== 'classifier') {
+    throw new PasInputError(`the model output has shape [${loaded.model.outputs[0].shape.join(', ')}]: training on class labels needs [batch, classes] logits; pass --distill to learn from the model's own outputs instead`, loaded.source);
+  }
+  if (learning.useLabels && dataset.numClasses !== classes) {
+    // Checked here, before any training: a mismatch would otherwise fail inside the loss (issue 16).
+    throw new PasInputError(`the data ${dataset.name} has ${dataset.numClasses} classes but the model's classifier has ${classes} outputs; pass data with ${classes} classes${loaded.isBuiltin ? ', or drop --classes so that the builtin follows the data' : ''}`, settings.dataSpec);
+  }
+  if (settings.pretrainEpochs > 0 && !learning.useLabels) {
+    throw new PasInputError(`pretraining needs class labels and a classifier, and ${dataset.labelled ? 'the model is not a classifier' : 'the data has none (a flat folder of images)'}: pass --pretrain-epochs 0 to prune by distillation from the model as it is`, settings.dataSpec);
   }
   if (settings.batchSize > dataset.train.count) {
     throw new PasInputError(`batch size ${settings.batchSize} is larger than the ${dataset.train.count} training images`, settings.dataSpec);
@@ -72,7 +100,7 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
       loaded.source,
     );
   }
-  return { ...loaded, dataset };
+  return { ...loaded, dataset, learning };
 }
 
 /** Runs (or resumes) the whole PaS job: pretrain, search, frozen-mask fine-tune, prune, reparameterize, evaluate. */
@@ -84,16 +112,26 @@ export async function runSearchJob(
   let state: RunState;
   let model: tf.LayersModel;
   let dataset: Dataset;
+  let learning: Learning;
+  let teacher: tf.LayersModel | undefined;
   // The caller holds the folder's lock: temp entries here are a killed run's, not a live writer's.
   removeStaleTempEntries(args.outDir);
   if (args.resume) {
     state = readRunState(args.outDir);
-    ({ dataset } = await prepareRun(state.settings));
+    let prepared: tf.LayersModel;
+    ({ dataset, learning, model: prepared } = await prepareRun(state.settings));
+    prepared.dispose();
     model = await loadLayersModelFromFile(path.join(checkpointPath(args.outDir, state.checkpoint), 'model.json'));
+    const originalFile = path.join(args.outDir, ORIGINAL_MODEL_DIR, 'model.json');
+    if (state.phase !== 'pretrain') {
+      if (fs.existsSync(originalFile)) teacher = await loadLayersModelFromFile(originalFile);
+      else if (learning.distill) throw new PasInputError('the original model (the distillation teacher) is missing from this run folder; start the run again', path.dirname(originalFile));
+    }
   } else {
     const prepared = await prepareRun(args.settings);
     dataset = prepared.dataset;
     model = prepared.model;
+    learning = prepared.learning;
     fs.mkdirSync(path.join(args.outDir), { recursive: true });
     state = {
       version: RUN_STATE_VERSION,
@@ -105,16 +143,19 @@ export async function runSearchJob(
       wallSecondsBefore: 0,
     };
   }
-  const context: RunContext = { outDir: args.outDir, settings: state.settings, dataset, backend: args.backend, hooks, started, wallSecondsBefore: state.wallSecondsBefore };
+  const context: RunContext = { outDir: args.outDir, settings: state.settings, dataset, backend: args.backend, hooks, started, wallSecondsBefore: state.wallSecondsBefore, learning, teacher };
   const { settings } = state;
+  sizeRun(context, state, model);
 
   // Phase 1: pretraining (builtins start untrained; PaS searches a trained network).
   if (state.phase === 'pretrain') {
     const stopped = await trainPhase(context, state, model, 'pretrain', settings.pretrainEpochs, settings.learningRates.pretrain, null);
     if (stopped) return cancelled(context, state);
-    state.accuracyBefore = evaluate(model, dataset.test).accuracy;
+    state.accuracyBefore = learning.useLabels ? evaluate(model, dataset.test).accuracy : agreement(model, model, dataset.test);
     const masked = await enterMaskedPhase(context, state, model);
-    model.dispose();
+    // The trained, unpruned model: what distillation learns from and what the result is compared with.
+    await saveLayersModelToDir(model, path.join(context.outDir, ORIGINAL_MODEL_DIR), { overwrite: true });
+    context.teacher = model;
     model = masked;
     await checkpoint(context, state, model);
   }
@@ -148,6 +189,7 @@ export async function runSearchJob(
   // Phase 4: prune, reparameterize, evaluate, write the outputs.
   const report = await finish(context, state, model, budget, targetMacs);
   model.dispose();
+  context.teacher?.dispose();
   return { status: 'done', report, outDir: args.outDir };
 }
 
@@ -195,7 +237,7 @@ async function trainPhase(
   baseLearningRate: number,
   masks: { budget: MacsBudget; targetMacs: number; frozen?: boolean } | null,
 ): Promise<boolean> {
-  const { settings, dataset, hooks } = context;
+  const { settings, dataset, hooks, learning } = context;
   if (masks) setMasksTrainable(model, !masks.frozen);
   hooks.emit({ type: 'phase', phase, epochs });
   const augment = defaultAugmentation(dataset);
@@ -215,17 +257,29 @@ async function trainPhase(
       variables: trainableVariables(model),
       extraLoss: masks && !masks.frozen ? () => masks.budget.loss(model, masks.targetMacs, settings.alpha) : undefined,
       shouldStop: hooks.shouldStop,
+      microBatch: state.microBatch,
+      maxSteps: settings.maxSteps,
+      // Pretraining learns from labels only; the masked phases distill from the original model when asked.
+      dataLoss: dataLossFor({ labels: learning.useLabels, distill: masks ? learning.distill : null }),
+      teacher: masks && learning.distill ? context.teacher : undefined,
+      labelled: learning.useLabels,
+      onMicroBatchShrunk: (size, error) => {
+        hooks.emit({ type: 'log', message: `out of memory at a micro-batch of ${state.microBatch}; retrying the step with ${size} (${describeError(error)})` });
+        state.microBatch = size;
+        return true;
+      },
+      outOfMemory: (size, error) => outOfMemoryError({ microBatch: size, bytesPerExample: context.memory?.bytesPerExample ?? NaN, memoryLimitBytes: context.memory?.memoryLimitBytes ?? NaN, backend: context.backend, cause: error }),
       onBatch: (p) => {
         const now = Date.now();
         if (now - lastEmit < BATCH_EVENT_INTERVAL_MS && p.batch < p.batches) return;
         lastEmit = now;
         const remainingEpochs = epochs - epoch - 1;
         const etaSeconds = ((p.batches - p.batch) + remainingEpochs * p.batches) * (settings.batchSize / p.imagesPerSecond);
-        hooks.emit({ type: 'batch', phase, epoch: epoch + 1, batch: p.batch, batches: p.batches, loss: p.loss, accuracy: p.accuracy, macs: currentMacs(), etaSeconds });
+        hooks.emit({ type: 'batch', phase, epoch: epoch + 1, batch: p.batch, batches: p.batches, loss: p.loss, accuracy: p.accuracy, macs: currentMacs(), etaSeconds, imagesPerSecond: p.imagesPerSecond });
       },
     });
     if (result.stopped) return true;
-    const validation = evaluate(model, dataset.validation);
+    const validation = validationScore(context, model);
     const counts = masks ? masks.budget.keptCounts(model) : new Map<string, number>();
     const event: EpochEvent = {
       type: 'epoch',
@@ -240,6 +294,9 @@ async function trainPhase(
       widths: masks ? masks.budget.groups.map((g) => counts.get(g.id)!) : [],
       tensors: tf.memory().numTensors,
       rssBytes: process.memoryUsage().rss,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      imagesPerSecond: result.imagesPerSecond,
+      microBatch: result.microBatch,
     };
     state.history.push(event);
     state.epochsDone = epoch + 1;
@@ -272,7 +329,9 @@ async function cancelled(context: RunContext, state: RunState): Promise<JobOutco
 async function finish(context: RunContext, state: RunState, model: tf.LayersModel, budget: MacsBudget, targetMacs: number): Promise<SearchReport> {
   const { settings, dataset, hooks, outDir } = context;
   hooks.emit({ type: 'phase', phase: 'prune', epochs: 0 });
-  const accuracyMasked = evaluate(model, dataset.test).accuracy;
+  const { learning, teacher } = context;
+  const score = (candidate: tf.LayersModel) => (learning.useLabels || !teacher ? evaluate(candidate, dataset.test).accuracy : agreement(teacher, candidate, dataset.test));
+  const accuracyMasked = score(model);
   const graph = graphFromModel(model);
   const inputShape = imageInputShape(model, settings.modelSpec);
   const deployment = await deployGraph(graph, model, inputShape);
@@ -280,7 +339,8 @@ async function finish(context: RunContext, state: RunState, model: tf.LayersMode
     throw new Error(`the deployed model differs from the fine-tuned masked model by ${deployment.maxAbsDiff}`);
   }
   hooks.emit({ type: 'phase', phase: 'evaluate', epochs: 0 });
-  const accuracyAfter = evaluate(deployment.deployed, dataset.test).accuracy;
+  const accuracyAfter = score(deployment.deployed);
+  const fidelityOfDeployed = teacher ? fidelity(teacher, deployment.deployed, dataset.test) : undefined;
   const counts = budget.keptCounts(model);
   const searchedDir = path.join(outDir, 'searched');
   const deployedDir = path.join(outDir, 'deployed');
@@ -308,6 +368,12 @@ async function finish(context: RunContext, state: RunState, model: tf.LayersMode
     deployedModel: mainDeployedFile(deployedPaths),
     searchedCheckpoint: path.join(searchedDir, 'model.json'),
     layers: groupWidths(budget, counts),
+    fidelity: fidelityOfDeployed && { metric: fidelityOfDeployed.metric, value: Number.isFinite(fidelityOfDeployed.value) ? fidelityOfDeployed.value : null },
+    distilled: learning.distill !== null,
+    labelled: dataset.labelled,
+    batchSize: settings.batchSize,
+    microBatch: state.microBatch,
+    preprocessing: dataset.preprocessing,
   };
   deployment.deployed.dispose();
   await writeFileAtomic(path.join(outDir, 'report.json'), JSON.stringify({ ...report, history: state.history, projectionMoved: state.projectionMoved ?? 0, settings }, null, 2));
@@ -339,4 +405,59 @@ function unmaskedGraph(graph: ModelGraph): ModelGraph {
     copy.weights.set(node.layerName, { latent: { shape: latent.shape, values: new Float32Array(latent.values.length).fill(1) } });
   }
   return copy;
+}
+
+/** Validation "accuracy" of an epoch: against the labels, or top-1 agreement with the original model without them. */
+function validationScore(context: RunContext, model: tf.LayersModel): { accuracy: number } {
+  if (context.learning.useLabels || !context.teacher) return evaluate(model, context.dataset.validation);
+  return { accuracy: agreement(context.teacher, model, context.dataset.validation) };
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message.split('\n')[0] : String(error);
+}
+
+/**
+ * Chooses the micro-batch (unless the run has one) and measures a few warm-up steps: an
+ * allocation failure there is retried with half the micro-batch, like one in training. Emits the
+ * `estimate` event with the run time the measured speed implies.
+ */
+function sizeRun(context: RunContext, state: RunState, model: tf.LayersModel): void {
+  const { settings, dataset, learning } = context;
+  const estimate = microBatchFor(model, settings.batchSize, context.backend, learning.distill !== null);
+  context.memory = estimate;
+  state.microBatch ??= settings.microBatch ?? estimate.microBatch;
+  const masked = state.phase !== 'pretrain';
+  let imagesPerSecond: number;
+  for (;;) {
+    try {
+      imagesPerSecond = measureTrainingSpeed(model, dataset.train, {
+        batchSize: settings.batchSize,
+        microBatch: state.microBatch,
+        dataLoss: dataLossFor({ labels: learning.useLabels, distill: masked ? learning.distill : null }),
+        // Before the masks go in the model is its own teacher: the same cost as the real one.
+        teacherOutput: learning.distill ? (x) => ((context.teacher ?? model).predict(x) as tf.Tensor) : undefined,
+      });
+      break;
+    } catch (error) {
+      if (!isAllocationFailure(error)) throw error;
+      if (state.microBatch <= 1 || !backendSurvived(model)) {
+        throw outOfMemoryError({ microBatch: state.microBatch, bytesPerExample: estimate.bytesPerExample, memoryLimitBytes: estimate.memoryLimitBytes, backend: context.backend, cause: error });
+      }
+      state.microBatch = Math.floor(state.microBatch / 2);
+    }
+  }
+  const phases: Array<[RunState['phase'], number]> = [
+    ['pretrain', settings.pretrainEpochs],
+    ['search', settings.method === 'pas' ? settings.searchEpochs : 0],
+    ['finetune', settings.finetuneEpochs],
+  ];
+  const current = phases.findIndex(([phase]) => phase === state.phase);
+  const epochs = current < 0 ? 0 : phases.slice(current).reduce((sum, [, n], i) => sum + n - (i === 0 ? state.epochsDone : 0), 0);
+  const stepsPerEpoch = Math.min(batchCount(dataset.train, settings.batchSize), settings.maxSteps ?? Infinity);
+  const trainImages = Math.min(dataset.train.count, stepsPerEpoch * settings.batchSize);
+  // Evaluation runs forward only, about three times the training rate: a validation pass per epoch, three test passes at the end.
+  const evaluationImages = epochs * dataset.validation.count + 3 * dataset.test.count;
+  const seconds = (epochs * trainImages) / imagesPerSecond + evaluationImages / (3 * imagesPerSecond);
+  context.hooks.emit({ type: 'estimate', backend: context.backend, imagesPerSecond, trainImages, epochs, stepsPerEpoch, batchSize: settings.batchSize, microBatch: state.microBatch, seconds });
 }

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { EpochEvent, PruneMethod } from '../../shared/workerProtocol';
+import type { PreprocessingOptions } from '../data';
 import { PasInputError } from '../errors';
 import { writeFileAtomic } from '../io';
 import type { DeployedFormat } from '../onnx/saveDeployed';
@@ -8,6 +9,8 @@ import type { DeployedFormat } from '../onnx/saveDeployed';
 export const RUN_STATE_FILE = 'state.json';
 export const RUN_STATE_VERSION = 1;
 export const CHECKPOINTS_DIR = 'checkpoints';
+/** The original (unpruned, trained) model, kept for distillation and the fidelity of the result. */
+export const ORIGINAL_MODEL_DIR = 'original';
 
 /** Everything that decides what a run computes; a resumed run reads these from its folder. */
 export interface RunSettings {
@@ -27,6 +30,14 @@ export interface RunSettings {
   maxTest?: number;
   /** Format of the deployed model (absent in runs started before ONNX support: the input's own). */
   deployedFormat?: DeployedFormat;
+  /** Optimizer steps per epoch at most (a trial run). */
+  maxSteps?: number;
+  /** Learn from the original model's outputs (also on when the data has no labels). */
+  distill?: boolean;
+  /** The model's input range and normalization (--input-range, --normalize). */
+  preprocessing?: PreprocessingOptions;
+  /** Examples per forward/backward pass; default: sized from the memory estimate. */
+  microBatch?: number;
 }
 
 export type RunPhase = 'pretrain' | 'search' | 'finetune' | 'done';
@@ -50,6 +61,8 @@ export interface RunState {
   history: EpochEvent[];
   /** Wall time of earlier (interrupted) sessions of this run. */
   wallSecondsBefore: number;
+  /** The micro-batch in use (chosen at the start, halved by out-of-memory retries). */
+  microBatch?: number;
 }
 
 /** Names the atomic writers give their temp files and folders (`X.tmp-<pid>-<random>`, `X.old-...`). */
@@ -75,7 +88,8 @@ export function removeStaleTempEntries(outDir: string): void {
  */
 export function holdsOnlyRunLeftovers(outDir: string, ignored: string[]): boolean {
   return fs.readdirSync(outDir).every((entry) => {
-    if (ignored.includes(entry) || TEMP_ENTRY.test(entry)) return true;
+    // The original model is written just before the first masked checkpoint; without a state it is a leftover.
+    if (ignored.includes(entry) || TEMP_ENTRY.test(entry) || entry === ORIGINAL_MODEL_DIR) return true;
     const full = path.join(outDir, entry);
     return entry === CHECKPOINTS_DIR && fs.statSync(full).isDirectory() && fs.readdirSync(full).every((e) => TEMP_ENTRY.test(e));
   });

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchCount, batches, type Augmentation, type Split } from '../data';
+import { accumulateGradients, backendSurvived, isAllocationFailure, type AccumulateOptions, type AccumulatedStep, type MicroBatch } from './microBatches';
+import { topOneAgreement } from './distill';
 
 /** The PaS training recipe's SGD momentum and weight decay (the paper's released scripts). */
 export const SGD_MOMENTUM = 0.9;
@@ -23,6 +25,25 @@ export interface EpochOptions {
   onBatch?: (progress: BatchProgress) => void;
   /** Checked between batches: a true stops the epoch after the current batch. */
   shouldStop?: () => boolean;
+  /** Examples per forward/backward pass (gradient accumulation); default: the whole batch. */
+  microBatch?: number;
+  /** The data loss of a micro-batch; default: softmax cross-entropy on the labels. */
+  dataLoss?: (output: tf.Tensor, micro: MicroBatch) => tf.Scalar;
+  /** The frozen teacher whose outputs the loss matches (distillation); also what "accuracy" compares with when `labelled` is false. */
+  teacher?: tf.LayersModel;
+  /** False when the split has no labels: accuracy is then top-1 agreement with the teacher. Default true. */
+  labelled?: boolean;
+  /** Stop the epoch after this many optimizer steps (a trial run). */
+  maxSteps?: number;
+  /**
+   * Called when a step ran out of memory and the backend survived: the step is retried with this
+   * smaller micro-batch (kept for the rest of the epoch). Returning false refuses the retry.
+   */
+  onMicroBatchShrunk?: (microBatch: number, error: unknown) => boolean;
+  /** Raised when a step fails to allocate at the smallest micro-batch, or the backend did not survive. */
+  outOfMemory?: (microBatch: number, error: unknown) => Error;
+  /** The step function; a test seam for simulating allocation failures. */
+  accumulate?: (model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, options: AccumulateOptions) => AccumulatedStep;
 }
 
 export interface BatchProgress {
@@ -39,6 +60,10 @@ export interface EpochResult {
   batches: number;
   stopped: boolean;
   seconds: number;
+  /** Training images per second over the epoch. */
+  imagesPerSecond: number;
+  /** The micro-batch the epoch ended with (smaller than asked after an out-of-memory retry). */
+  microBatch: number;
 }
 
 /** One epoch of SGD with momentum on softmax cross-entropy (+ extra loss + weight decay); stops after the current batch when asked. */
@@ -52,29 +77,48 @@ export async function trainEpoch(model: tf.LayersModel, split: Split, options: E
   let done = 0;
   let stopped = false;
   const started = Date.now();
+  const labelled = options.labelled ?? true;
+  const teacher = options.teacher;
+  let microBatch = options.microBatch ?? options.batchSize;
+  const accumulate = options.accumulate ?? accumulateGradients;
+  const batchLoss = () => {
+    let loss = options.extraLoss ? options.extraLoss() : tf.scalar(0);
+    if (options.weightDecay > 0 && decayed.length > 0) {
+      const l2 = tf.addN(decayed.map((v) => tf.sum(tf.square(v))));
+      loss = tf.add(loss, tf.mul(l2, options.weightDecay / 2));
+    }
+    return loss as tf.Scalar;
+  };
+  let positions = 0;
   for (const { x, y, size } of batches(split, options.batchSize, { shuffle: true, seed: options.seed, epoch: options.epoch, augment: options.augment })) {
-    let logits: tf.Tensor | undefined;
-    const cost = optimizer.minimize(
-      () => {
-        const out = model.apply(x, { training: true }) as tf.Tensor;
-        logits = tf.keep(out);
-        let loss = tf.losses.softmaxCrossEntropy(y, out) as tf.Scalar;
-        if (options.extraLoss) loss = tf.add(loss, options.extraLoss());
-        if (options.weightDecay > 0 && decayed.length > 0) {
-          const l2 = tf.addN(decayed.map((v) => tf.sum(tf.square(v))));
-          loss = tf.add(loss, tf.mul(l2, options.weightDecay / 2));
-        }
-        return loss as tf.Scalar;
-      },
-      true,
-      options.variables,
-    );
-    const batchCorrect = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(logits!, 1), tf.argMax(y, 1)), 'float32')).dataSync()[0]);
-    lossSum += cost!.dataSync()[0] * size;
-    correct += batchCorrect;
+    let step: AccumulatedStep;
+    try {
+      step = stepWithRetry(() =>
+        accumulate(model, x, y, {
+          variables: options.variables,
+          microBatch,
+          dataLoss: options.dataLoss ?? ((output, micro) => tf.losses.softmaxCrossEntropy(micro.y, output) as tf.Scalar),
+          batchLoss,
+          teacherOutput: teacher ? (input) => teacher.predict(input) as tf.Tensor : undefined,
+        }),
+      );
+    } catch (error) {
+      tf.dispose([x, y]);
+      disposeMomentumOptimizer(optimizer);
+      throw error;
+    }
+    // The same update `minimize` would apply to the full batch's gradients (it passes this map too).
+    optimizer.applyGradients(Object.entries(step.gradients).map(([name, tensor]) => ({ name, tensor })));
+    const counts = tf.tidy(() => {
+      if (labelled) return { agree: tf.sum(tf.cast(tf.equal(tf.argMax(step.outputs, -1), tf.argMax(y, -1)), 'float32')).dataSync()[0], positions: size };
+      return step.teacherOutputs ? topOneAgreement(step.outputs, step.teacherOutputs) : { agree: 0, positions: size };
+    });
+    lossSum += step.loss * size;
+    correct += (counts.agree / Math.max(1, counts.positions)) * size;
+    positions += size;
     seen += size;
     done++;
-    tf.dispose([cost!, logits!, x, y]);
+    tf.dispose([...Object.values(step.gradients), step.outputs, ...(step.teacherOutputs ? [step.teacherOutputs] : []), x, y]);
     options.onBatch?.({ batch: done, batches: total, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: seen / Math.max(1e-3, (Date.now() - started) / 1000) });
     // Let signal handlers and pipe writes run: the training loop is otherwise synchronous, and a
     // Ctrl-C could only be seen at the end of the epoch.
@@ -83,9 +127,31 @@ export async function trainEpoch(model: tf.LayersModel, split: Split, options: E
       stopped = true;
       break;
     }
+    if (options.maxSteps !== undefined && done >= options.maxSteps) break;
   }
   disposeMomentumOptimizer(optimizer);
-  return { loss: lossSum / Math.max(1, seen), accuracy: correct / Math.max(1, seen), batches: done, stopped, seconds: (Date.now() - started) / 1000 };
+  const seconds = (Date.now() - started) / 1000;
+  return { loss: lossSum / Math.max(1, seen), accuracy: correct / Math.max(1, positions), batches: done, stopped, seconds, imagesPerSecond: seen / Math.max(1e-3, seconds), microBatch };
+
+  /**
+   * Runs a step; when it runs out of memory and the backend and weights survived, halves the
+   * micro-batch and runs it again (nothing was applied yet). A dead backend (a wasm abort) or a
+   * micro-batch of 1 ends the run with `outOfMemory`'s error.
+   */
+  function stepWithRetry(run: () => AccumulatedStep): AccumulatedStep {
+    for (;;) {
+      try {
+        return run();
+      } catch (error) {
+        if (!isAllocationFailure(error)) throw error;
+        const smaller = Math.floor(microBatch / 2);
+        if (smaller < 1 || !backendSurvived(model) || options.onMicroBatchShrunk?.(smaller, error) === false) {
+          throw options.outOfMemory ? options.outOfMemory(microBatch, error) : error;
+        }
+        microBatch = smaller;
+      }
+    }
+  }
 }
 
 /**
