@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
 import { PasInputError } from './errors';
 import { loadLayersModelFromFile } from './io';
-import { assertLayersSupported } from './io/supportedLayers';
 import { importOnnxModel, isOnnxPath, OnnxSourceInfo } from './onnx';
 // Registers the DBC mask layer with tfjs and the loader.
 import './layers/dbc';
@@ -29,8 +28,6 @@ export async function loadModelSource(spec: string, builtinOptions: BuiltinOptio
   let file = path.resolve(spec);
   if (isOnnxPath(file)) {
     const { model, info } = await importOnnxModel(file);
-    // The same layer check as a model.json gets: a converted class the engine cannot prune is refused here.
-    assertLayersSupported(model.layers.map((layer) => ({ name: layer.name, className: layer.getClassName(), enclosingModels: [], config: {} })), file);
     return { model, source: file, file, isBuiltin: false, onnx: info };
   }
   if (!file.endsWith('.json')) {
