@@ -7,7 +7,9 @@ import { runInspect } from './commands/inspect';
 import { runReparam } from './commands/reparam';
 import { runSearch } from './commands/search';
 import { Output } from './output';
-import { BACKEND_CHOICES, parseFraction, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape } from './options';
+import { BACKEND_CHOICES, parseFraction, parseNameList, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape, parseUnitInterval } from './options';
+import { PRUNE_METHOD_NAMES } from '../engine/search/methods';
+import { DEFAULT_WIDTH_CONSTRAINTS } from '../engine/search/widthConstraints';
 
 /** Exit codes: 0 ok, 1 a bug, 2 bad input (file, data or argument), 3 a failed --check, 130 cancelled. */
 export const EXIT_INPUT_ERROR = 2;
@@ -70,7 +72,10 @@ function buildProgram(setExit: (code: number) => void): Command {
       .option('--search-epochs <n>', 'epochs of the mask search', parseNonNegativeInt, 4)
       .option('--finetune-epochs <n>', 'epochs of frozen-mask fine-tuning', parseNonNegativeInt, 4)
       .option('--pretrain-epochs <n>', `epochs of training before the search (default: ${6} for builtins, 0 for files)`, parseNonNegativeInt)
-      .addOption(new Option('--method <name>', 'pas, or a baseline of the paper').choices(['pas', 'uniform', 'magnitude']).default('pas'))
+      .addOption(new Option('--method <name>', 'pas, or a baseline of the paper').choices(PRUNE_METHOD_NAMES).default('pas'))
+      .option('--min-keep <fraction>', 'no layer keeps fewer than ceil(FRACTION x its width) channels (never fewer than 1)', parseUnitInterval, DEFAULT_WIDTH_CONSTRAINTS.minKeep)
+      .option('--round-to <n>', 'kept channel counts are multiples of N where the width allows', parsePositiveInt, DEFAULT_WIDTH_CONSTRAINTS.roundTo)
+      .option('--keep <names>', 'prunable groups held at full width (NAME[,NAME...]; see pas inspect)', parseNameList, [])
       .option('--out <dir>', 'output folder (default: a new folder next to the model folder)')
       .option('--resume <dir>', 'continue a stopped or killed run from its last checkpoint')
       .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)

@@ -6,6 +6,8 @@ import { PasInputError } from '../../engine/errors';
 import { isBuiltinSpec } from '../../engine/zoo/builtins';
 import { assertOutsideModelFolder, defaultOutputDir } from '../../engine/outputPaths';
 import { runSearchJob } from '../../engine/search/job';
+import { methodSearches } from '../../engine/search/methods';
+import { DEFAULT_WIDTH_CONSTRAINTS } from '../../engine/search/widthConstraints';
 import { holdsOnlyRunLeftovers, readRunState, RunSettings } from '../../engine/search/runState';
 import { describeFsError } from '../../engine/io/fsErrors';
 import { formatCount, formatTable, Output } from '../output';
@@ -25,6 +27,9 @@ export interface SearchCliOptions extends ModelOptions {
   alpha: number;
   maxTrain?: number;
   maxTest?: number;
+  minKeep?: number;
+  roundTo?: number;
+  keep?: string[];
 }
 
 /** Exit code of a run stopped by Ctrl-C / SIGTERM after its last checkpoint (the shell's 128 + SIGINT). */
@@ -49,6 +54,11 @@ export function settingsFrom(modelSpec: string, options: SearchCliOptions): RunS
     learningRates: { pretrain: 0.1, search: 0.02, finetune: 0.02 },
     maxTrain: options.maxTrain,
     maxTest: options.maxTest,
+    constraints: {
+      minKeep: options.minKeep ?? DEFAULT_WIDTH_CONSTRAINTS.minKeep,
+      roundTo: options.roundTo ?? DEFAULT_WIDTH_CONSTRAINTS.roundTo,
+      keep: options.keep ?? [],
+    },
   };
 }
 
@@ -69,7 +79,7 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
       throw new PasInputError('the output path exists and is not a folder; pass another --out', outDir);
     }
     assertWritableParent(outDir);
-    if (settings.method === 'pas' && settings.searchEpochs === 0) {
+    if (methodSearches(settings.method) && settings.searchEpochs === 0) {
       // Without a search epoch the masks are never projected onto the budget: the target would be ignored.
       throw new PasInputError('--search-epochs 0 skips the PaS search and would ignore --target-macs; use at least 1, or --method uniform or magnitude');
     }
@@ -303,6 +313,9 @@ function printSummary(report: SearchReport, outDir: string, output: Output): voi
   ]));
   output.text();
   output.text(`MACs ${pct(report.macsAfter / report.macsBefore)} of the original (target ${pct(report.targetFraction)}); method ${report.method}; backend ${report.backend}; seed ${report.seed}; ${report.wallSeconds.toFixed(0)} s`);
+  if (report.searchEndMacsFraction !== undefined) {
+    output.text(`search: the masks ended at ${pct(report.searchEndMacsFraction)} of the MACs (target ${pct(report.targetFraction)}); the projection onto the budget then moved ${report.projectionMoved ?? 0} channel(s)`);
+  }
   output.text(`deployed vs fine-tuned masked model: max abs diff ${report.reparamMaxAbsDiff.toExponential(2)}, accuracy ${pct(report.accuracyMasked)} -> ${pct(report.accuracyAfter)}`);
   output.text(`outputs: ${outDir} (deployed/model.json, searched/model.json, report.json)`);
 }

@@ -3,6 +3,8 @@ import * as path from 'path';
 import type { EpochEvent, PruneMethod } from '../../shared/workerProtocol';
 import { PasInputError } from '../errors';
 import { writeFileAtomic } from '../io';
+import type { BudgetScheduleState } from './budgetSchedule';
+import type { WidthConstraints } from './widthConstraints';
 
 export const RUN_STATE_FILE = 'state.json';
 export const RUN_STATE_VERSION = 1;
@@ -24,6 +26,8 @@ export interface RunSettings {
   learningRates: { pretrain: number; search: number; finetune: number };
   maxTrain?: number;
   maxTest?: number;
+  /** Width constraints (absent in runs started before they existed: the defaults apply). */
+  constraints?: WidthConstraints;
 }
 
 export type RunPhase = 'pretrain' | 'search' | 'finetune' | 'done';
@@ -44,6 +48,10 @@ export interface RunState {
   accuracyBefore?: number;
   /** Channels the projection onto the budget moved after the search. */
   projectionMoved?: number;
+  /** MACs of the masks at the end of the search, before the projection, / the full MACs. */
+  searchEndMacsFraction?: number;
+  /** The budget-loss schedule's state after the last search epoch, so that a resumed search continues it. */
+  budgetSchedule?: BudgetScheduleState;
   history: EpochEvent[];
   /** Wall time of earlier (interrupted) sessions of this run. */
   wallSecondsBefore: number;
