@@ -6,6 +6,7 @@ import type { BackendChoice, BackendName } from '../shared/workerProtocol';
 import { runInspect } from './commands/inspect';
 import { runReparam } from './commands/reparam';
 import { runSearch } from './commands/search';
+import { runCompare } from './commands/compare';
 import { Output } from './output';
 import { BACKEND_CHOICES, parseFraction, parseNameList, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape, parseUnitInterval } from './options';
 import { PRUNE_METHOD_NAMES } from '../engine/search/methods';
@@ -30,6 +31,25 @@ async function withBackend(choice: BackendChoice, output: Output): Promise<Backe
   const info = await initBackend(choice);
   output.note(`backend: ${info.name}${info.threads > 1 ? ` (${info.threads} threads)` : ''}`);
   return info.name;
+}
+
+/** Options shared by `search` and `compare`. */
+function addSearchOptions(command: Command): Command {
+  return command
+    .option('--data <spec>', 'training data: sample | idx:DIR | folder:DIR', 'sample')
+    .option('--target-macs <fraction>', 'MACs budget as a fraction of the deployed model, in (0, 1)', parseFraction, 0.5)
+    .option('--search-epochs <n>', 'epochs of the mask search', parseNonNegativeInt, 4)
+    .option('--finetune-epochs <n>', 'epochs of frozen-mask fine-tuning', parseNonNegativeInt, 4)
+    .option('--pretrain-epochs <n>', `epochs of training before the search (default: ${6} for builtins, 0 for files)`, parseNonNegativeInt)
+    .option('--min-keep <fraction>', 'no layer keeps fewer than ceil(FRACTION x its width) channels (never fewer than 1)', parseUnitInterval, DEFAULT_WIDTH_CONSTRAINTS.minKeep)
+    .option('--round-to <n>', 'kept channel counts are multiples of N where the width allows', parsePositiveInt, DEFAULT_WIDTH_CONSTRAINTS.roundTo)
+    .option('--keep <names>', 'prunable groups held at full width (NAME[,NAME...]; see pas inspect)', parseNameList, [])
+    .option('--out <dir>', 'output folder (default: a new folder next to the model folder)')
+    .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)
+    .option('--batch-size <n>', 'training batch size', parsePositiveInt, 64)
+    .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
+    .addOption(new Option('--max-train <n>', 'use at most n training images').argParser(parsePositiveInt).hideHelp())
+    .addOption(new Option('--max-test <n>', 'use at most n test images').argParser(parsePositiveInt).hideHelp());
 }
 
 function buildProgram(setExit: (code: number) => void): Command {
@@ -62,31 +82,32 @@ function buildProgram(setExit: (code: number) => void): Command {
     setExit(await runReparam(model, options, output));
   });
 
-  addModelOptions(
-    program
-      .command('search')
-      .description('the PaS job: (pre)train, search widths under a MACs budget, fine-tune with frozen masks, prune, reparameterize')
-      .argument('[model]', 'path to model.json (or its folder), or builtin:NAME (e.g. builtin:default)')
-      .option('--data <spec>', 'training data: sample | idx:DIR | folder:DIR', 'sample')
-      .option('--target-macs <fraction>', 'MACs budget as a fraction of the deployed model, in (0, 1)', parseFraction, 0.5)
-      .option('--search-epochs <n>', 'epochs of the mask search', parseNonNegativeInt, 4)
-      .option('--finetune-epochs <n>', 'epochs of frozen-mask fine-tuning', parseNonNegativeInt, 4)
-      .option('--pretrain-epochs <n>', `epochs of training before the search (default: ${6} for builtins, 0 for files)`, parseNonNegativeInt)
-      .addOption(new Option('--method <name>', 'pas, or a baseline of the paper').choices(PRUNE_METHOD_NAMES).default('pas'))
-      .option('--min-keep <fraction>', 'no layer keeps fewer than ceil(FRACTION x its width) channels (never fewer than 1)', parseUnitInterval, DEFAULT_WIDTH_CONSTRAINTS.minKeep)
-      .option('--round-to <n>', 'kept channel counts are multiples of N where the width allows', parsePositiveInt, DEFAULT_WIDTH_CONSTRAINTS.roundTo)
-      .option('--keep <names>', 'prunable groups held at full width (NAME[,NAME...]; see pas inspect)', parseNameList, [])
-      .option('--out <dir>', 'output folder (default: a new folder next to the model folder)')
-      .option('--resume <dir>', 'continue a stopped or killed run from its last checkpoint')
-      .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)
-      .option('--batch-size <n>', 'training batch size', parsePositiveInt, 64)
-      .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
-      .addOption(new Option('--max-train <n>', 'use at most n training images').argParser(parsePositiveInt).hideHelp())
-      .addOption(new Option('--max-test <n>', 'use at most n test images').argParser(parsePositiveInt).hideHelp()),
+  addSearchOptions(
+    addModelOptions(
+      program
+        .command('search')
+        .description('the PaS job: (pre)train, search widths under a MACs budget, fine-tune with frozen masks, prune, reparameterize')
+        .argument('[model]', 'path to model.json (or its folder), or builtin:NAME (e.g. builtin:default)')
+        .addOption(new Option('--method <name>', 'pas, or a baseline of the paper').choices(PRUNE_METHOD_NAMES).default('pas'))
+        .option('--resume <dir>', 'continue a stopped or killed run from its last checkpoint'),
+    ),
   ).action(async (model: string | undefined, options) => {
     const output = new Output(!!options.json);
     const backend = await withBackend(options.backend, output);
     setExit(await runSearch(model, options, backend, output));
+  });
+
+  addSearchOptions(
+    addModelOptions(
+      program
+        .command('compare')
+        .description('PaS and the baselines at the same MACs target, data, seed and weight-training epochs; writes compare.json and a table')
+        .argument('<model>', 'path to model.json (or its folder), or builtin:NAME'),
+    ),
+  ).action(async (model: string, options) => {
+    const output = new Output(!!options.json);
+    const backend = await withBackend(options.backend, output);
+    setExit(await runCompare(model, options, backend, output));
   });
 
   return program;

@@ -27,23 +27,30 @@ export const DOUBLINGS = 40;
 const MIN_GAIN = 1 / 64;
 const MAX_GAIN = 2 ** 20;
 
+/** Time constant of the error average, as a share of the search steps. */
+const SMOOTHING_SHARE = 0.03;
+
 export interface BudgetScheduleState {
   step: number;
   gain: number;
   lastSign: number;
+  /** Moving average of (masks' MACs - scheduled target) / full MACs. */
+  averageError: number;
 }
 
 export class BudgetSchedule {
   private state: BudgetScheduleState;
   private readonly growth: number;
+  private readonly smoothing: number;
 
   constructor(
     readonly totalSteps: number,
     readonly targetFraction: number,
     state?: BudgetScheduleState,
   ) {
-    this.state = state ? { ...state } : { step: 0, gain: 1, lastSign: 0 };
+    this.state = state ? { ...state } : { step: 0, gain: 1, lastSign: 0, averageError: 0 };
     this.growth = 2 ** (DOUBLINGS / Math.max(1, totalSteps));
+    this.smoothing = Math.min(1, 1 / Math.max(1, SMOOTHING_SHARE * totalSteps));
   }
 
   /** The fraction of the full MACs the loss pulls onto at the current step. */
@@ -58,14 +65,19 @@ export class BudgetSchedule {
     return this.state.gain;
   }
 
-  /** After a step: the masks' MACs as a fraction of the full MACs. */
+  /**
+   * After a step: the masks' MACs as a fraction of the full MACs. The error is averaged over a
+   * few steps first: one channel of a wide, high-resolution layer can be several percent of the
+   * MACs, and the raw error would flip sign on every such channel.
+   */
   observe(macsFraction: number): void {
-    const error = macsFraction - this.scheduledFraction();
-    const sign = Math.abs(error) <= TOLERANCE * this.targetFraction ? 0 : Math.sign(error);
-    if (sign !== 0 && this.state.lastSign !== 0 && sign !== this.state.lastSign) this.state.gain = Math.max(MIN_GAIN, this.state.gain / 2);
-    else if (sign !== 0 && sign === this.state.lastSign) this.state.gain = Math.min(MAX_GAIN, this.state.gain * this.growth);
-    this.state.lastSign = sign === 0 ? this.state.lastSign : sign;
-    this.state.step++;
+    const s = this.state;
+    s.averageError += this.smoothing * (macsFraction - this.scheduledFraction() - s.averageError);
+    const sign = Math.abs(s.averageError) <= TOLERANCE * this.targetFraction ? 0 : Math.sign(s.averageError);
+    if (sign !== 0 && s.lastSign !== 0 && sign !== s.lastSign) s.gain = Math.max(MIN_GAIN, s.gain / 2);
+    else if (sign !== 0 && sign === s.lastSign) s.gain = Math.min(MAX_GAIN, s.gain * this.growth);
+    if (sign !== 0) s.lastSign = sign;
+    s.step++;
   }
 
   snapshot(): BudgetScheduleState {

@@ -260,7 +260,11 @@ async function trainPhase(
       extraLoss: searching ? budgetLoss : undefined,
       shouldStop: hooks.shouldStop,
       onBatch: (p) => {
-        if (schedule) schedule.observe(masks!.budget.macsOf(atFloors(masks!.budget.keptCounts(model), masks!.lattice)) / masks!.budget.fullMacs);
+        if (schedule) {
+          const fraction = masks!.budget.macsOf(atFloors(masks!.budget.keptCounts(model), masks!.lattice)) / masks!.budget.fullMacs;
+          if (process.env.PAS_DEBUG_BUDGET) process.stderr.write(`budget ${p.batch} scheduled ${schedule.scheduledFraction().toFixed(3)} macs ${fraction.toFixed(3)} gain ${schedule.gain.toFixed(2)}\n`);
+          schedule.observe(fraction);
+        }
         const now = Date.now();
         if (now - lastEmit < BATCH_EVENT_INTERVAL_MS && p.batch < p.batches) return;
         lastEmit = now;
