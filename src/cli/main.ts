@@ -9,8 +9,11 @@ import { runInspect } from './commands/inspect';
 import { runReparam } from './commands/reparam';
 import { runSearch } from './commands/search';
 import { DEPLOYED_FORMATS } from '../engine/onnx/saveDeployed';
+import { runCompare } from './commands/compare';
 import { Output } from './output';
-import { BACKEND_CHOICES, parseFraction, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape } from './options';
+import { BACKEND_CHOICES, parseFraction, parseNameList, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape, parseUnitInterval } from './options';
+import { PRUNE_METHOD_NAMES } from '../engine/search/methods';
+import { DEFAULT_WIDTH_CONSTRAINTS } from '../engine/search/widthConstraints';
 
 /** Exit codes: 0 ok, 1 a bug, 2 bad input (file, data or argument), 3 a failed --check, 130 cancelled. */
 export const EXIT_INPUT_ERROR = 2;
@@ -39,6 +42,31 @@ async function withBackend(options: { backend: BackendChoice; nativeDir?: string
   if (info.note) output.note(`  not used: ${info.note}`);
   output.backendNote = info.note;
   return info.name;
+}
+
+/** Options shared by `search` and `compare`. */
+function addSearchOptions(command: Command): Command {
+  return command
+    .option('--data <spec>', 'training data: sample | idx:DIR | folder:DIR', 'sample')
+    .option('--target-macs <fraction>', 'MACs budget as a fraction of the deployed model, in (0, 1)', parseFraction, 0.5)
+    .option('--search-epochs <n>', 'epochs of the mask search', parseNonNegativeInt, 4)
+    .option('--finetune-epochs <n>', 'epochs of frozen-mask fine-tuning', parseNonNegativeInt, 4)
+    .option('--pretrain-epochs <n>', `epochs of training before the search (default: ${6} for builtins, 0 for files)`, parseNonNegativeInt)
+    .option('--min-keep <fraction>', 'no layer keeps fewer than ceil(FRACTION x its width) channels (never fewer than 1)', parseUnitInterval, DEFAULT_WIDTH_CONSTRAINTS.minKeep)
+    .option('--round-to <n>', 'kept channel counts are multiples of N where the width allows', parsePositiveInt, DEFAULT_WIDTH_CONSTRAINTS.roundTo)
+    .option('--keep <names>', 'prunable groups held at full width (NAME[,NAME...]; see pas inspect)', parseNameList, [])
+    .option('--out <dir>', 'output folder (default: a new folder next to the model folder)')
+    .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)
+    .option('--batch-size <n>', 'training batch size', parsePositiveInt, 64)
+    .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
+    .addOption(new Option('--format <format>', 'deployed model format (default: onnx for an .onnx input, tfjs otherwise)').choices(DEPLOYED_FORMATS))
+    .option('--micro-batch <n>', 'examples per forward/backward pass, gradients accumulated over the batch (default: sized from the memory estimate)', parsePositiveInt)
+    .addOption(new Option('--input-range <range>', "the value range the model expects its pixels in (default: standardized with the data's mean and std)").choices(['0,1', '-1,1', '0,255']))
+    .option('--normalize <MEAN,STD>', 'then (value - MEAN) / STD: one value each, or one per channel (means first, then stds)')
+    .option('--distill', "learn from the original model's outputs (KL on classifier outputs, MSE on others); on by itself for a folder of unlabelled images")
+    .option('--max-train <n>', 'use at most n training images (a trial run)', parsePositiveInt)
+    .option('--max-steps <n>', 'at most n optimizer steps per epoch (a trial run)', parsePositiveInt)
+    .addOption(new Option('--max-test <n>', 'use at most n test images').argParser(parsePositiveInt).hideHelp());
 }
 
 function buildProgram(setExit: (code: number) => void): Command {
@@ -72,34 +100,32 @@ function buildProgram(setExit: (code: number) => void): Command {
     setExit(await runReparam(model, options, output));
   });
 
-  addModelOptions(
-    program
-      .command('search')
-      .description('the PaS job: (pre)train, search widths under a MACs budget, fine-tune with frozen masks, prune, reparameterize')
-      .argument('[model]', 'path to model.json (or its folder), or builtin:NAME (e.g. builtin:default)')
-      .option('--data <spec>', 'training data: sample | idx:DIR | folder:DIR', 'sample')
-      .option('--target-macs <fraction>', 'MACs budget as a fraction of the deployed model, in (0, 1)', parseFraction, 0.5)
-      .option('--search-epochs <n>', 'epochs of the mask search', parseNonNegativeInt, 4)
-      .option('--finetune-epochs <n>', 'epochs of frozen-mask fine-tuning', parseNonNegativeInt, 4)
-      .option('--pretrain-epochs <n>', `epochs of training before the search (default: ${6} for builtins, 0 for files)`, parseNonNegativeInt)
-      .addOption(new Option('--method <name>', 'pas, or a baseline of the paper').choices(['pas', 'uniform', 'magnitude']).default('pas'))
-      .option('--out <dir>', 'output folder (default: a new folder next to the model folder)')
-      .option('--resume <dir>', 'continue a stopped or killed run from its last checkpoint')
-      .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)
-      .option('--batch-size <n>', 'training batch size', parsePositiveInt, 64)
-      .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
-      .addOption(new Option('--format <format>', 'deployed model format (default: onnx for an .onnx input, tfjs otherwise)').choices(DEPLOYED_FORMATS))
-      .option('--micro-batch <n>', 'examples per forward/backward pass, gradients accumulated over the batch (default: sized from the memory estimate)', parsePositiveInt)
-      .addOption(new Option('--input-range <range>', "the value range the model expects its pixels in (default: standardized with the data's mean and std)").choices(['0,1', '-1,1', '0,255']))
-      .option('--normalize <MEAN,STD>', 'then (value - MEAN) / STD: one value each, or one per channel (means first, then stds)')
-      .option('--distill', "learn from the original model's outputs (KL on classifier outputs, MSE on others); on by itself for a folder of unlabelled images")
-      .option('--max-train <n>', 'use at most n training images (a trial run)', parsePositiveInt)
-      .option('--max-steps <n>', 'at most n optimizer steps per epoch (a trial run)', parsePositiveInt)
-      .addOption(new Option('--max-test <n>', 'use at most n test images').argParser(parsePositiveInt).hideHelp()),
+  addSearchOptions(
+    addModelOptions(
+      program
+        .command('search')
+        .description('the PaS job: (pre)train, search widths under a MACs budget, fine-tune with frozen masks, prune, reparameterize')
+        .argument('[model]', 'path to model.json (or its folder), or builtin:NAME (e.g. builtin:default)')
+        .addOption(new Option('--method <name>', 'pas, or a baseline of the paper').choices(PRUNE_METHOD_NAMES).default('pas'))
+        .option('--resume <dir>', 'continue a stopped or killed run from its last checkpoint'),
+    ),
   ).action(async (model: string | undefined, options) => {
     const output = new Output(!!options.json);
     const backend = await withBackend(options, output);
     setExit(await runSearch(model, options, backend, output));
+  });
+
+  addSearchOptions(
+    addModelOptions(
+      program
+        .command('compare')
+        .description('PaS and the baselines at the same MACs target, data, seed and weight-training epochs; writes compare.json and a table')
+        .argument('<model>', 'path to model.json (or its folder), or builtin:NAME'),
+    ),
+  ).action(async (model: string, options) => {
+    const output = new Output(!!options.json);
+    const backend = await withBackend(options, output);
+    setExit(await runCompare(model, options, backend, output));
   });
 
   return program;

@@ -35,6 +35,20 @@ export function parseFraction(value: string): number {
   return n;
 }
 
+/** A fraction in [0, 1] (--min-keep). */
+export function parseUnitInterval(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`expected a fraction between 0 and 1, got '${value}'`);
+  return n;
+}
+
+/** A comma-separated list of names (--keep); empty entries are refused. */
+export function parseNameList(value: string): string[] {
+  const names = value.split(',').map((n) => n.trim());
+  if (names.some((n) => n === '')) throw new InvalidArgumentError(`expected NAME[,NAME...], got '${value}'`);
+  return names;
+}
+
 export const BACKEND_CHOICES: BackendChoice[] = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'];
 
 export interface ModelOptions {

@@ -53,6 +53,10 @@ export interface GroupWidth {
   name: string;
   originalWidth: number;
   searchedWidth: number;
+  /** The narrowest width the width constraints allow (--min-keep, --round-to); absent without constraints. */
+  minWidth?: number;
+  /** True for a group held at full width (--keep). */
+  fixed?: boolean;
 }
 
 export interface SearchReport {
@@ -92,6 +96,15 @@ export interface SearchReport {
   microBatch?: number;
   /** How pixels became input values: value = ((pixel / 255) * (hi - lo) + lo - mean[c]) / std[c], [lo, hi] = inputRange. */
   preprocessing?: { source: 'options' | 'data-statistics'; inputRange: string; mean: number[]; std: number[] };
+  /**
+   * MACs of the masks when the search ended, before the projection onto the budget, as a fraction
+   * of the full deployed MACs (PaS only): how far the budget loss itself got.
+   */
+  searchEndMacsFraction?: number;
+  /** Channels the projection onto the budget (and the width constraints) moved after the search. */
+  projectionMoved?: number;
+  /** The width constraints the run respected. */
+  constraints?: { minKeep: number; roundTo: number; keep: string[] };
 }
 
 export type WorkerEvent =

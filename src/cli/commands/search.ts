@@ -8,6 +8,8 @@ import { assertOutsideModelFolder, defaultOutputDir } from '../../engine/outputP
 import { runSearchJob } from '../../engine/search/job';
 import { fitBuiltinToData } from '../../engine/search/fitToData';
 import { parseNormalize, type InputRange } from '../../engine/data';
+import { methodSearches } from '../../engine/search/methods';
+import { DEFAULT_WIDTH_CONSTRAINTS } from '../../engine/search/widthConstraints';
 import { holdsOnlyRunLeftovers, readRunState, RunSettings } from '../../engine/search/runState';
 import { describeFsError } from '../../engine/io/fsErrors';
 import { formatCount, formatTable, Output } from '../output';
@@ -35,6 +37,9 @@ export interface SearchCliOptions extends ModelOptions {
   inputRange?: InputRange;
   /** The raw --normalize text (MEAN,STD or per-channel means then stds). */
   normalize?: string;
+  minKeep?: number;
+  roundTo?: number;
+  keep?: string[];
 }
 
 /** Exit code of a run stopped by Ctrl-C / SIGTERM after its last checkpoint (the shell's 128 + SIGINT). */
@@ -64,6 +69,11 @@ export function settingsFrom(modelSpec: string, options: SearchCliOptions): RunS
     microBatch: options.microBatch,
     distill: options.distill === true,
     preprocessing: options.inputRange || options.normalize ? { inputRange: options.inputRange, normalize: options.normalize ? parseNormalize(options.normalize) : undefined } : undefined,
+    constraints: {
+      minKeep: options.minKeep ?? DEFAULT_WIDTH_CONSTRAINTS.minKeep,
+      roundTo: options.roundTo ?? DEFAULT_WIDTH_CONSTRAINTS.roundTo,
+      keep: options.keep ?? [],
+    },
   };
 }
 
@@ -86,7 +96,7 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
       throw new PasInputError('the output path exists and is not a folder; pass another --out', outDir);
     }
     assertWritableParent(outDir);
-    if (settings.method === 'pas' && settings.searchEpochs === 0) {
+    if (methodSearches(settings.method) && settings.searchEpochs === 0) {
       // Without a search epoch the masks are never projected onto the budget: the target would be ignored.
       throw new PasInputError('--search-epochs 0 skips the PaS search and would ignore --target-macs; use at least 1, or --method uniform or magnitude');
     }
@@ -341,6 +351,9 @@ function printSummary(report: SearchReport, outDir: string, output: Output): voi
   }
   output.text();
   output.text(`MACs ${pct(report.macsAfter / report.macsBefore)} of the original (target ${pct(report.targetFraction)}); method ${report.method}; backend ${report.backend}; seed ${report.seed}; ${report.wallSeconds.toFixed(0)} s`);
+  if (report.searchEndMacsFraction !== undefined) {
+    output.text(`search: the masks ended at ${pct(report.searchEndMacsFraction)} of the MACs (target ${pct(report.targetFraction)}); the projection onto the budget then moved ${report.projectionMoved ?? 0} channel(s)`);
+  }
   output.text(`deployed vs fine-tuned masked model: max abs diff ${report.reparamMaxAbsDiff.toExponential(2)}, accuracy ${pct(report.accuracyMasked)} -> ${pct(report.accuracyAfter)}`);
   output.text(`outputs: ${outDir} (${path.relative(outDir, report.deployedModel)}, searched/model.json, report.json)`);
 }

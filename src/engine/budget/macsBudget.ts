@@ -49,12 +49,19 @@ export class MacsBudget {
     return counts;
   }
 
-  /** Differentiable MACs of the model's current masks (a scalar tensor; call inside a tape). */
-  differentiableMacs(model: tf.LayersModel): tf.Scalar {
+  /**
+   * Differentiable MACs of the model's current masks (a scalar tensor; call inside a tape).
+   * `floors` (width constraints) count a group below its floor at the floor: the projection will
+   * restore those channels, and max() sends no gradient into a count already held at its floor,
+   * so the pull goes to the layers that can still give (a kept group's floor is its width).
+   */
+  differentiableMacs(model: tf.LayersModel, floors?: Map<string, number>): tf.Scalar {
     const counts = new Map<string, tf.Scalar>();
     for (const group of this.groups) {
       const latent = model.getLayer(group.layerName).weights[0].read();
-      counts.set(group.id, tf.sum(binaryMaskSte(latent)) as tf.Scalar);
+      const count = tf.sum(binaryMaskSte(latent)) as tf.Scalar;
+      const floor = floors?.get(group.id);
+      counts.set(group.id, floor === undefined ? count : (tf.maximum(count, floor) as tf.Scalar));
     }
     return this.formula.evaluateWith<tf.Scalar>(
       (g) => counts.get(g)!,
@@ -66,8 +73,8 @@ export class MacsBudget {
   }
 
   /** alpha * ((MACs - target) / fullMacs)^2: pulls onto the target from both sides. */
-  loss(model: tf.LayersModel, targetMacs: number, alpha: number): tf.Scalar {
-    const relative = tf.div(tf.sub(this.differentiableMacs(model), targetMacs), this.fullMacs);
+  loss(model: tf.LayersModel, targetMacs: number, alpha: number, floors?: Map<string, number>): tf.Scalar {
+    const relative = tf.div(tf.sub(this.differentiableMacs(model, floors), targetMacs), this.fullMacs);
     return tf.mul(tf.square(relative), alpha) as tf.Scalar;
   }
 }

@@ -18,7 +18,11 @@ import { agreement, dataLossFor, fidelity, outputKind, type OutputKind } from '.
 import { isAllocationFailure, backendSurvived, outOfMemoryError } from '../train/microBatches';
 import { batchCount } from '../data';
 import { measureTrainingSpeed, microBatchFor } from './sizing';
-import { magnitudeSelection, projectOntoBudget, selectionToLatents, uniformSelection } from './maskSelection';
+import { projectOntoBudget, selectionToLatents } from './maskSelection';
+import { BudgetSchedule } from './budgetSchedule';
+import { PRUNE_METHODS } from './methods';
+import { DEFAULT_WIDTH_CONSTRAINTS, validateWidthConstraints, WidthLattice } from './widthConstraints';
+import type { WidthConstraints } from './widthConstraints';
 import { ORIGINAL_MODEL_DIR, checkpointPath, readRunState, removeStaleTempEntries, RUN_STATE_VERSION, RunSettings, RunState, writeRunState } from './runState';
 import { describeFsError } from '../io/fsErrors';
 import { defaultDeployedFormat, isOnnxPath, mainDeployedFile, readOnnxModel, saveDeployedModel } from '../onnx';
@@ -100,6 +104,16 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
       loaded.source,
     );
   }
+  const constraints = constraintsOf(settings);
+  validateWidthConstraints(constraints);
+  const lattice = new WidthLattice(budget.groups, constraints);
+  const lowest = budget.macsOf(lattice.floors()) / budget.fullMacs;
+  if (lowest > settings.targetFraction) {
+    throw new PasInputError(
+      `a MACs target of ${settings.targetFraction} is unreachable under the width constraints (--min-keep ${constraints.minKeep}, --round-to ${constraints.roundTo}${constraints.keep.length ? `, --keep ${constraints.keep.join(',')}` : ''}): the narrowest model they allow has ${(100 * lowest).toFixed(1)}% of the MACs; use --target-macs of at least ${(Math.ceil(lowest * 1000) / 1000).toFixed(3)} or loosen the constraints`,
+      loaded.source,
+    );
+  }
   return { ...loaded, dataset, learning };
 }
 
@@ -162,17 +176,19 @@ export async function runSearchJob(
   const graph = graphFromModel(model);
   const budget = new MacsBudget(graph, maskLayoutOf(graph));
   const targetMacs = settings.targetFraction * budget.fullMacs;
-  hooks.emit({ type: 'model', groups: groupWidths(budget, budget.keptCounts(model)), macsOriginal: budget.fullMacs, macsTarget: targetMacs, paramsOriginal: deployedParamsUnpruned(graph) });
+  const lattice = new WidthLattice(budget.groups, constraintsOf(settings));
+  hooks.emit({ type: 'model', groups: groupWidths(budget, budget.keptCounts(model), lattice), macsOriginal: budget.fullMacs, macsTarget: targetMacs, paramsOriginal: deployedParamsUnpruned(graph) });
   // A resumed run replays the epochs it already has, so a fresh viewer (the extension's panel)
   // shows the whole run, not only what follows the checkpoint.
   if (args.resume) for (const event of state.history) if (event.phase !== 'pretrain') hooks.emit(event);
 
   // Phase 2: the search (PaS only): masks and weights trained together under the MACs budget loss.
   if (state.phase === 'search') {
-    const stopped = await trainPhase(context, state, model, 'search', settings.searchEpochs, settings.learningRates.search, { budget, targetMacs });
+    const stopped = await trainPhase(context, state, model, 'search', settings.searchEpochs, settings.learningRates.search, { budget, targetMacs, lattice });
     if (stopped) return cancelled(context, state);
+    state.searchEndMacsFraction = budget.macsOf(atFloors(budget.keptCounts(model), lattice)) / budget.fullMacs;
     const latents = new Map(budget.groups.map((g) => [g.id, Float32Array.from(model.getLayer(g.layerName).getWeights()[0].dataSync())]));
-    const { selection, moved } = projectOntoBudget(latents, budget, targetMacs);
+    const { selection, moved } = projectOntoBudget(latents, budget, targetMacs, lattice);
     setMaskLatents(model, budget.layout, selectionToLatents(selection, budget.fullWidths));
     state.projectionMoved = moved;
     state.phase = 'finetune';
@@ -182,12 +198,12 @@ export async function runSearchJob(
 
   // Phase 3: fine-tuning with the masks frozen.
   if (state.phase === 'finetune') {
-    const stopped = await trainPhase(context, state, model, 'finetune', settings.finetuneEpochs, settings.learningRates.finetune, { budget, targetMacs, frozen: true });
+    const stopped = await trainPhase(context, state, model, 'finetune', settings.finetuneEpochs, settings.learningRates.finetune, { budget, targetMacs, lattice, frozen: true });
     if (stopped) return cancelled(context, state);
   }
 
   // Phase 4: prune, reparameterize, evaluate, write the outputs.
-  const report = await finish(context, state, model, budget, targetMacs);
+  const report = await finish(context, state, model, budget, targetMacs, lattice);
   model.dispose();
   context.teacher?.dispose();
   return { status: 'done', report, outDir: args.outDir };
@@ -198,14 +214,15 @@ async function enterMaskedPhase(context: RunContext, state: RunState, trained: t
   const { settings } = context;
   const plain = graphFromModel(trained);
   const { graph, layout } = insertMasks(plain, { initialValue: 1.0 });
-  if (settings.method !== 'pas') {
+  const method = PRUNE_METHODS[settings.method];
+  if (method.kind === 'select') {
     const budget = new MacsBudget(graph, layout);
     const target = settings.targetFraction * budget.fullMacs;
-    const choose = settings.method === 'uniform' ? uniformSelection : magnitudeSelection;
-    const latents = selectionToLatents(choose(graph, budget, target), budget.fullWidths);
+    const lattice = new WidthLattice(budget.groups, constraintsOf(settings));
+    const latents = selectionToLatents(method.select!(graph, budget, target, lattice), budget.fullWidths);
     for (const [group, values] of latents) graph.weights.get(layout.layerOfGroup.get(group)!)!.latent.values = values;
   }
-  state.phase = settings.method === 'pas' && settings.searchEpochs > 0 ? 'search' : 'finetune';
+  state.phase = method.kind === 'search' && settings.searchEpochs > 0 ? 'search' : 'finetune';
   state.epochsDone = 0;
   return modelFromGraph(graph);
 }
@@ -219,12 +236,30 @@ function setMaskLatents(model: tf.LayersModel, layout: MaskLayout, latents: Map<
   }
 }
 
-function setMasksTrainable(model: tf.LayersModel, trainable: boolean): void {
+/** Masks train during the search, except those of groups held at full width. */
+function setMasksTrainable(model: tf.LayersModel, budget: MacsBudget, lattice: WidthLattice, trainable: boolean): void {
   for (const layer of model.layers) if (layer instanceof DepthwiseBinaryConv) layer.trainable = trainable;
+  for (const group of budget.groups) if (lattice.isFixed(group.id)) model.getLayer(group.layerName).trainable = false;
 }
 
-function groupWidths(budget: MacsBudget, counts: Map<string, number>): GroupWidth[] {
-  return budget.groups.map((g) => ({ name: g.name, originalWidth: g.width, searchedWidth: counts.get(g.id) ?? g.width }));
+/** The run's width constraints (runs from before constraints existed get the defaults). */
+export function constraintsOf(settings: RunSettings): WidthConstraints {
+  return settings.constraints ?? DEFAULT_WIDTH_CONSTRAINTS;
+}
+
+/** Kept counts with every group raised to its floor: what the budget loss counts. */
+function atFloors(counts: Map<string, number>, lattice: WidthLattice): Map<string, number> {
+  return new Map([...counts].map(([id, k]) => [id, Math.max(k, lattice.floor(id))]));
+}
+
+function groupWidths(budget: MacsBudget, counts: Map<string, number>, lattice: WidthLattice): GroupWidth[] {
+  return budget.groups.map((g) => ({
+    name: g.name,
+    originalWidth: g.width,
+    searchedWidth: counts.get(g.id) ?? g.width,
+    minWidth: lattice.floor(g.id),
+    ...(lattice.isFixed(g.id) ? { fixed: true } : {}),
+  }));
 }
 
 /** Trains `epochs - state.epochsDone` more epochs of a phase, checkpointing after each. Returns true when stopped. */
@@ -235,10 +270,19 @@ async function trainPhase(
   phase: Phase & RunState['phase'],
   epochs: number,
   baseLearningRate: number,
-  masks: { budget: MacsBudget; targetMacs: number; frozen?: boolean } | null,
+  masks: { budget: MacsBudget; targetMacs: number; lattice: WidthLattice; frozen?: boolean } | null,
 ): Promise<boolean> {
   const { settings, dataset, hooks, learning } = context;
-  if (masks) setMasksTrainable(model, !masks.frozen);
+  if (masks) setMasksTrainable(model, masks.budget, masks.lattice, !masks.frozen);
+  const searching = masks !== null && !masks.frozen;
+  const floors = masks ? masks.lattice.floors() : undefined;
+  const schedule = searching
+    ? new BudgetSchedule(epochs * batchCount(dataset.train, settings.batchSize), settings.targetFraction, state.budgetSchedule)
+    : undefined;
+  const budgetLoss = () => {
+    const target = schedule!.scheduledFraction() * masks!.budget.fullMacs;
+    return masks!.budget.loss(model, target, settings.alpha * schedule!.gain, floors);
+  };
   hooks.emit({ type: 'phase', phase, epochs });
   const augment = defaultAugmentation(dataset);
   for (let epoch = state.epochsDone; epoch < epochs; epoch++) {
@@ -255,7 +299,7 @@ async function trainPhase(
       epoch,
       augment,
       variables: trainableVariables(model),
-      extraLoss: masks && !masks.frozen ? () => masks.budget.loss(model, masks.targetMacs, settings.alpha) : undefined,
+      extraLoss: searching ? budgetLoss : undefined,
       shouldStop: hooks.shouldStop,
       microBatch: state.microBatch,
       maxSteps: settings.maxSteps,
@@ -270,6 +314,11 @@ async function trainPhase(
       },
       outOfMemory: (size, error) => outOfMemoryError({ microBatch: size, bytesPerExample: context.memory?.bytesPerExample ?? NaN, memoryLimitBytes: context.memory?.memoryLimitBytes ?? NaN, backend: context.backend, cause: error }),
       onBatch: (p) => {
+        if (schedule) {
+          const fraction = masks!.budget.macsOf(atFloors(masks!.budget.keptCounts(model), masks!.lattice)) / masks!.budget.fullMacs;
+          if (process.env.PAS_DEBUG_BUDGET) process.stderr.write(`budget ${p.batch} scheduled ${schedule.scheduledFraction().toFixed(3)} macs ${fraction.toFixed(3)} gain ${schedule.gain.toFixed(2)}\n`);
+          schedule.observe(fraction);
+        }
         const now = Date.now();
         if (now - lastEmit < BATCH_EVENT_INTERVAL_MS && p.batch < p.batches) return;
         lastEmit = now;
@@ -300,6 +349,7 @@ async function trainPhase(
     };
     state.history.push(event);
     state.epochsDone = epoch + 1;
+    if (schedule) state.budgetSchedule = schedule.snapshot();
     hooks.emit(event);
     await checkpoint(context, state, model);
     if (hooks.shouldStop()) return true;
@@ -326,7 +376,7 @@ async function cancelled(context: RunContext, state: RunState): Promise<JobOutco
   return { status: 'cancelled', outDir: context.outDir, checkpoint: state.checkpoint ? checkpointPath(context.outDir, state.checkpoint) : undefined };
 }
 
-async function finish(context: RunContext, state: RunState, model: tf.LayersModel, budget: MacsBudget, targetMacs: number): Promise<SearchReport> {
+async function finish(context: RunContext, state: RunState, model: tf.LayersModel, budget: MacsBudget, targetMacs: number, lattice: WidthLattice): Promise<SearchReport> {
   const { settings, dataset, hooks, outDir } = context;
   hooks.emit({ type: 'phase', phase: 'prune', epochs: 0 });
   const { learning, teacher } = context;
@@ -363,20 +413,23 @@ async function finish(context: RunContext, state: RunState, model: tf.LayersMode
     accuracyAfter,
     accuracyMasked,
     reparamMaxAbsDiff: deployment.maxAbsDiff,
-    epochs: { pretrain: settings.pretrainEpochs, search: settings.method === 'pas' ? settings.searchEpochs : 0, finetune: settings.finetuneEpochs },
+    epochs: { pretrain: settings.pretrainEpochs, search: PRUNE_METHODS[settings.method].kind === 'search' ? settings.searchEpochs : 0, finetune: settings.finetuneEpochs },
     wallSeconds: context.wallSecondsBefore + (Date.now() - context.started) / 1000,
     deployedModel: mainDeployedFile(deployedPaths),
     searchedCheckpoint: path.join(searchedDir, 'model.json'),
-    layers: groupWidths(budget, counts),
+    layers: groupWidths(budget, counts, lattice),
     fidelity: fidelityOfDeployed && { metric: fidelityOfDeployed.metric, value: Number.isFinite(fidelityOfDeployed.value) ? fidelityOfDeployed.value : null },
     distilled: learning.distill !== null,
     labelled: dataset.labelled,
     batchSize: settings.batchSize,
     microBatch: state.microBatch,
     preprocessing: dataset.preprocessing,
+    ...(state.searchEndMacsFraction !== undefined ? { searchEndMacsFraction: state.searchEndMacsFraction } : {}),
+    projectionMoved: state.projectionMoved ?? 0,
+    constraints: constraintsOf(settings),
   };
   deployment.deployed.dispose();
-  await writeFileAtomic(path.join(outDir, 'report.json'), JSON.stringify({ ...report, history: state.history, projectionMoved: state.projectionMoved ?? 0, settings }, null, 2));
+  await writeFileAtomic(path.join(outDir, 'report.json'), JSON.stringify({ ...report, history: state.history, settings }, null, 2));
   state.phase = 'done';
   await writeRunState(outDir, state);
   return report;

@@ -5,6 +5,8 @@ import type { PreprocessingOptions } from '../data';
 import { PasInputError } from '../errors';
 import { writeFileAtomic } from '../io';
 import type { DeployedFormat } from '../onnx/saveDeployed';
+import type { BudgetScheduleState } from './budgetSchedule';
+import type { WidthConstraints } from './widthConstraints';
 
 export const RUN_STATE_FILE = 'state.json';
 export const RUN_STATE_VERSION = 1;
@@ -38,6 +40,8 @@ export interface RunSettings {
   preprocessing?: PreprocessingOptions;
   /** Examples per forward/backward pass; default: sized from the memory estimate. */
   microBatch?: number;
+  /** Width constraints (absent in runs started before they existed: the defaults apply). */
+  constraints?: WidthConstraints;
 }
 
 export type RunPhase = 'pretrain' | 'search' | 'finetune' | 'done';
@@ -58,6 +62,10 @@ export interface RunState {
   accuracyBefore?: number;
   /** Channels the projection onto the budget moved after the search. */
   projectionMoved?: number;
+  /** MACs of the masks at the end of the search, before the projection, / the full MACs. */
+  searchEndMacsFraction?: number;
+  /** The budget-loss schedule's state after the last search epoch, so that a resumed search continues it. */
+  budgetSchedule?: BudgetScheduleState;
   history: EpochEvent[];
   /** Wall time of earlier (interrupted) sessions of this run. */
   wallSecondsBefore: number;

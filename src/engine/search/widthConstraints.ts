@@ -1,0 +1,103 @@
+import { PasInputError } from '../errors';
+
+/**
+ * Limits on the widths a pruning method may choose (`--min-keep`, `--round-to`, `--keep`).
+ * Without them the budget pull, strongest on high-resolution layers, can leave a layer (or a
+ * whole residual stage) at one channel: "on target" and useless.
+ */
+export interface WidthConstraints {
+  /** No group keeps fewer than ceil(minKeep * width) channels, and never fewer than 1. */
+  minKeep: number;
+  /** Kept counts are multiples of this where the width allows (1: any count). */
+  roundTo: number;
+  /** Names of groups held at full width. */
+  keep: string[];
+}
+
+export const DEFAULT_WIDTH_CONSTRAINTS: WidthConstraints = { minKeep: 0.1, roundTo: 1, keep: [] };
+
+/** Constraints that leave every count from 1 to the width allowed (the method's own behaviour). */
+export const NO_WIDTH_CONSTRAINTS: WidthConstraints = { minKeep: 0, roundTo: 1, keep: [] };
+
+export interface ConstrainedGroup {
+  id: string;
+  name: string;
+  width: number;
+}
+
+/**
+ * The kept counts each group may take under the constraints, ascending. A group narrower than
+ * `roundTo` takes any count from its floor up (no multiple fits); a wider one takes the multiples
+ * of `roundTo` at or above its floor, and its full width (which is the unpruned layer, whatever
+ * its size). A kept group takes only its full width.
+ */
+export class WidthLattice {
+  private readonly allowedById = new Map<string, number[]>();
+
+  constructor(readonly groups: ConstrainedGroup[], readonly constraints: WidthConstraints) {
+    const names = new Set(groups.map((g) => g.name));
+    const unknown = constraints.keep.filter((name) => !names.has(name));
+    if (unknown.length > 0) {
+      throw new PasInputError(`--keep names no prunable group: ${unknown.join(', ')}; the groups are: ${groups.map((g) => g.name).join(', ')}`);
+    }
+    const kept = new Set(constraints.keep);
+    for (const g of groups) this.allowedById.set(g.id, kept.has(g.name) ? [g.width] : allowedCounts(g.width, constraints));
+  }
+
+  /** Allowed counts of a group, ascending (the last is its full width). */
+  allowed(id: string): number[] {
+    return this.allowedById.get(id)!;
+  }
+
+  /** True for a group held at full width. */
+  isFixed(id: string): boolean {
+    return this.allowed(id).length === 1;
+  }
+
+  /** The smallest count a group may keep. */
+  floor(id: string): number {
+    return this.allowed(id)[0];
+  }
+
+  /** Every group at its floor: the narrowest model the constraints allow. */
+  floors(): Map<string, number> {
+    return new Map(this.groups.map((g) => [g.id, this.floor(g.id)]));
+  }
+
+  /** The allowed count nearest to `count` (the larger one on a tie). */
+  nearest(id: string, count: number): number {
+    let best = this.allowed(id)[0];
+    for (const c of this.allowed(id)) if (Math.abs(c - count) <= Math.abs(best - count)) best = c;
+    return best;
+  }
+
+  /** The next allowed count below `count`, or undefined at the floor. */
+  below(id: string, count: number): number | undefined {
+    const allowed = this.allowed(id);
+    for (let i = allowed.length - 1; i >= 0; i--) if (allowed[i] < count) return allowed[i];
+    return undefined;
+  }
+
+  /** The next allowed count above `count`, or undefined at full width. */
+  above(id: string, count: number): number | undefined {
+    return this.allowed(id).find((c) => c > count);
+  }
+}
+
+function allowedCounts(width: number, { minKeep, roundTo }: WidthConstraints): number[] {
+  const floor = Math.min(width, Math.max(1, Math.ceil(minKeep * width - 1e-9)));
+  const counts: number[] = [];
+  if (roundTo > 1 && width >= roundTo) {
+    for (let c = Math.ceil(floor / roundTo) * roundTo; c < width; c += roundTo) counts.push(c);
+  } else {
+    for (let c = floor; c < width; c++) counts.push(c);
+  }
+  counts.push(width);
+  return counts;
+}
+
+/** Checks the values of constraints given on the command line or in settings. */
+export function validateWidthConstraints(constraints: WidthConstraints): void {
+  if (!(constraints.minKeep >= 0 && constraints.minKeep <= 1)) throw new PasInputError(`--min-keep must be a fraction in [0, 1], got ${constraints.minKeep}`);
+  if (!Number.isInteger(constraints.roundTo) || constraints.roundTo < 1) throw new PasInputError(`--round-to must be a positive integer, got ${constraints.roundTo}`);
+}

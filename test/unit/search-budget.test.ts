@@ -1,0 +1,124 @@
+/**
+ * The MACs budget loss is what makes PaS a search: its MACs must be the deployed model's MACs,
+ * its gradient must be the relaxed formula's, and the schedule that drives it must bring the
+ * masks (not the projection afterwards) onto the target.
+ */
+import { strict as assert } from 'assert';
+import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../../src/engine/data/random';
+import { deployGraph } from '../../src/engine/deploy';
+import { graphFromModel, modelFromGraph } from '../../src/engine/graph/modelGraph';
+import { BudgetSchedule } from '../../src/engine/search/budgetSchedule';
+import { MacsBudget } from '../../src/engine/budget/macsBudget';
+import { insertMasks } from '../../src/engine/transform/masks';
+
+/**
+ * input 8x8x3 -> conv3x3 (8, stride 1, same) -> BN -> ReLU -> conv3x3 (16, stride 2, same) -> BN
+ * -> ReLU -> global average pool -> dense 10. Deployed MACs with k1 and k2 channels kept:
+ * 8*8*9*3*k1 + 4*4*9*k1*k2 + k2*10 (BN folds into the convs; pooling counts no multiply-adds).
+ */
+function tinyModel(): tf.LayersModel {
+  const input = tf.input({ shape: [8, 8, 3] });
+  let x = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', useBias: false, name: 'conv_a' }).apply(input) as tf.SymbolicTensor;
+  x = tf.layers.batchNormalization({ name: 'bn_a' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.reLU({ name: 'relu_a' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.conv2d({ filters: 16, kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'conv_b' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.batchNormalization({ name: 'bn_b' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.reLU({ name: 'relu_b' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(x) as tf.SymbolicTensor;
+  const output = tf.layers.dense({ units: 10, name: 'classifier' }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: output });
+}
+
+const handCountedMacs = (k1: number, k2: number) => 8 * 8 * 9 * 3 * k1 + 4 * 4 * 9 * k1 * k2 + k2 * 10;
+
+/** The tiny model with DBC masks whose latents are drawn at random (about 40% of channels dropped). */
+async function randomlyMaskedTiny(seed: number) {
+  const plain = tinyModel();
+  const { graph, layout } = insertMasks(graphFromModel(plain));
+  plain.dispose();
+  const random = mulberry32(seed);
+  for (const layer of layout.layerOfGroup.values()) {
+    const latent = graph.weights.get(layer)!.latent.values;
+    latent.forEach((_, c) => (latent[c] = random() < 0.4 ? 0.5 * random() : 0.51 + random()));
+  }
+  const model = await modelFromGraph(graph);
+  return { graph, model, budget: new MacsBudget(graph, layout) };
+}
+
+describe('MACs budget: differentiable MACs and the budget schedule', () => {
+  before(() => tf.setBackend('cpu'));
+
+  it('the tiny model has the two prunable groups the hand count assumes', async () => {
+    const { model, budget } = await randomlyMaskedTiny(1);
+    assert.deepEqual(budget.groups.map((g) => g.width), [8, 16]);
+    assert.equal(budget.fullMacs, handCountedMacs(8, 16));
+    model.dispose();
+  });
+
+  for (const seed of [2, 3, 4, 5]) {
+    it(`differentiableMacs == the hand count == MACs of the physically pruned deployed model (random masks, seed ${seed})`, async () => {
+      const { graph, model, budget } = await randomlyMaskedTiny(seed);
+      const [k1, k2] = budget.groups.map((g) => budget.keptCounts(model).get(g.id)!);
+      assert.ok(k1 < 8 || k2 < 16, 'the random mask drops channels');
+      const differentiable = tf.tidy(() => budget.differentiableMacs(model).dataSync()[0]);
+      const deployment = await deployGraph(graph, model, [8, 8, 3]);
+      assert.equal(deployment.deployedSummary.totalMacs, handCountedMacs(k1, k2));
+      // float32 sums of integers below 2^24 are exact.
+      assert.equal(differentiable, handCountedMacs(k1, k2));
+      deployment.deployed.dispose();
+      model.dispose();
+    });
+  }
+
+  it('the gradient of differentiableMacs on every latent equals the finite difference of the relaxed formula in its group count', async () => {
+    const { model, budget } = await randomlyMaskedTiny(7);
+    const counts = budget.keptCounts(model);
+    const latents = budget.groups.map((g) => model.getLayer(g.layerName).weights[0].read() as tf.Variable);
+    const { grads } = tf.variableGrads(() => budget.differentiableMacs(model), latents);
+    budget.groups.forEach((group, i) => {
+      const h = 0.5;
+      const plus = new Map(counts).set(group.id, counts.get(group.id)! + h);
+      const minus = new Map(counts).set(group.id, counts.get(group.id)! - h);
+      // The formula is bilinear in the counts: the central difference is its exact derivative.
+      const expected = (budget.macsOf(plus) - budget.macsOf(minus)) / (2 * h);
+      const gradient = grads[latents[i].name].dataSync();
+      assert.equal(gradient.length, group.width);
+      for (const g of gradient) assert.ok(Math.abs(g - expected) <= 1e-5 * Math.abs(expected), `${group.name}: ${g} vs ${expected}`);
+    });
+    tf.dispose(Object.values(grads));
+    model.dispose();
+  });
+
+  it('a floor counts a group below it at the floor and sends that group no gradient', async () => {
+    const { model, budget } = await randomlyMaskedTiny(8);
+    const counts = budget.keptCounts(model);
+    const [a, b] = budget.groups;
+    const floors = new Map([[a.id, counts.get(a.id)! + 2], [b.id, 1]]);
+    const latents = budget.groups.map((g) => model.getLayer(g.layerName).weights[0].read() as tf.Variable);
+    const { value, grads } = tf.variableGrads(() => budget.differentiableMacs(model, floors), latents);
+    assert.equal(value.dataSync()[0], budget.macsOf(new Map([[a.id, counts.get(a.id)! + 2], [b.id, counts.get(b.id)!]])));
+    assert.ok(grads[latents[0].name].dataSync().every((g) => g === 0), 'a group held at its floor gets no pull');
+    assert.ok(grads[latents[1].name].dataSync().every((g) => g > 0));
+    tf.dispose([value, ...Object.values(grads)]);
+    model.dispose();
+  });
+
+  it('the budget schedule lowers its target to the final one over the warm-up, grows the pull while the masks lag and halves it when they cross', () => {
+    const schedule = new BudgetSchedule(100, 0.5);
+    assert.equal(schedule.scheduledFraction(), 1);
+    for (let i = 0; i < 10; i++) schedule.observe(1); // masks stuck at the full model
+    const grown = schedule.gain;
+    assert.ok(grown > 1.5, `gain ${grown} after 10 lagging steps`);
+    assert.ok(schedule.scheduledFraction() < 1 && schedule.scheduledFraction() > 0.5);
+    let steps = 0;
+    while (schedule.gain >= grown && steps < 10) {
+      schedule.observe(0.2); // far below: the pull overshot
+      steps++;
+    }
+    assert.ok(steps < 10, 'the gain never dropped after the masks crossed the target');
+    assert.ok(Math.abs(schedule.gain - grown / 2) < 1e-9 * grown, `gain ${schedule.gain} vs ${grown} / 2`);
+    for (let i = 0; i < 60; i++) schedule.observe(schedule.scheduledFraction());
+    assert.equal(schedule.scheduledFraction(), 0.5);
+  });
+});
