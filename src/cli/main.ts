@@ -7,7 +7,7 @@ import { runInspect } from './commands/inspect';
 import { runReparam } from './commands/reparam';
 import { runSearch } from './commands/search';
 import { Output } from './output';
-import { BACKEND_CHOICES, parseFraction, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape } from './options';
+import { BACKEND_CHOICES, parseWorkersOption, parseFraction, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape } from './options';
 
 /** Exit codes: 0 ok, 1 a bug, 2 bad input (file, data or argument), 3 a failed --check, 130 cancelled. */
 export const EXIT_INPUT_ERROR = 2;
@@ -76,6 +76,7 @@ function buildProgram(setExit: (code: number) => void): Command {
       .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)
       .option('--batch-size <n>', 'training batch size', parsePositiveInt, 64)
       .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
+      .option('--workers <n>', 'training threads sharing each batch, or auto (one per core; wasm backend only)', parseWorkersOption, 'auto')
       .addOption(new Option('--max-train <n>', 'use at most n training images').argParser(parsePositiveInt).hideHelp())
       .addOption(new Option('--max-test <n>', 'use at most n test images').argParser(parsePositiveInt).hideHelp()),
   ).action(async (model: string | undefined, options) => {

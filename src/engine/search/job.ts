@@ -39,6 +39,8 @@ interface RunContext {
   started: number;
   /** Wall time of earlier sessions of a resumed run. */
   wallSecondsBefore: number;
+  /** Training threads sharing each batch (train/parallel); 1 = the plain trainer. */
+  workers: number;
 }
 
 /**
@@ -76,7 +78,7 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
 
 /** Runs (or resumes) the whole PaS job: pretrain, search, frozen-mask fine-tune, prune, reparameterize, evaluate. */
 export async function runSearchJob(
-  args: { settings: RunSettings; outDir: string; resume: boolean; backend: BackendName },
+  args: { settings: RunSettings; outDir: string; resume: boolean; backend: BackendName; workers?: number },
   hooks: JobHooks,
 ): Promise<JobOutcome> {
   const started = Date.now();
@@ -104,7 +106,7 @@ export async function runSearchJob(
       wallSecondsBefore: 0,
     };
   }
-  const context: RunContext = { outDir: args.outDir, settings: state.settings, dataset, backend: args.backend, hooks, started, wallSecondsBefore: state.wallSecondsBefore };
+  const context: RunContext = { outDir: args.outDir, settings: state.settings, dataset, backend: args.backend, hooks, started, wallSecondsBefore: state.wallSecondsBefore, workers: args.workers ?? 1 };
   const { settings } = state;
 
   // Phase 1: pretraining (builtins start untrained; PaS searches a trained network).
@@ -214,6 +216,7 @@ async function trainPhase(
       variables: trainableVariables(model),
       extraLoss: masks && !masks.frozen ? () => masks.budget.loss(model, masks.targetMacs, settings.alpha) : undefined,
       shouldStop: hooks.shouldStop,
+      workers: context.workers,
       onBatch: (p) => {
         const now = Date.now();
         if (now - lastEmit < BATCH_EVENT_INTERVAL_MS && p.batch < p.batches) return;

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchCount, batches, type Augmentation, type Split } from '../data';
+import { sharedReplicaPool, trainEpochDataParallel } from './parallel';
 
 /** The PaS training recipe's SGD momentum and weight decay (the paper's released scripts). */
 export const SGD_MOMENTUM = 0.9;
@@ -23,6 +24,8 @@ export interface EpochOptions {
   onBatch?: (progress: BatchProgress) => void;
   /** Checked between batches: a true stops the epoch after the current batch. */
   shouldStop?: () => boolean;
+  /** Threads that share each batch (data parallelism, wasm backend only; see train/parallel). Default 1. */
+  workers?: number;
 }
 
 export interface BatchProgress {
@@ -43,6 +46,9 @@ export interface EpochResult {
 
 /** One epoch of SGD with momentum on softmax cross-entropy (+ extra loss + weight decay); stops after the current batch when asked. */
 export async function trainEpoch(model: tf.LayersModel, split: Split, options: EpochOptions): Promise<EpochResult> {
+  if ((options.workers ?? 1) > 1 && tf.getBackend() === 'wasm') {
+    return trainEpochDataParallel(model, split, options, await sharedReplicaPool(options.workers! - 1));
+  }
   const optimizer = tf.train.momentum(options.learningRate, options.momentum);
   const decayed = options.variables.filter((v) => v.shape.length > 1 || v.name.includes('latent'));
   const total = batchCount(split, options.batchSize);
@@ -93,7 +99,7 @@ export async function trainEpoch(model: tf.LayersModel, split: Split, options: E
  * learning-rate scalar of its SGD parent: one tensor per optimizer, so one per epoch here (found
  * by the long-search memory test). Free both.
  */
-function disposeMomentumOptimizer(optimizer: tf.MomentumOptimizer): void {
+export function disposeMomentumOptimizer(optimizer: tf.MomentumOptimizer): void {
   optimizer.dispose();
   tf.SGDOptimizer.prototype.dispose.call(optimizer);
 }
