@@ -28,7 +28,8 @@ function benchEntries() {
 
 const builds = [
   {
-    entryPoints: { cli: 'src/cli/main.ts' },
+    // The data-parallel replica thread sits next to cli.js (src/engine/train/parallel/pool.ts finds it there).
+    entryPoints: { cli: 'src/cli/main.ts', replicaWorker: 'src/engine/train/parallel/replicaWorker.ts' },
     platform: 'node',
     format: 'cjs',
     target: 'node20',

@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import type { BackendChoice } from '../shared/workerProtocol';
 import type { BuiltinOptions } from '../engine/zoo/builtins';
+import { parseWorkers, type WorkersChoice } from '../engine/train/parallel/workerCount';
 
 export function parseShape(value: string): [number, number, number] {
   const parts = value.split(',').map((p) => Number(p.trim()));
@@ -8,6 +9,13 @@ export function parseShape(value: string): [number, number, number] {
     throw new InvalidArgumentError(`expected H,W,C with three positive integers, got '${value}'`);
   }
   return parts as [number, number, number];
+}
+
+/** `--workers auto|N`: training threads sharing each batch (data parallelism on wasm). */
+export function parseWorkersOption(value: string): WorkersChoice {
+  const parsed = parseWorkers(value);
+  if (parsed === undefined) throw new InvalidArgumentError(`expected auto or a thread count from 1 to 999, got '${value}'`);
+  return parsed;
 }
 
 export function parsePositiveInt(value: string): number {

@@ -71,6 +71,7 @@ export class SearchController implements vscode.Disposable {
       finetuneEpochs: choices.finetuneEpochs,
       pretrainEpochs: pretrain,
       backend: config.get<BackendChoice>('backend', 'auto'),
+      workers: workersSetting(config.get<string | number>('workers', 'auto')),
       outDir,
     };
     const info: SearchRunInfo = {
@@ -337,4 +338,9 @@ export function fmt(n: number): string {
 
 function pct(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
+}
+
+/** The `pas.workers` setting as a --workers value ('auto' for anything that is not a count). */
+function workersSetting(value: string | number): 'auto' | number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 ? value : 'auto';
 }

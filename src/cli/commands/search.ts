@@ -15,6 +15,7 @@ import { describeFsError } from '../../engine/io/fsErrors';
 import { formatCount, formatTable, Output } from '../output';
 import { builtinOptionsFrom, ModelOptions } from '../options';
 import type { DeployedFormat } from '../../engine/onnx/saveDeployed';
+import { resolveWorkers, type WorkersChoice } from '../../engine/train/parallel/workerCount';
 
 export interface SearchCliOptions extends ModelOptions {
   data: string;
@@ -40,6 +41,8 @@ export interface SearchCliOptions extends ModelOptions {
   minKeep?: number;
   roundTo?: number;
   keep?: string[];
+  /** Training threads (data parallelism); 'auto' = one per core on wasm. */
+  workers?: WorkersChoice;
 }
 
 /** Exit code of a run stopped by Ctrl-C / SIGTERM after its last checkpoint (the shell's 128 + SIGINT). */
@@ -105,7 +108,7 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
   // at once instead of interleaving its checkpoints with ours; released when this run ends.
   const lock = acquireOutputLock(outDir, !options.resume);
   try {
-    return await runLockedSearch(settings, outDir, !!options.resume, backend, output);
+    return await runLockedSearch(settings, outDir, !!options.resume, backend, output, resolveWorkers(options.workers, backend));
   } catch (error) {
     lock.abandonIfUnused();
     throw error;
@@ -114,8 +117,9 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
   }
 }
 
-async function runLockedSearch(settings: RunSettings, outDir: string, resume: boolean, backend: BackendName, output: Output): Promise<number> {
+async function runLockedSearch(settings: RunSettings, outDir: string, resume: boolean, backend: BackendName, output: Output, workers: number): Promise<number> {
   output.start('search', settings.modelSpec, { backend, seed: settings.seed });
+  if (workers > 1) output.note(`training threads: ${workers} (each batch split over ${workers} model replicas)`);
 
   let stopRequested = false;
   const onSignal = () => {
@@ -128,7 +132,7 @@ async function runLockedSearch(settings: RunSettings, outDir: string, resume: bo
   const display = new ProgressDisplay(output);
   try {
     const outcome = await runSearchJob(
-      { settings, outDir, resume, backend },
+      { settings, outDir, resume, backend, workers },
       { emit: (event) => { output.event(event); display.handle(event); }, shouldStop: () => stopRequested },
     );
     display.stop();

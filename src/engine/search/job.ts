@@ -54,6 +54,8 @@ interface RunContext {
   teacher?: tf.LayersModel;
   /** The memory estimate behind the micro-batch, for the out-of-memory message. */
   memory?: { bytesPerExample: number; memoryLimitBytes: number };
+  /** Training threads sharing each batch (train/parallel); 1 = the plain trainer. */
+  workers: number;
 }
 
 /** What a run learns from. */
@@ -119,7 +121,7 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
 
 /** Runs (or resumes) the whole PaS job: pretrain, search, frozen-mask fine-tune, prune, reparameterize, evaluate. */
 export async function runSearchJob(
-  args: { settings: RunSettings; outDir: string; resume: boolean; backend: BackendName },
+  args: { settings: RunSettings; outDir: string; resume: boolean; backend: BackendName; workers?: number },
   hooks: JobHooks,
 ): Promise<JobOutcome> {
   const started = Date.now();
@@ -157,7 +159,7 @@ export async function runSearchJob(
       wallSecondsBefore: 0,
     };
   }
-  const context: RunContext = { outDir: args.outDir, settings: state.settings, dataset, backend: args.backend, hooks, started, wallSecondsBefore: state.wallSecondsBefore, learning, teacher };
+  const context: RunContext = { outDir: args.outDir, settings: state.settings, dataset, backend: args.backend, hooks, started, wallSecondsBefore: state.wallSecondsBefore, learning, teacher, workers: args.workers ?? 1 };
   const { settings } = state;
   sizeRun(context, state, model);
 
@@ -304,7 +306,8 @@ async function trainPhase(
       microBatch: state.microBatch,
       maxSteps: settings.maxSteps,
       // Pretraining learns from labels only; the masked phases distill from the original model when asked.
-      dataLoss: dataLossFor({ labels: learning.useLabels, distill: masks ? learning.distill : null }),
+      // (Plain cross-entropy on labels is the trainer's default, which the data-parallel replicas also compute.)
+      dataLoss: (masks && learning.distill) || !learning.useLabels ? dataLossFor({ labels: learning.useLabels, distill: masks ? learning.distill : null }) : undefined,
       teacher: masks && learning.distill ? context.teacher : undefined,
       labelled: learning.useLabels,
       onMicroBatchShrunk: (size, error) => {
@@ -313,6 +316,7 @@ async function trainPhase(
         return true;
       },
       outOfMemory: (size, error) => outOfMemoryError({ microBatch: size, bytesPerExample: context.memory?.bytesPerExample ?? NaN, memoryLimitBytes: context.memory?.memoryLimitBytes ?? NaN, backend: context.backend, cause: error }),
+      workers: context.workers,
       onBatch: (p) => {
         if (schedule) {
           const fraction = masks!.budget.macsOf(atFloors(masks!.budget.keptCounts(model), masks!.lattice)) / masks!.budget.fullMacs;

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batchCount, batches, type Augmentation, type Split } from '../data';
 import { accumulateGradients, backendSurvived, isAllocationFailure, type AccumulateOptions, type AccumulatedStep, type MicroBatch } from './microBatches';
 import { topOneAgreement } from './distill';
+import { sharedReplicaPool, trainEpochDataParallel } from './parallel';
 
 /** The PaS training recipe's SGD momentum and weight decay (the paper's released scripts). */
 export const SGD_MOMENTUM = 0.9;
@@ -44,6 +45,8 @@ export interface EpochOptions {
   outOfMemory?: (microBatch: number, error: unknown) => Error;
   /** The step function; a test seam for simulating allocation failures. */
   accumulate?: (model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, options: AccumulateOptions) => AccumulatedStep;
+  /** Threads that share each batch (data parallelism, wasm backend only; see train/parallel). Default 1. */
+  workers?: number;
 }
 
 export interface BatchProgress {
@@ -66,8 +69,24 @@ export interface EpochResult {
   microBatch: number;
 }
 
+/**
+ * Whether an epoch runs on the worker-thread replicas. The replicas compute the plain
+ * cross-entropy step; distillation (a teacher per replica), a custom data loss, trial-run step
+ * limits, the allocation-failure test seam and micro-batches smaller than a replica's share run
+ * on this thread alone instead.
+ */
+export function runsDataParallel(options: EpochOptions): boolean {
+  const workers = options.workers ?? 1;
+  if (workers <= 1 || tf.getBackend() !== 'wasm') return false;
+  const share = Math.ceil(options.batchSize / workers);
+  return !options.teacher && !options.dataLoss && !options.maxSteps && !options.accumulate && (options.microBatch ?? share) >= share;
+}
+
 /** One epoch of SGD with momentum on softmax cross-entropy (+ extra loss + weight decay); stops after the current batch when asked. */
 export async function trainEpoch(model: tf.LayersModel, split: Split, options: EpochOptions): Promise<EpochResult> {
+  if (runsDataParallel(options)) {
+    return trainEpochDataParallel(model, split, options, await sharedReplicaPool(options.workers! - 1));
+  }
   const optimizer = tf.train.momentum(options.learningRate, options.momentum);
   const decayed = options.variables.filter((v) => v.shape.length > 1 || v.name.includes('latent'));
   const total = batchCount(split, options.batchSize);
@@ -159,7 +178,7 @@ export async function trainEpoch(model: tf.LayersModel, split: Split, options: E
  * learning-rate scalar of its SGD parent: one tensor per optimizer, so one per epoch here (found
  * by the long-search memory test). Free both.
  */
-function disposeMomentumOptimizer(optimizer: tf.MomentumOptimizer): void {
+export function disposeMomentumOptimizer(optimizer: tf.MomentumOptimizer): void {
   optimizer.dispose();
   tf.SGDOptimizer.prototype.dispose.call(optimizer);
 }

@@ -22,6 +22,8 @@ export interface SearchOptions {
   pretrainEpochs?: number;
   method?: PruneMethod;
   backend?: BackendChoice;
+  /** `--workers`: 'auto' or a thread count (the `pas.workers` setting). */
+  workers?: 'auto' | number;
   seed?: number;
   outDir?: string;
   resume?: string;
@@ -75,6 +77,10 @@ export function buildSearchArgs(o: SearchOptions): string[] {
   }
   if (o.method) args.push('--method', o.method);
   if (o.backend) args.push('--backend', o.backend);
+  if (o.workers !== undefined) {
+    if (o.workers !== 'auto') checkInt('workers', o.workers, 1);
+    args.push('--workers', String(o.workers));
+  }
   if (o.seed !== undefined) {
     checkInt('seed', o.seed, 0);
     args.push('--seed', String(o.seed));

@@ -1,0 +1,194 @@
+/**
+ * The replica threads of data-parallel training: starting them, talking to them (protocol.ts),
+ * and stopping them. The main thread is itself a replica; the pool holds the other ones.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Worker } from 'worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import type { FromReplica, ModelTransfer, ToReplica } from './protocol';
+
+/** The bundled replica entry (esbuild.js builds it next to cli.js), from dist/, dist/bench/ or the sources (tests). */
+export function replicaScriptPath(): string {
+  const candidates = [
+    path.join(__dirname, 'replicaWorker.js'),
+    path.join(__dirname, '..', 'replicaWorker.js'),
+    path.resolve(__dirname, '..', '..', '..', '..', 'dist', 'replicaWorker.js'),
+  ];
+  const found = candidates.find((file) => fs.existsSync(file));
+  if (!found) throw new Error(`the data-parallel replica script is missing (looked for ${candidates.join(', ')}); run \`node esbuild.js\``);
+  return found;
+}
+
+interface Pending {
+  expect: FromReplica['type'];
+  resolve: (message: FromReplica) => void;
+  reject: (error: Error) => void;
+}
+
+class Replica {
+  private readonly pending: Pending[] = [];
+  failure?: Error;
+
+  constructor(readonly worker: Worker, readonly index: number) {
+    worker.on('message', (message: FromReplica) => this.receive(message));
+    worker.on('error', (error) => this.fail(new Error(`replica ${index} crashed: ${error.message}`)));
+    worker.on('exit', (code) => this.fail(new Error(`replica ${index} exited (code ${code})`)));
+    // An idle replica must not keep the process alive; one with a reply pending must.
+    worker.unref();
+  }
+
+  send(message: ToReplica, transfer: ArrayBuffer[] = []): void {
+    if (this.failure) throw this.failure;
+    this.worker.postMessage(message, transfer);
+  }
+
+  /** The next reply of type `expect` (replies come in the order their requests were sent). */
+  reply<T extends FromReplica['type']>(expect: T): Promise<Extract<FromReplica, { type: T }>> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ expect, resolve: resolve as (m: FromReplica) => void, reject });
+      this.worker.ref();
+    });
+  }
+
+  private receive(message: FromReplica): void {
+    if (message.type === 'error') {
+      this.fail(new Error(`replica ${this.index}: ${message.message}`));
+      return;
+    }
+    const next = this.pending.shift();
+    if (this.pending.length === 0) this.worker.unref();
+    if (!next) return;
+    if (next.expect !== message.type) next.reject(new Error(`replica ${this.index} sent '${message.type}', expected '${next.expect}'`));
+    else next.resolve(message);
+  }
+
+  fail(error: Error): void {
+    this.failure ??= error;
+    for (const p of this.pending.splice(0)) p.reject(this.failure);
+    this.worker.unref();
+  }
+}
+
+/** A shard of one batch for one replica. */
+export interface Shard {
+  x: Float32Array;
+  xShape: number[];
+  y: Float32Array;
+  yShape: number[];
+  scale: number;
+}
+
+export class ReplicaPool {
+  private constructor(private readonly replicas: Replica[]) {}
+
+  /** Starts `count` replica threads, each with its own wasm backend; resolves once all are ready. */
+  static async start(count: number): Promise<ReplicaPool> {
+    const script = replicaScriptPath();
+    const replicas = Array.from({ length: count }, (_, i) => new Replica(new Worker(script), i + 1));
+    const pool = new ReplicaPool(replicas);
+    try {
+      await Promise.all(replicas.map((r) => r.reply('ready')));
+    } catch (error) {
+      await pool.close();
+      throw error;
+    }
+    return pool;
+  }
+
+  get size(): number {
+    return this.replicas.length;
+  }
+
+  get broken(): boolean {
+    return this.replicas.some((r) => r.failure !== undefined);
+  }
+
+  /** Gives every replica a copy of the model; `trainable` and `movingStats` index `model.weights`. */
+  async loadModel(model: tf.LayersModel, trainable: number[], movingStats: number[]): Promise<void> {
+    const transfer = await modelTransfer(model);
+    await Promise.all(
+      this.replicas.map((r) => {
+        const reply = r.reply('loaded');
+        r.send({ type: 'model', model: transfer, trainable, movingStats });
+        return reply;
+      }),
+    );
+  }
+
+  newOptimizer(learningRate: number, momentum: number): void {
+    for (const r of this.replicas) r.send({ type: 'optimizer', learningRate, momentum });
+  }
+
+  /** Sends shard i to replica i+1 (fewer shards than replicas: the rest sit this step out). */
+  computeShards(step: number, shards: Shard[]): Promise<Array<Extract<FromReplica, { type: 'gradients' }>>> {
+    return Promise.all(
+      shards.map((shard, i) => {
+        const replica = this.replicas[i];
+        const reply = replica.reply('gradients');
+        replica.send({ type: 'step', step, ...shard }, [shard.x.buffer as ArrayBuffer, shard.y.buffer as ArrayBuffer]);
+        return reply;
+      }),
+    );
+  }
+
+  /** Every replica applies the same summed gradients and takes the same moving statistics. */
+  apply(step: number, gradients: Float32Array[], movingStats: Float32Array[]): void {
+    for (const r of this.replicas) r.send({ type: 'apply', step, gradients, movingStats });
+  }
+
+  /** Every replica's weights, in `model.weights` order (for checks). */
+  async weights(): Promise<Float32Array[][]> {
+    return Promise.all(
+      this.replicas.map((r) => {
+        const reply = r.reply('weights');
+        r.send({ type: 'weights' });
+        return reply.then((m) => m.weights);
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.replicas.map((r) => r.worker.terminate()));
+  }
+}
+
+/** The model as topology + one weight buffer, the form `tf.io.fromMemory` loads. */
+async function modelTransfer(model: tf.LayersModel): Promise<ModelTransfer> {
+  let transfer: ModelTransfer | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const data = artifacts.weightData;
+      transfer = {
+        modelTopology: artifacts.modelTopology,
+        weightSpecs: artifacts.weightSpecs ?? [],
+        weightData: data === undefined ? new ArrayBuffer(0) : Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data,
+      };
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return transfer!;
+}
+
+let shared: ReplicaPool | undefined;
+
+/**
+ * The process's pool of `count` replica threads, started on first use and kept for the next
+ * epochs (starting a wasm backend takes a while); a pool of another size or a broken one is
+ * replaced.
+ */
+export async function sharedReplicaPool(count: number): Promise<ReplicaPool> {
+  if (shared && shared.size === count && !shared.broken) return shared;
+  if (shared) await shared.close();
+  shared = undefined;
+  shared = await ReplicaPool.start(count);
+  return shared;
+}
+
+/** Stops the shared pool's threads (the process can also just exit: idle replicas do not hold it). */
+export async function closeSharedReplicaPool(): Promise<void> {
+  const pool = shared;
+  shared = undefined;
+  await pool?.close();
+}
