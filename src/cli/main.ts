@@ -6,6 +6,7 @@ import type { BackendChoice, BackendName } from '../shared/workerProtocol';
 import { runInspect } from './commands/inspect';
 import { runReparam } from './commands/reparam';
 import { runSearch } from './commands/search';
+import { endQuietlyOnClosedPipe } from './closedPipe';
 import { Output } from './output';
 import { BACKEND_CHOICES, parseFraction, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape } from './options';
 
@@ -113,8 +114,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-
 if (require.main === module) {
+  endQuietlyOnClosedPipe();
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
 import { PasInputError } from './errors';
 import { loadLayersModelFromFile } from './io';
+import { assertNotForeignModelFormat } from './io/modelFormats';
 // Registers the DBC mask layer with tfjs and the loader.
 import './layers/dbc';
 import { buildBuiltin, BuiltinOptions, isBuiltinSpec } from './zoo/builtins';
@@ -23,6 +24,7 @@ export async function loadModelSource(spec: string, builtinOptions: BuiltinOptio
     return { model: buildBuiltin(spec, builtinOptions), source: spec, isBuiltin: true };
   }
   let file = path.resolve(spec);
+  assertNotForeignModelFormat(file);
   if (!file.endsWith('.json')) {
     // A folder holding model.json is accepted too.
     file = path.join(file, 'model.json');
