@@ -139,7 +139,9 @@ export interface EpochEvent {
   loss: number;
   accuracy: number;
   valAccuracy: number;
+  /** Deployed MACs of the current masks; 0 while pretraining (no masks yet). */
   macs: number;
+  /** Params of the model the current masks deploy (pruned and reparameterized; unpruned while pretraining). */
   params: number;
   widths: number[];
   /** Live tfjs tensors in the worker after the epoch: flat across epochs unless something leaks. */

@@ -8,6 +8,7 @@ import { PasInputError } from '../errors';
 import { summarizeGraph } from '../graph/counting';
 import { graphFromModel, ModelGraph, modelFromGraph } from '../graph/modelGraph';
 import { reparameterizeGraph } from '../transform/reparameterize';
+import { keptChannelsFromMasks, pruneGraph } from '../transform/prune';
 import { loadLayersModelFromFile, saveLayersModelToDir, writeFileAtomic } from '../io';
 import { DepthwiseBinaryConv } from '../layers/dbc';
 import { classCount, imageInputShape, loadModelSource } from '../model';
@@ -235,7 +236,7 @@ async function trainPhase(
       accuracy: result.accuracy,
       valAccuracy: validation.accuracy,
       macs: masks ? masks.budget.macsOf(counts) : 0,
-      params: 0,
+      params: deployedParamsNow(model),
       widths: masks ? masks.budget.groups.map((g) => counts.get(g.id)!) : [],
       tensors: tf.memory().numTensors,
       rssBytes: process.memoryUsage().rss,
@@ -315,6 +316,16 @@ async function finish(context: RunContext, state: RunState, model: tf.LayersMode
 }
 
 /** Parameters of the unpruned network's deployed form. */
+/**
+ * Params of the model the current masks would deploy: pruned to the kept channels and
+ * reparameterized (an unmasked model, while pretraining, deploys unpruned).
+ */
+function deployedParamsNow(model: tf.LayersModel): number {
+  const graph = graphFromModel(model);
+  const pruned = hasMasks(graph) ? pruneGraph(graph, keptChannelsFromMasks(graph)) : graph;
+  return summarizeGraph(reparameterizeGraph(pruned)).totalParams;
+}
+
 function deployedParamsUnpruned(graph: ModelGraph): number {
   return summarizeGraph(reparameterizeGraph(unmaskedGraph(graph))).totalParams;
 }
