@@ -1,4 +1,4 @@
-import type { LayerRow, ModelFormSummary } from '../../shared/workerProtocol';
+import type { LayerRow, ModelFormSummary } from '../reports';
 import { GraphNode, ModelGraph } from './modelGraph';
 
 const last = (shape: number[]) => shape[shape.length - 1];

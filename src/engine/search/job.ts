@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { BackendName, EpochEvent, GroupWidth, Phase, SearchReport, WorkerEvent } from '../../shared/workerProtocol';
+import type { BackendName, EpochEvent, Phase, WorkerEvent } from '../../shared/workerProtocol';
+import type { GroupWidth, SearchReport } from '../reports';
 import { defaultAugmentation, loadDataset, type Dataset } from '../data';
 import { deployGraph, EQUIVALENCE_TOLERANCE } from '../deploy';
 import { PasInputError } from '../errors';
