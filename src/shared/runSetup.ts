@@ -145,7 +145,7 @@ export function validateRunSetup(raw: unknown, groupNames?: readonly string[]): 
   if (!isInt(s.roundTo, LIMITS.roundTo.min, LIMITS.roundTo.max)) errors.roundTo = `A whole number from 1 (any width) to ${LIMITS.roundTo.max}.`;
   if (!Array.isArray(s.keep) || !s.keep.every((k) => typeof k === 'string' && k !== '' && !k.includes(','))) errors.keep = 'A list of group names.';
   else if (groupNames && s.keep.some((k) => !groupNames.includes(k as string))) errors.keep = `Not a prunable group: ${s.keep.filter((k) => !groupNames.includes(k as string)).join(', ')}.`;
-  else if (groupNames && groupNames.length > 0 && s.keep.length >= groupNames.length) errors.keep = 'Leave at least one group to prune.';
+  else if (groupNames && groupNames.length > 0 && new Set(s.keep).size >= groupNames.length) errors.keep = 'Leave at least one group to prune.';
   if (!PREPROCESSING_OPTIONS.some((o) => o.preset === s.preprocessing)) errors.preprocessing = 'Choose a preprocessing preset.';
   if (typeof s.distill !== 'boolean') errors.distill = 'On or off.';
 
