@@ -91,6 +91,7 @@ export async function runSearchJob(
     state = readRunState(args.outDir);
     ({ dataset } = await prepareRun(state.settings));
     model = await loadLayersModelFromFile(path.join(checkpointPath(args.outDir, state.checkpoint), 'model.json'));
+    hooks.emit({ type: 'log', message: `resumed from checkpoint ${state.checkpoint} (${state.phase}, ${state.epochsDone} epoch(s) of it done)` });
   } else {
     const prepared = await prepareRun(args.settings);
     dataset = prepared.dataset;
