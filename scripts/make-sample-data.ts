@@ -10,7 +10,7 @@
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import { FASHION_MNIST_CLASS_NAMES, findPackageRoot } from '../src/engine/data/dataset';
+import { FASHION_MNIST_CLASS_NAMES } from '../src/engine/data/dataset';
 import { IdxImages, IdxLabels, readIdxImagesAndLabels, writeIdxFile } from '../src/engine/data/idx';
 import { deriveSeed, mulberry32 } from '../src/engine/data/random';
 import { allIndices, stratifiedSplit } from '../src/engine/data/split';
@@ -22,7 +22,8 @@ const SEED = 20170825; // Fashion-MNIST's release date; any fixed number would d
 
 async function main(): Promise<void> {
   const sourceDir = process.argv[2] ?? DEFAULT_SOURCE_DIR;
-  const outputDir = path.join(findPackageRoot(__dirname), 'data', 'sample');
+  // the script creates the sample that findPackageRoot recognizes the root by
+  const outputDir = path.join(__dirname, '..', 'data', 'sample');
   await fs.mkdir(outputDir, { recursive: true });
   const numClasses = FASHION_MNIST_CLASS_NAMES.length;
 

@@ -13,8 +13,9 @@ CODE_SERVER="$CACHE/code-server/node_modules/.bin/code-server"
 log() { echo "setup-e2e: $*"; }
 mkdir -p "$CACHE"
 
-# 1. Debian packages: native build tools for code-server's install, and the browser.
-APT_PACKAGES=(build-essential pkg-config python3 libkrb5-dev libsecret-1-dev libx11-dev libxkbfile-dev chromium)
+# 1. Debian packages: native build tools for code-server's install, the browser, and procps
+#    (pgrep, which the tests use to find the worker they kill).
+APT_PACKAGES=(build-essential pkg-config python3 libkrb5-dev libsecret-1-dev libx11-dev libxkbfile-dev chromium procps)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,15 +13,3 @@ export function el(tag: string, attrs: Record<string, string> = {}, ...children:
 export function replaceChildren(parent: Element, ...children: Child[]): void {
   parent.replaceChildren(...children.map((c) => (typeof c === 'string' ? document.createTextNode(c) : c)));
 }
-
-export function fmtCount(n: number): string {
-  if (!Number.isFinite(n)) return '–';
-  if (Math.abs(n) >= 1e9) return `${(n / 1e9).toFixed(2)}G`;
-  if (Math.abs(n) >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
-  if (Math.abs(n) >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
-  return String(Math.round(n));
-}
-
-export function fmtPct(x: number): string {
-  return Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '–';
-}

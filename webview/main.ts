@@ -16,7 +16,9 @@ import { WEBVIEW_PROTOCOL_VERSION } from '../src/shared/webviewProtocol';
 import type { ModelFormSummary, ModelReport } from '../src/shared/workerProtocol';
 import { renderBackendInfo } from './backendInfo';
 import { SearchCharts } from './charts';
-import { el, fmtCount, fmtPct, replaceChildren } from './dom';
+import { formatCount as fmtCount, formatPercent as fmtPct } from '../src/shared/format';
+import { el, replaceChildren } from './dom';
+import { renderSetup } from './setupForm';
 import { applySearchEvent, foldSearchEvents, initialSearchState, type SearchState } from './searchState';
 
 declare function acquireVsCodeApi(): { postMessage(message: WebviewToHostMessage): void };
@@ -264,7 +266,10 @@ window.addEventListener('message', (e: MessageEvent<HostToWebviewMessage>) => {
         replaceChildren(app, el('div', { class: 'error' }, 'This view is out of date: reload the window.'));
         return;
       }
-      if (msg.view === 'search') {
+      if (msg.view === 'setup') {
+        search = undefined;
+        renderSetup(app, msg, post);
+      } else if (msg.view === 'search') {
         search = { init: msg, state: foldSearchEvents(msg.history, initialSearchState()), status: msg.status, failure: msg.failure };
         buildSearchSkeleton(msg);
         renderSearch(search);

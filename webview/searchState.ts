@@ -68,8 +68,8 @@ export function applySearchEvent(state: SearchState, event: WorkerEvent): Search
         params: event.params,
       };
       const groups = state.groups.map((g, i) => (i < event.widths.length ? { ...g, searchedWidth: event.widths[i] } : g));
-      // 0 means the worker did not measure it in this phase: keep the last known value
-      return { ...state, epochs: [...state.epochs, point], groups, currentMacs: event.macs > 0 ? event.macs : state.currentMacs, currentParams: event.params > 0 ? event.params : state.currentParams };
+      // macs 0: not measured in this phase (pretraining has no masks); params are always measured
+      return { ...state, epochs: [...state.epochs, point], groups, currentMacs: event.macs > 0 ? event.macs : state.currentMacs, currentParams: event.params };
     }
     case 'checkpoint':
       return { ...state, checkpoints: state.checkpoints + 1, lastCheckpoint: event.path };

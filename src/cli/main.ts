@@ -10,6 +10,7 @@ import { runReparam } from './commands/reparam';
 import { runSearch } from './commands/search';
 import { DEPLOYED_FORMATS } from '../engine/onnx/saveDeployed';
 import { runCompare } from './commands/compare';
+import { endQuietlyOnClosedPipe } from './closedPipe';
 import { Output } from './output';
 import { BACKEND_CHOICES, parseFraction, parseNameList, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape, parseUnitInterval, parseWorkersOption } from './options';
 import { PRUNE_METHOD_NAMES } from '../engine/search/methods';
@@ -158,8 +159,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-
 if (require.main === module) {
+  endQuietlyOnClosedPipe();
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

@@ -1,6 +1,8 @@
 import type { WorkerEvent } from '../shared/workerProtocol';
 import { WORKER_PROTOCOL_VERSION } from '../shared/workerProtocol';
 
+export { formatCount } from '../shared/format';
+
 /**
  * Where a command's results go: JSON lines on stdout (`--json`, the worker protocol), or text
  * for a person (results on stdout, progress and notes on stderr).
@@ -45,11 +47,4 @@ export function formatTable(header: string[], rows: Array<Array<string | number>
 export function formatNumber(value: number): string {
   if (Number.isInteger(value)) return value.toLocaleString('en-US');
   return value.toFixed(4);
-}
-
-/** 1.36G, 646.9K, ... */
-export function formatCount(value: number): string {
-  const units: Array<[number, string]> = [[1e9, 'G'], [1e6, 'M'], [1e3, 'K']];
-  for (const [scale, unit] of units) if (Math.abs(value) >= scale) return `${(value / scale).toFixed(2)}${unit}`;
-  return String(value);
 }

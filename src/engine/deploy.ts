@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ModelFormSummary } from '../shared/workerProtocol';
+import type { ModelFormSummary } from './reports';
 import { summarizeGraph } from './graph/counting';
 import { graphFromModel, ModelGraph, modelFromGraph } from './graph/modelGraph';
 import { maxOutputDifference } from './equivalence';

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ModelReport } from '../shared/workerProtocol';
+import type { ModelReport } from './reports';
 import { analyzeGraph, prunableGroups } from './graph/analysis';
 import { summarizeGraph } from './graph/counting';
+import { MacsFormula } from './budget/macsFormula';
 import { graphFromModel, ModelGraph } from './graph/modelGraph';
 import { classCount, imageInputShape } from './model';
 import { reparameterizeGraph } from './transform/reparameterize';
@@ -9,6 +10,8 @@ import { reparameterizeGraph } from './transform/reparameterize';
 /** Per-layer widths, MACs and params of a model in its training-time and deployed forms. */
 export function inspectGraph(graph: ModelGraph, modelPath: string, inputShape: number[], numClasses: number): ModelReport {
   const analysis = analyzeGraph(graph);
+  const groupName = new Map(prunableGroups(analysis).map((g) => [g.id, g.name]));
+  const byName = (ref: string | number) => (typeof ref === 'number' ? ref : groupName.get(ref) ?? ref);
   return {
     modelPath,
     inputShape,
@@ -25,6 +28,7 @@ export function inspectGraph(graph: ModelGraph, modelPath: string, inputShape: n
         return block.branches.flatMap((b) => (b.convId ? [analysis.index.node(b.convId).layerName] : []));
       }),
     })),
+    macsFormula: MacsFormula.fromGraph(graph, analysis).terms.map((t) => ({ coefficient: t.coefficient, input: t.input.map(byName), output: t.output.map(byName) })),
   };
 }
 

@@ -3,6 +3,7 @@ import * as path from 'path';
 import { PasInputError } from './errors';
 import { loadLayersModelFromFile } from './io';
 import { importOnnxModel, isOnnxPath, OnnxSourceInfo } from './onnx';
+import { assertNotForeignModelFormat, hasOnnxSignature } from './io/modelFormats';
 // Registers the DBC mask layer with tfjs and the loader.
 import './layers/dbc';
 import { buildBuiltin, BuiltinOptions, isBuiltinSpec } from './zoo/builtins';
@@ -26,10 +27,11 @@ export async function loadModelSource(spec: string, builtinOptions: BuiltinOptio
     return { model: buildBuiltin(spec, builtinOptions), source: spec, isBuiltin: true };
   }
   let file = path.resolve(spec);
-  if (isOnnxPath(file)) {
+  if (isOnnxPath(file) || hasOnnxSignature(file)) {
     const { model, info } = await importOnnxModel(file);
     return { model, source: file, file, isBuiltin: false, onnx: info };
   }
+  assertNotForeignModelFormat(file);
   if (!file.endsWith('.json')) {
     // A folder holding model.json is accepted too.
     file = path.join(file, 'model.json');

@@ -32,7 +32,7 @@ export function activate(context: vscode.ExtensionContext): void {
 
     vscode.commands.registerCommand('pas.trySample', async () => {
       if (!(await requireTrust('Pruning'))) return;
-      await searches.launch({ model: 'builtin:default', label: 'sample RepVGG', preset: { data: { kind: 'sample' } } });
+      await searches.launch({ model: 'builtin:default', label: 'sample RepVGG', direct: { data: { kind: 'sample' } } });
     }),
 
     vscode.commands.registerCommand('pas.reparameterize', async (arg?: unknown) => {

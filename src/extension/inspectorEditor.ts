@@ -8,6 +8,7 @@ import * as vscode from 'vscode';
 import { WEBVIEW_PROTOCOL_VERSION, type InspectorInitMessage } from '../shared/webviewProtocol';
 import { buildInspectArgs } from './core/cliArgs';
 import { validateWebviewMessage } from './core/webviewMessages';
+import { MODEL_INSPECTOR_VIEW_TYPE } from './viewTypes';
 import { renderWebviewHtml, webviewOptions } from './webviewHtml';
 import type { WorkerHost } from './workerHost';
 
@@ -19,7 +20,7 @@ class ModelDocument implements vscode.CustomDocument {
 }
 
 export class ModelInspectorProvider implements vscode.CustomReadonlyEditorProvider<ModelDocument> {
-  static readonly viewType = 'pas.modelInspector';
+  static readonly viewType = MODEL_INSPECTOR_VIEW_TYPE;
 
   static register(context: vscode.ExtensionContext, host: WorkerHost): vscode.Disposable {
     return vscode.window.registerCustomEditorProvider(ModelInspectorProvider.viewType, new ModelInspectorProvider(context, host), {

@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as vscode from 'vscode';
 import { detectLayersModel, MAX_MODEL_JSON_BYTES } from './core/modelDetection';
+import { MODEL_INSPECTOR_VIEW_TYPE } from './viewTypes';
 
 /** Reads and checks a model file; shows a clear error and returns false when it is not a Layers model. */
 export async function checkLayersModel(uri: vscode.Uri): Promise<boolean> {
@@ -35,7 +36,7 @@ export async function resolveModelUri(arg: unknown, title: string, anyJson = fal
   if (arg instanceof vscode.Uri) return arg;
   const tab = vscode.window.tabGroups.activeTabGroup.activeTab;
   const input = tab?.input;
-  if (input instanceof vscode.TabInputCustom && input.viewType === 'pas.modelInspector') return input.uri;
+  if (input instanceof vscode.TabInputCustom && input.viewType === MODEL_INSPECTOR_VIEW_TYPE) return input.uri;
   const editor = vscode.window.activeTextEditor;
   if (editor && editor.document.uri.scheme === 'file' && editor.document.fileName.endsWith('.json') && (anyJson || detectLayersModel(editor.document.getText()).ok)) {
     return editor.document.uri;

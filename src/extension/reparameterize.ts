@@ -7,7 +7,8 @@ import * as vscode from 'vscode';
 import type { ReparamEvent } from '../shared/workerProtocol';
 import { buildReparamArgs } from './core/cliArgs';
 import { chooseOutputDir } from './core/outputNaming';
-import { fmt } from './searchController';
+import { formatCount as fmt } from '../shared/format';
+import { MODEL_INSPECTOR_VIEW_TYPE } from './viewTypes';
 import type { WorkerHost } from './workerHost';
 
 const REPARAM_TIMEOUT_MS = 10 * 60_000;
@@ -40,7 +41,7 @@ export async function reparameterizeModel(host: WorkerHost, modelPath: string): 
         'Reveal in Explorer',
       );
       const outUri = vscode.Uri.file(r.output);
-      if (choice === 'Open Deployed Model') await vscode.commands.executeCommand('vscode.openWith', outUri, 'pas.modelInspector');
+      if (choice === 'Open Deployed Model') await vscode.commands.executeCommand('vscode.openWith', outUri, MODEL_INSPECTOR_VIEW_TYPE);
       if (choice === 'Reveal in Explorer') await vscode.commands.executeCommand('revealInExplorer', outUri);
       return r;
     }

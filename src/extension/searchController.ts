@@ -1,51 +1,59 @@
 /**
- * Starting, tracking and cancelling searches: the short launch flow (data, MACs target, epochs),
- * one session per model, the progress notification, the `pas.searchRunning` context key, and what
- * happens when a run ends.
+ * Starting, tracking and cancelling searches: the run-setup form ("Prune with PaS"), or a direct
+ * start with the defaults ("Try PaS on a Sample Model"); one session per model, the progress
+ * notification, the `pas.searchRunning` context key, and what happens when a run ends.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { defaultRunSetup, type RunSetup } from '../shared/runSetup';
+import { formatCount as fmt, formatPercent as pct } from '../shared/format';
 import type { OpenTarget, SearchRunInfo } from '../shared/webviewProtocol';
-import type { BackendChoice, WorkerEvent } from '../shared/workerProtocol';
-import { dataSpec, parseDataSpec, validateEpochsInput, validateFractionInput, type DataChoice, type SearchOptions } from './core/cliArgs';
+import type { WorkerEvent } from '../shared/workerProtocol';
+import { dataSpec, searchOptionsFromSetup } from './core/cliArgs';
 import { chooseBuiltinOutputDir, chooseOutputDir } from './core/outputNaming';
+import { Disposable } from './dispose';
 import { SearchPanel } from './searchPanel';
 import { SearchSession } from './searchSession';
+import { readBackendSetting, readSetupSettings } from './settings';
+import { SetupPanel } from './setupPanel';
+import { MODEL_INSPECTOR_VIEW_TYPE } from './viewTypes';
 import type { WorkerHost } from './workerHost';
-
-/** What is remembered per model in workspaceState. */
-interface LastChoices {
-  data: DataChoice;
-  targetFraction: number;
-  searchEpochs: number;
-  finetuneEpochs: number;
-}
 
 export interface SearchRequest {
   /** A model.json path or `builtin:NAME`. */
   model: string;
   label: string;
-  /** Skip the questions (Try PaS on a Sample Model). */
-  preset?: Partial<LastChoices>;
+  /** Start at once with the defaults and these values, without the setup form (Try PaS on a Sample Model). */
+  direct?: Partial<RunSetup>;
 }
 
-export const MAX_EPOCHS = 1000;
+/** The last form state per model, in workspaceState. */
+const lastSetupKey = (modelKey: string) => `pas.lastSetup:${modelKey}`;
 
-export class SearchController implements vscode.Disposable {
+export class SearchController extends Disposable {
   private readonly sessions = new Map<string, SearchSession>();
   private readonly panels = new Map<SearchSession, SearchPanel>();
-  private readonly disposables: vscode.Disposable[] = [];
+  private readonly setupPanels = new Map<string, SetupPanel>();
 
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly host: WorkerHost,
     private readonly reparameterize: (modelPath: string) => Promise<void>,
-  ) {}
+  ) {
+    super();
+    this._register({
+      dispose: () => {
+        for (const panel of this.setupPanels.values()) panel.dispose();
+        for (const panel of this.panels.values()) panel.dispose();
+        for (const session of this.sessions.values()) session.dispose();
+      },
+    });
+  }
 
-  /** Asks for the search settings and starts the search; undefined if the user backed out. */
+  /** Opens the setup form for the model (or starts at once for a direct request). */
   async launch(request: SearchRequest): Promise<SearchSession | undefined> {
-    const key = request.model.startsWith('builtin:') ? request.model : path.resolve(request.model);
+    const key = modelKey(request.model);
     const existing = this.sessions.get(key);
     if (existing?.running) {
       const choice = await vscode.window.showWarningMessage(`PaS: a search on ${request.label} is already running. Only one search per model at a time.`, 'Show Panel', 'Cancel It');
@@ -53,46 +61,55 @@ export class SearchController implements vscode.Disposable {
       if (choice === 'Cancel It') existing.cancel();
       return undefined;
     }
-    const choices = request.preset && isComplete(request.preset) ? request.preset : await this.ask(key, request.preset);
-    if (!choices) return undefined;
-    void this.context.workspaceState.update(`pas.lastChoices:${key}`, choices);
+    if (request.direct) return this.startRun(request, defaultRunSetup(readSetupSettings(), request.direct));
+    const open = this.setupPanels.get(key);
+    if (open) {
+      open.reveal();
+      return undefined;
+    }
+    const last = this.context.workspaceState.get<Partial<RunSetup>>(lastSetupKey(key));
+    const panel = SetupPanel.create(this.context.extensionUri, this.host, request, defaultRunSetup(readSetupSettings(), last), (setup, webviewPanel) =>
+      !!this.startRun(request, setup, webviewPanel),
+    );
+    this.setupPanels.set(key, panel);
+    this._register(panel.onDidDispose(() => this.setupPanels.delete(key)));
+    return undefined;
+  }
 
-    const config = vscode.workspace.getConfiguration('pas');
+  /** Starts the search a setup describes; shows it in `webviewPanel` (the form's) or a new panel. */
+  private startRun(request: SearchRequest, setup: RunSetup, webviewPanel?: vscode.WebviewPanel): SearchSession | undefined {
+    const key = modelKey(request.model);
+    const existing = this.sessions.get(key);
+    if (existing?.running) {
+      void vscode.window.showWarningMessage(`PaS: a search on ${request.label} is already running.`);
+      return undefined;
+    }
+    void this.context.workspaceState.update(lastSetupKey(key), setup);
     const outDir = request.model.startsWith('builtin:')
       ? chooseBuiltinOutputDir(request.model, this.builtinOutputBase(), 'pas', fs.existsSync)
       : chooseOutputDir(request.model, 'pas', fs.existsSync);
-    const pretrainSetting = config.get<number | null>('pretrainEpochs', null);
-    const pretrain = typeof pretrainSetting === 'number' ? pretrainSetting : undefined;
-    const options: SearchOptions = {
-      model: request.model,
-      data: choices.data,
-      targetFraction: choices.targetFraction,
-      searchEpochs: choices.searchEpochs,
-      finetuneEpochs: choices.finetuneEpochs,
-      pretrainEpochs: pretrain,
-      backend: config.get<BackendChoice>('backend', 'auto'),
-      workers: workersSetting(config.get<string | number>('workers', 'auto')),
-      outDir,
-    };
+    const options = { ...searchOptionsFromSetup(setup, request.model, outDir, readBackendSetting()), workers: workersSetting(vscode.workspace.getConfiguration('pas').get<string | number>('workers', 'auto')) };
     const info: SearchRunInfo = {
       model: request.model,
       label: request.label,
-      dataSpec: dataSpec(choices.data),
-      targetFraction: choices.targetFraction,
-      epochs: { pretrain, search: choices.searchEpochs, finetune: choices.finetuneEpochs },
+      dataSpec: dataSpec(setup.data),
+      targetFraction: setup.targetFraction,
+      epochs: { pretrain: setup.pretrainEpochs ?? undefined, search: setup.searchEpochs, finetune: setup.finetuneEpochs },
       outputDir: outDir,
     };
-    return this.start(new SearchSession(key, info, options, this.host), existing);
+    return this.start(new SearchSession(key, info, options, this.host), existing, webviewPanel);
   }
 
-  /** Registers a new session, opens its panel and progress, and announces its end. */
-  private start(session: SearchSession, existing: SearchSession | undefined): SearchSession {
+  /** Registers a new session, shows its panel and progress, starts it, and announces its end. */
+  private start(session: SearchSession, existing: SearchSession | undefined, webviewPanel?: vscode.WebviewPanel): SearchSession {
     // a finished session of the same model is replaced; its panel (if open) keeps showing it
     if (existing && !this.panels.has(existing)) existing.dispose();
     this.sessions.set(session.key, session);
-    this.updateContextKey();
-    this.showPanel(session);
+    if (webviewPanel) this.trackPanel(session, SearchPanel.adopt(webviewPanel, this.context.extensionUri, session, this.panelActions()));
+    else this.showPanel(session);
     this.trackProgress(session);
+    session.start();
+    this.updateContextKey();
     void session.finished.then(() => {
       this.updateContextKey();
       void this.announce(session);
@@ -126,75 +143,26 @@ export class SearchController implements vscode.Disposable {
   showPanel(session: SearchSession): void {
     const existing = this.panels.get(session);
     if (existing) return existing.reveal();
-    const panel = SearchPanel.create(this.context.extensionUri, session, {
-      reparameterize: (s) => void this.reparameterizeResult(s),
-      open: (s, target) => void this.open(s, target),
-      log: (m) => this.host.output.warn(m),
-    });
+    this.trackPanel(session, SearchPanel.create(this.context.extensionUri, session, this.panelActions()));
+  }
+
+  private trackPanel(session: SearchSession, panel: SearchPanel): void {
     this.panels.set(session, panel);
-    panel.onDidDispose(() => this.panels.delete(session));
+    this._register(panel.onDidDispose(() => this.panels.delete(session)));
+  }
+
+  private panelActions() {
+    return {
+      reparameterize: (s: SearchSession) => void this.reparameterizeResult(s),
+      open: (s: SearchSession, target: OpenTarget) => void this.open(s, target),
+      log: (m: string) => this.host.output.warn(m),
+    };
   }
 
   private builtinOutputBase(): string {
     const folder = vscode.workspace.workspaceFolders?.[0];
     if (folder && folder.uri.scheme === 'file') return path.join(folder.uri.fsPath, 'pas-output');
     return path.join(this.context.globalStorageUri.fsPath, 'runs');
-  }
-
-  private async ask(key: string, preset: Partial<LastChoices> | undefined): Promise<LastChoices | undefined> {
-    const config = vscode.workspace.getConfiguration('pas');
-    const last = this.context.workspaceState.get<LastChoices>(`pas.lastChoices:${key}`);
-    const defaultData = parseDataSpec(config.get<string>('data', 'sample')) ?? { kind: 'sample' };
-    const data = preset?.data ?? (await this.askData(last?.data ?? defaultData));
-    if (!data) return undefined;
-    const fractionText = await vscode.window.showInputBox({
-      title: 'PaS: MACs target (2/4)',
-      prompt: 'Fraction of the original multiply-adds the pruned model may keep (0.05-0.95)',
-      value: String(preset?.targetFraction ?? last?.targetFraction ?? config.get<number>('targetMacsFraction', 0.5)),
-      validateInput: validateFractionInput,
-      ignoreFocusOut: true,
-    });
-    if (fractionText === undefined) return undefined;
-    const searchText = await vscode.window.showInputBox({
-      title: 'PaS: search epochs (3/4)',
-      prompt: 'Epochs of width search (training with the MACs budget loss)',
-      value: String(preset?.searchEpochs ?? last?.searchEpochs ?? config.get<number>('searchEpochs', 10)),
-      validateInput: (t) => validateEpochsInput(t, 1, MAX_EPOCHS),
-      ignoreFocusOut: true,
-    });
-    if (searchText === undefined) return undefined;
-    const finetuneText = await vscode.window.showInputBox({
-      title: 'PaS: fine-tune epochs (4/4)',
-      prompt: 'Epochs of fine-tuning with the searched widths frozen',
-      value: String(preset?.finetuneEpochs ?? last?.finetuneEpochs ?? config.get<number>('finetuneEpochs', 10)),
-      validateInput: (t) => validateEpochsInput(t, 0, MAX_EPOCHS),
-      ignoreFocusOut: true,
-    });
-    if (finetuneText === undefined) return undefined;
-    return { data, targetFraction: Number(fractionText), searchEpochs: Number(searchText), finetuneEpochs: Number(finetuneText) };
-  }
-
-  private async askData(current: DataChoice): Promise<DataChoice | undefined> {
-    type Item = vscode.QuickPickItem & { choice: 'sample' | 'idx' | 'folder' | 'current' };
-    const items: Item[] = [
-      { label: 'Sample data', description: 'bundled, small', detail: 'The small labelled sample that ships with the extension', choice: 'sample' },
-      { label: 'IDX folder…', description: 'MNIST / Fashion-MNIST format', detail: 'A folder with train/test images and labels in IDX format (gzip or not)', choice: 'idx' },
-      { label: 'Image folder…', description: 'one subfolder per class', detail: 'A folder with one subfolder of PNG/JPEG images per class', choice: 'folder' },
-    ];
-    if (current.kind !== 'sample') items.unshift({ label: `Last used: ${dataSpec(current)}`, choice: 'current' });
-    const pick = await vscode.window.showQuickPick(items, { title: 'PaS: training data (1/4)', placeHolder: 'Data to search and fine-tune on', ignoreFocusOut: true });
-    if (!pick) return undefined;
-    if (pick.choice === 'current') return current;
-    if (pick.choice === 'sample') return { kind: 'sample' };
-    const folder = await vscode.window.showOpenDialog({
-      title: pick.choice === 'idx' ? 'Folder with IDX files' : 'Folder with one subfolder per class',
-      canSelectFiles: false,
-      canSelectFolders: true,
-      canSelectMany: false,
-      openLabel: 'Use this folder',
-    });
-    if (!folder?.[0]) return undefined;
-    return { kind: pick.choice, dir: folder[0].fsPath };
   }
 
   private trackProgress(session: SearchSession): void {
@@ -289,7 +257,7 @@ export class SearchController implements vscode.Disposable {
       }
       case 'deployedModel': {
         const p = session.deployedModelPath;
-        if (p) await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(p), 'pas.modelInspector');
+        if (p) await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(p), MODEL_INSPECTOR_VIEW_TYPE);
         else void vscode.window.showWarningMessage('PaS: no deployed model yet.');
         return;
       }
@@ -303,15 +271,10 @@ export class SearchController implements vscode.Disposable {
     void vscode.commands.executeCommand('setContext', 'pas.searchRunning', this.running.length > 0);
   }
 
-  dispose(): void {
-    for (const panel of this.panels.values()) panel.dispose();
-    for (const session of this.sessions.values()) session.dispose();
-    for (const d of this.disposables) d.dispose();
-  }
 }
 
-function isComplete(p: Partial<LastChoices>): p is LastChoices {
-  return p.data !== undefined && p.targetFraction !== undefined && p.searchEpochs !== undefined && p.finetuneEpochs !== undefined;
+function modelKey(model: string): string {
+  return model.startsWith('builtin:') ? model : path.resolve(model);
 }
 
 function describeProgress(event: WorkerEvent): string | undefined {
@@ -327,17 +290,6 @@ function describeProgress(event: WorkerEvent): string | undefined {
     default:
       return undefined;
   }
-}
-
-export function fmt(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}G`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
-  return String(Math.round(n));
-}
-
-function pct(x: number): string {
-  return `${(100 * x).toFixed(1)}%`;
 }
 
 /** The `pas.workers` setting as a --workers value ('auto' for anything that is not a count). */

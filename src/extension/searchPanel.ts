@@ -11,6 +11,8 @@ import { WEBVIEW_PROTOCOL_VERSION, type HostToWebviewMessage, type OpenTarget, t
 import { DeltaThrottle } from './core/searchHistory';
 import { validateWebviewMessage } from './core/webviewMessages';
 import type { SearchSession } from './searchSession';
+import { Disposable } from './dispose';
+import { SEARCH_PANEL_VIEW_TYPE } from './viewTypes';
 import { renderWebviewHtml, webviewOptions } from './webviewHtml';
 
 export interface SearchPanelActions {
@@ -19,13 +21,11 @@ export interface SearchPanelActions {
   log(message: string): void;
 }
 
-export class SearchPanel implements vscode.Disposable {
-  static readonly viewType = 'pas.searchPanel';
-  private readonly disposables: vscode.Disposable[] = [];
+export class SearchPanel extends Disposable {
+  static readonly viewType = SEARCH_PANEL_VIEW_TYPE;
   private readonly throttle: DeltaThrottle;
   /** Deltas are only sent after the page's `ready` (before that it would drop them). */
   private ready = false;
-  private disposed = false;
   private readonly onDisposeEmitter = new vscode.EventEmitter<void>();
   readonly onDidDispose = this.onDisposeEmitter.event;
 
@@ -37,11 +37,18 @@ export class SearchPanel implements vscode.Disposable {
     return new SearchPanel(panel, extensionUri, session, actions);
   }
 
+  /** Shows `session` in a panel that already exists (the setup form's): its page reloads into the live view. */
+  static adopt(panel: vscode.WebviewPanel, extensionUri: vscode.Uri, session: SearchSession, actions: SearchPanelActions): SearchPanel {
+    panel.title = `PaS: ${session.info.label}`;
+    return new SearchPanel(panel, extensionUri, session, actions);
+  }
+
   private constructor(readonly panel: vscode.WebviewPanel, extensionUri: vscode.Uri, readonly session: SearchSession, private readonly actions: SearchPanelActions) {
+    super();
     panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'icon.png');
     panel.webview.html = renderWebviewHtml(panel.webview, extensionUri, 'search', panel.title);
-    this.throttle = new DeltaThrottle((events) => this.post({ type: 'event', events }), 150);
-    this.disposables.push(
+    this.throttle = this._register(new DeltaThrottle((events) => this.post({ type: 'event', events }), 150));
+    [
       panel.onDidDispose(() => this.dispose()),
       panel.webview.onDidReceiveMessage((raw) => this.onMessage(raw)),
       panel.onDidChangeViewState(() => {
@@ -59,7 +66,7 @@ export class SearchPanel implements vscode.Disposable {
         this.throttle.flushNow();
         this.post({ type: 'status', status, failure: session.failure });
       }),
-    );
+    ].forEach((d) => this._register(d));
   }
 
   reveal(): void {
@@ -96,8 +103,8 @@ export class SearchPanel implements vscode.Disposable {
       case 'open':
         this.actions.open(this.session, message.target);
         break;
-      case 'startSearch':
-        this.actions.log('search panel: "startSearch" is an inspector message; ignored');
+      default:
+        this.actions.log(`search panel: "${message.type}" is not a live-view message; ignored`);
         break;
       case 'setUpNativeBackend':
         void vscode.commands.executeCommand('pas.setUpNativeBackend');
@@ -106,15 +113,13 @@ export class SearchPanel implements vscode.Disposable {
   }
 
   private post(message: HostToWebviewMessage): void {
-    if (!this.disposed) void this.panel.webview.postMessage(message);
+    if (!this.isDisposed) void this.panel.webview.postMessage(message);
   }
 
   dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.throttle.dispose();
+    if (this.isDisposed) return;
+    super.dispose();
     this.panel.dispose();
-    for (const d of this.disposables) d.dispose();
     this.onDisposeEmitter.fire();
     this.onDisposeEmitter.dispose();
   }

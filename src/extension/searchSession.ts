@@ -12,32 +12,42 @@ import type { DoneEvent, SearchReport, WorkerEvent } from '../shared/workerProto
 import { buildSearchArgs, type SearchOptions } from './core/cliArgs';
 import { SearchHistory } from './core/searchHistory';
 import type { WorkerOutcome, WorkerRun } from './core/workerRunner';
+import { Disposable } from './dispose';
 import type { WorkerHost } from './workerHost';
 
-export class SearchSession implements vscode.Disposable {
+export class SearchSession extends Disposable {
   readonly history = new SearchHistory();
   status: RunStatus = 'running';
   failure?: string;
   done?: DoneEvent;
   private run: WorkerRun | undefined;
-  private readonly onEventEmitter = new vscode.EventEmitter<WorkerEvent>();
-  private readonly onStatusEmitter = new vscode.EventEmitter<RunStatus>();
+  private readonly onEventEmitter = this._register(new vscode.EventEmitter<WorkerEvent>());
+  private readonly onStatusEmitter = this._register(new vscode.EventEmitter<RunStatus>());
   /** Every worker event, in order (already appended to `history`). */
   readonly onEvent = this.onEventEmitter.event;
   /** The process-level status changed. */
   readonly onStatus = this.onStatusEmitter.event;
+  /** Settles when the worker has ended (after `start`). */
   readonly finished: Promise<WorkerOutcome>;
+  private resolveFinished!: (outcome: WorkerOutcome) => void;
 
-  constructor(readonly key: string, readonly info: SearchRunInfo, readonly options: SearchOptions, host: WorkerHost) {
-    let resolveFinished!: (o: WorkerOutcome) => void;
-    this.finished = new Promise((r) => (resolveFinished = r));
-    this.run = host.start(buildSearchArgs(options), {
+  /** A run that has not started: subscribe to its events, then call `start`. */
+  constructor(readonly key: string, readonly info: SearchRunInfo, readonly options: SearchOptions, private readonly host: WorkerHost) {
+    super();
+    this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+  }
+
+  /** Spawns the worker (once). */
+  start(): this {
+    if (this.run) throw new Error('this search session has already started');
+    this.run = this.host.start(buildSearchArgs(this.options), {
       onEvent: (event) => {
         this.history.append(event);
         if (event.type === 'done') this.done = event;
         this.onEventEmitter.fire(event);
       },
     }, { cancelGraceMs: 60_000 });
+    this._register({ dispose: () => this.run?.kill() });
     void this.run.outcome.then((outcome) => {
       switch (outcome.kind) {
         case 'done':
@@ -55,8 +65,9 @@ export class SearchSession implements vscode.Disposable {
           this.setStatus('failed', outcome.reason);
           break;
       }
-      resolveFinished(outcome);
+      this.resolveFinished(outcome);
     });
+    return this;
   }
 
   get running(): boolean {
@@ -92,12 +103,6 @@ export class SearchSession implements vscode.Disposable {
   private setStatus(status: RunStatus, failure?: string): void {
     this.status = status;
     this.failure = failure;
-    this.onStatusEmitter.fire(status);
-  }
-
-  dispose(): void {
-    this.run?.kill();
-    this.onEventEmitter.dispose();
-    this.onStatusEmitter.dispose();
+    if (!this.isDisposed) this.onStatusEmitter.fire(status);
   }
 }

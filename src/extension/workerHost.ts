@@ -5,15 +5,17 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { formatCommandLine } from './core/cliArgs';
+import { Disposable } from './dispose';
 import { startWorker, type WorkerCallbacks, type WorkerRun } from './core/workerRunner';
 
-export class WorkerHost implements vscode.Disposable {
+export class WorkerHost extends Disposable {
   readonly output: vscode.LogOutputChannel;
   /** The native backend folder the worker loads from (PAS_NATIVE_DIR), set by NativeBackend.register. */
   nativeDir: (() => string | undefined) | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
-    this.output = vscode.window.createOutputChannel('PaS', { log: true });
+    super();
+    this.output = this._register(vscode.window.createOutputChannel('PaS', { log: true }));
   }
 
   /** The packaged CLI bundle. */
@@ -75,9 +77,5 @@ export class WorkerHost implements vscode.Disposable {
 
   showLog(): void {
     this.output.show(true);
-  }
-
-  dispose(): void {
-    this.output.dispose();
   }
 }

@@ -11,6 +11,8 @@
  * and gets a fresh snapshot: the host owns the history, the webview never needs
  * `retainContextWhenHidden`.
  */
+import type { MacsFormulaTerm } from '../engine/budgetPreview';
+import type { RunSetup, SetupField } from './runSetup';
 import type { ModelReport, WorkerEvent } from './workerProtocol';
 
 /** Bumped when a message changes shape; the webview shows a notice on a mismatch. */
@@ -79,7 +81,32 @@ export interface StatusMessage {
   failure?: string;
 }
 
-export type HostToWebviewMessage = SearchInitMessage | InspectorInitMessage | EventMessage | StatusMessage;
+/** What the setup form knows about the model (from `pas inspect --json`), for the group list and the budget preview. */
+export interface SetupModelInfo {
+  groups: Array<{ name: string; width: number; layers: string[] }>;
+  deployedMacs: number;
+  /** Absent from an older CLI: the form then shows no lowest reachable fraction. */
+  macsFormula?: MacsFormulaTerm[];
+}
+
+/**
+ * Full state of a search panel that shows the run-setup form ("Prune with PaS"). Sent on `ready`
+ * and again whenever the host's side changes (inspection finished, a folder was browsed, Start
+ * was refused); the form's own edits reach the host as `setupChanged`, so a snapshot never loses them.
+ */
+export interface SetupInitMessage {
+  type: 'init';
+  view: 'setup';
+  protocol: number;
+  model: string;
+  label: string;
+  setup: RunSetup;
+  inspection: { kind: 'loading' } | { kind: 'ready'; model: SetupModelInfo } | { kind: 'error'; message: string };
+  /** Why the host refused the last Start, per field. */
+  errors?: Partial<Record<SetupField, string>>;
+}
+
+export type HostToWebviewMessage = SearchInitMessage | InspectorInitMessage | SetupInitMessage | EventMessage | StatusMessage;
 
 // ---------------------------------------------------------------------------------------------
 // Webview -> host
@@ -117,6 +144,24 @@ export interface SetUpNativeBackendMessage {
   type: 'setUpNativeBackend';
 }
 
-export type WebviewToHostMessage = ReadyMessage | CancelMessage | ReparameterizeMessage | StartSearchMessage | OpenMessage | SetUpNativeBackendMessage;
+/** The setup form changed (unvalidated: the host validates on Start). */
+export interface SetupChangedMessage {
+  type: 'setupChanged';
+  setup: unknown;
+}
+
+/** Pick a data folder with the host's folder dialog; the answer comes back as a new `init`. */
+export interface BrowseDataMessage {
+  type: 'browseData';
+  kind: 'idx' | 'folder';
+}
+
+/** Start the search the form describes; the panel then turns into its live view. */
+export interface StartRunMessage {
+  type: 'startRun';
+  setup: unknown;
+}
+
+export type WebviewToHostMessage = ReadyMessage | CancelMessage | ReparameterizeMessage | StartSearchMessage | OpenMessage | SetupChangedMessage | BrowseDataMessage | StartRunMessage | SetUpNativeBackendMessage;
 
 export const OPEN_TARGETS: readonly OpenTarget[] = ['report', 'deployedModel', 'outputFolder', 'log'];

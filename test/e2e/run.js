@@ -7,13 +7,14 @@
 //
 // Steps: build + package the .vsix, install it into a fresh code-server, open a temp workspace with
 // a tiny RepVGG model.json (made with the engine's zoo) and a corrupt one, then drive the UI like a
-// user: explorer context menu, quick picks, the search panel's webview, the inspector, the
+// user: explorer context menu, the run-setup form, the search panel's webview, the inspector, the
 // reparameterize command, a worker killed mid-search and resumed from the notification, and a
 // second code-server session in Restricted Mode (workspace trust on, folder not trusted).
 // PAS_E2E_ONLY=regex runs only the matching tests. Screenshots of every step go to test/e2e/artifacts/. Closing line:
 // `e2e: N passed, N failed`; exit code 1 on any failure.
 'use strict';
 const { spawn, spawnSync, execFileSync } = require('child_process');
+const crypto = require('crypto');
 const fs = require('fs');
 const net = require('net');
 const os = require('os');
@@ -76,6 +77,20 @@ async function waitFor(fn, what, timeoutMs, intervalMs = 500) {
 function cliJson(argv) {
   const out = execFileSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), ...argv, '--json'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
   return out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+}
+
+/** sha256 of every file under `dir` by relative path: the input folder must be unchanged, not only its names. */
+function folderHashes(dir) {
+  const out = {};
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const full = path.join(d, e.name);
+      if (e.isDirectory()) walk(full);
+      else out[path.relative(dir, full)] = crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex');
+    }
+  };
+  walk(dir);
+  return out;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -144,20 +159,6 @@ async function explorerMenu(page, relPath, item) {
   await menuItem.click();
 }
 
-async function answerQuickInput(page, text, { pick } = {}) {
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible', timeout: 20_000 });
-  if (pick) {
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: pick }).first().waitFor({ timeout: 10_000 });
-    await input.fill(pick);
-  } else {
-    await input.fill(text);
-  }
-  await sleep(300);
-  await page.keyboard.press('Enter');
-  await sleep(500);
-}
-
 /** The webview frame that contains `selector` (webviews are nested iframes). */
 async function webviewFrame(page, selector, timeoutMs) {
   return waitFor(async () => {
@@ -170,6 +171,34 @@ async function webviewFrame(page, selector, timeoutMs) {
     }
     return undefined;
   }, `a webview with ${selector}`, timeoutMs);
+}
+
+/** Types into a field of the run-setup form (a vscode-textfield: the input is in its shadow root). */
+async function setField(frame, testid, value) {
+  const input = frame.locator(`[data-testid=${testid}] input`);
+  await input.fill(String(value));
+  await sleep(100);
+}
+
+/**
+ * The run-setup form of "Prune with PaS": waits for it and the model's group list, sets the epochs
+ * and the target, presses Start. Returns what the form showed.
+ */
+async function fillSetupForm(page, { target, search, finetune }) {
+  const frame = await webviewFrame(page, '[data-testid=setup-start]', 60_000);
+  const groups = await waitFor(async () => {
+    const n = await frame.locator('[data-testid=setup-group-row]').count();
+    return n > 0 ? n : undefined;
+  }, 'the group list of the setup form', 120_000);
+  await setField(frame, 'setup-target', target);
+  await setField(frame, 'setup-search-epochs', search);
+  await setField(frame, 'setup-finetune-epochs', finetune);
+  const targetMacs = Number(await frame.locator('[data-testid=setup-target-macs]').getAttribute('data-value'));
+  const lowest = Number(await frame.locator('[data-testid=setup-lowest-fraction]').getAttribute('data-value'));
+  await shot(page, 'setup-form');
+  await waitFor(async () => !(await frame.locator('[data-testid=setup-start]').getAttribute('disabled') !== null), 'an enabled Start button', 10_000);
+  await frame.locator('[data-testid=setup-start]').click();
+  return { groups, targetMacs, lowest };
 }
 
 async function notificationText(page) {
@@ -298,13 +327,18 @@ async function main() {
 
     let outputDir;
     await test('prune with PaS from the explorer: live panel, MACs on target, outputs written', page, async () => {
+      const inputBefore = folderHashes(path.join(ws, 'tiny-repvgg'));
       await explorerMenu(page, 'tiny-repvgg/model.json', 'Prune with PaS');
-      await answerQuickInput(page, '', { pick: 'Sample data' });
-      await shot(page, 'quickpick-fraction');
-      await answerQuickInput(page, '0.5');
-      await answerQuickInput(page, '1'); // search epochs
-      await answerQuickInput(page, '1'); // fine-tune epochs
+      // the run-setup form: the model's groups and a budget preview computed from `pas inspect`
+      const form = await fillSetupForm(page, { target: 0.5, search: 1, finetune: 1 });
+      log(`setup form: ${form.groups} groups, target MACs ${form.targetMacs}, lowest reachable ${form.lowest}`);
+      if (form.groups !== inspected.prunableGroups.length) throw new Error(`the form lists ${form.groups} groups, the model has ${inspected.prunableGroups.length}`);
+      if (Math.abs(form.targetMacs - 0.5 * inspected.deployedForm.totalMacs) > 1) throw new Error(`form target ${form.targetMacs} MACs, expected half of ${inspected.deployedForm.totalMacs}`);
+      if (!(form.lowest > 0 && form.lowest < 0.5)) throw new Error(`lowest reachable fraction ${form.lowest}`);
+      // Start turns the same panel into the live view: still one PaS tab
       let frame = await webviewFrame(page, '[data-testid=widths-table]', 60_000);
+      const pasTabs = await page.locator('.tabs-container .tab', { hasText: 'PaS: tiny-repvgg' }).count();
+      if (pasTabs !== 1) throw new Error(`${pasTabs} PaS tabs after Start; the form's panel should have become the live view`);
       const failedEarly = async () => {
         if ((await frame.locator('[data-testid=status]').innerText()) === 'failed') {
           throw Object.assign(new Error(`search failed: ${await frame.locator('[data-testid=failure]').innerText()}`), { fatal: true });
@@ -354,16 +388,14 @@ async function main() {
       const report = JSON.parse(fs.readFileSync(path.join(outputDir, 'report.json'), 'utf8'));
       const deployed = path.isAbsolute(report.deployedModel) ? report.deployedModel : path.join(outputDir, report.deployedModel);
       if (!fs.existsSync(deployed)) throw new Error(`deployed model ${deployed} missing`);
-      if (fs.readdirSync(path.join(ws, 'tiny-repvgg')).sort().join(',') !== 'model.json,weights.bin') throw new Error('the model folder was modified');
+      if (JSON.stringify(folderHashes(path.join(ws, 'tiny-repvgg'))) !== JSON.stringify(inputBefore)) throw new Error('the model folder was modified (file contents differ)');
       log(`outputs: ${fs.readdirSync(outputDir).join(', ')}`);
     });
 
     await test('a running search on the sample model is cancelled from the panel', page, async () => {
       await clearNotifications(page);
+      // the palette command starts at once with the defaults (no form)
       await commandPalette(page, 'PaS: Try PaS on a Sample Model');
-      await answerQuickInput(page, '0.5');
-      await answerQuickInput(page, '2'); // search epochs
-      await answerQuickInput(page, '1'); // fine-tune epochs
       const frame = await webviewFrame(page, '[data-testid=status]:text("running")', 60_000);
       // wait until training has started (a batch update), then press the panel's Cancel button
       await waitFor(async () => {
@@ -426,7 +458,8 @@ async function main() {
       const message = await frame.locator('[data-testid=inspector-error]').innerText();
       await shot(page, 'inspector-corrupt');
       log(`error shown: ${message}`);
-      if (message.trim().length < 20) throw new Error('error message too short');
+      // the message names the problem: the file is cut in half
+      if (!/truncated/i.test(message)) throw new Error(`the error does not say the file is truncated: ${message}`);
     });
 
     await test('prune on a corrupt model.json says it is not a Layers model', page, async () => {
@@ -447,10 +480,9 @@ async function main() {
       await commandPalette(page, 'Collapse Folders in Explorer');
       await sleep(500);
       await explorerMenu(page, 'tiny-repvgg/model.json', 'Prune with PaS');
-      await answerQuickInput(page, '', { pick: 'Sample data' });
-      await answerQuickInput(page, '0.5');
-      await answerQuickInput(page, '3'); // search epochs: long enough to be killed mid-run
-      await answerQuickInput(page, '1'); // fine-tune epochs
+      // search epochs: long enough to be killed mid-run
+      const requested = { pretrain: Number(process.env.PAS_E2E_PRETRAIN || 0), search: 3, finetune: 1 };
+      await fillSetupForm(page, { target: 0.5, search: requested.search, finetune: requested.finetune });
       const outDir = path.join(ws, await waitFor(() => fs.readdirSync(ws).find((n) => !before.has(n) && n.startsWith('tiny-repvgg-pas')), 'the new output folder', 60_000));
       log(`output folder: ${path.basename(outDir)}`);
       const frame = await webviewFrame(page, '[data-testid=status]:text("running")', 60_000);
@@ -459,8 +491,8 @@ async function main() {
         const status = await frame.locator('[data-testid=status]').innerText();
         if (status !== 'running') throw Object.assign(new Error(`the search ended (${status}) before it could be killed`), { fatal: true });
         const epochs = Number(await frame.locator('[data-testid=epochs-done]').getAttribute('data-value'));
-        return epochs >= 1 && fs.existsSync(path.join(outDir, 'state.json'));
-      }, 'the first epoch and its checkpoint', 600_000, 250);
+        return epochs >= requested.pretrain + 1 && fs.existsSync(path.join(outDir, 'state.json'));
+      }, 'the first search epoch and its checkpoint', 600_000, 250);
       await shot(page, 'crash-before-kill');
       const pids = workerPids(outDir);
       if (pids.length !== 1) throw new Error(`expected one worker for ${outDir}, found ${JSON.stringify(pids)}`);
@@ -487,6 +519,10 @@ async function main() {
       await sleep(1000);
       await shot(page, 'crash-resumed-done');
       log(`resumed run done, panel shows ${epochs} epochs; outputs: ${fs.readdirSync(outDir).join(', ')}`);
+      // every requested epoch exactly once: none lost to the kill, none repeated by the resume
+      // (the kill lands after a search epoch; a resumed run replays the search and fine-tune epochs, not pretraining)
+      const expectedEpochs = requested.search + requested.finetune;
+      if (epochs !== expectedEpochs) throw new Error(`the resumed panel shows ${epochs} epochs; ${expectedEpochs} were requested (search ${requested.search} + fine-tune ${requested.finetune})`);
       const extra = fs.readdirSync(ws).filter((n) => !before.has(n) && path.join(ws, n) !== outDir);
       if (extra.length > 0) throw new Error(`resume wrote to new folder(s) ${extra.join(', ')} instead of ${path.basename(outDir)}`);
     });

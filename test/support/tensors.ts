@@ -54,6 +54,33 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 }
 
 /**
+ * Asserts max |actual - expected| <= relativeTolerance * max |expected|: a bound relative to the
+ * output's scale, set near the float32 rounding the compared computations really show, so that
+ * a small systematic error (a dropped BN epsilon, a wrong bias) fails. Refuses an all-zero
+ * expected output, which no tolerance could test. Returns the measured relative error.
+ */
+export function expectRelativeClose(actual: ArrayLike<number>, expected: ArrayLike<number>, relativeTolerance: number, label: string): number {
+  assert.strictEqual(actual.length, expected.length, `${label}: sizes differ (${actual.length} vs ${expected.length})`);
+  const scale = maxAbs(expected);
+  assert.ok(scale > 0, `${label}: the expected output is all zero`);
+  const relative = maxAbsDiff(actual, expected) / scale;
+  assert.ok(relative <= relativeTolerance, `${label}: max abs diff is ${relative.toExponential(2)} of the output scale ${scale.toPrecision(3)} (> ${relativeTolerance})`);
+  return relative;
+}
+
+/**
+ * Multiplies the kernel of every Dense layer by `factor`, in place: the builders' small
+ * initialization gives logits of 0.03-0.4, trained classifiers give logits of several units.
+ */
+export function scaleDenseKernels(graph: ModelGraph, factor: number): void {
+  for (const node of graph.nodes) {
+    if (node.className !== 'Dense') continue;
+    const kernel = graph.weights.get(node.layerName)?.kernel;
+    if (kernel) for (let i = 0; i < kernel.values.length; i++) kernel.values[i] *= factor;
+  }
+}
+
+/**
  * Gives every BatchNormalization of the graph random, non-default parameters and statistics
  * (gamma U(0.2,0.6), beta U(-0.2,0.2), mean U(-0.3,0.3), variance U(0.5,1.5)), in place.
  */

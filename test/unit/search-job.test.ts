@@ -31,6 +31,14 @@ describe('pas search (the whole job, CLI)', function () {
     const result = runCli(['search', 'builtin:default', '--target-macs', '0.5', '--pretrain-epochs', '1', '--search-epochs', '2', '--finetune-epochs', '1', '--out', out, '--json', ...SMALL_RUN]);
     assert.equal(result.status, 0, result.stderr.slice(-3000));
     uninterrupted = doneReport(result.stdout);
+    // Every epoch reports the params its masks deploy: unpruned while pretraining, then the
+    // pruned deployed model's, which the last fine-tuning epoch shares with the report.
+    const epochs = parseEvents(result.stdout).filter((e): e is EpochEvent => e.type === 'epoch');
+    const pretrain = epochs.filter((e) => e.phase === 'pretrain');
+    assert.ok(pretrain.length > 0 && pretrain.every((e) => e.params === uninterrupted.paramsBefore), `pretrain params ${pretrain.map((e) => e.params)} vs ${uninterrupted.paramsBefore}`);
+    assert.equal(epochs[epochs.length - 1].phase, 'finetune');
+    assert.equal(epochs[epochs.length - 1].params, uninterrupted.paramsAfter);
+    assert.ok(epochs.every((e) => e.params > 0 && e.params <= uninterrupted.paramsBefore));
     const ratio = uninterrupted.macsAfter / uninterrupted.targetMacs;
     assert.ok(Math.abs(ratio - 1) <= 0.03, `MACs after ${uninterrupted.macsAfter} vs target ${uninterrupted.targetMacs} (ratio ${ratio})`);
     assert.ok(uninterrupted.macsAfter < uninterrupted.macsBefore);

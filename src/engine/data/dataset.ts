@@ -14,7 +14,7 @@
  * split (after the validation examples are held out), so no statistic leaks from validation or
  * test data. To normalize a new image the same way: (pixel / 255 - mean[c]) / std[c].
  */
-import { promises as fs, readFileSync } from 'fs';
+import { existsSync, promises as fs } from 'fs';
 import * as path from 'path';
 import { PasInputError } from '../errors';
 import { Augmentation, batchCount, batches, Split } from './batches';
@@ -103,7 +103,8 @@ const DEFAULT_SEED = 42;
 const DEFAULT_VALIDATION_FRACTION = 0.1;
 /** Share of a single image folder (no train/test subfolders) used as the test split. */
 export const FOLDER_TEST_FRACTION = 0.2;
-const PACKAGE_NAME = 'pas-vscode';
+/** A file every copy of the bundled sample has: how the package root is recognized. */
+const SAMPLE_MARKER = path.join('data', 'sample', 'classes.txt');
 
 // Tags that give each random choice its own stream, so changing one cap does not reshuffle the rest.
 const FOLDER_TEST_STREAM = 1;
@@ -215,18 +216,15 @@ export function sampleDataDir(): string {
 }
 
 /**
- * The root of this package: the nearest folder above this file whose package.json is named
- * "pas-vscode". Walking up works both from `src/engine/data` (tsx) and from the bundled `dist/`.
+ * The root of this package: the nearest folder above this file with a package.json and the
+ * bundled sample data. Recognized by what the engine needs from it, not by a package name (the
+ * engine is the same whether the CLI, the extension or another package ships it). Walking up
+ * works both from `src/engine/data` (tsx) and from the bundled `dist/`.
  */
 export function findPackageRoot(startDir: string = __dirname): string {
   for (let dir = startDir; ; dir = path.dirname(dir)) {
-    try {
-      const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'));
-      if (manifest.name === PACKAGE_NAME) return dir;
-    } catch {
-      // No package.json here, or not readable JSON: keep walking up.
-    }
-    if (path.dirname(dir) === dir) throw new Error(`cannot find the ${PACKAGE_NAME} package root above ${startDir}`);
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, SAMPLE_MARKER))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`cannot find the package root (a folder with package.json and ${SAMPLE_MARKER}) above ${startDir}`);
   }
 }
 

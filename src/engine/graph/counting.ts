@@ -1,4 +1,4 @@
-import type { LayerRow, ModelFormSummary } from '../../shared/workerProtocol';
+import type { LayerRow, ModelFormSummary } from '../reports';
 import { macsPartsOf } from './layerRules';
 import { GraphNode, ModelGraph } from './modelGraph';
 

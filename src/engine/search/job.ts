@@ -1,13 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { BackendName, EpochEvent, GroupWidth, Phase, SearchReport, WorkerEvent } from '../../shared/workerProtocol';
+import type { BackendName, EpochEvent, Phase, WorkerEvent } from '../../shared/workerProtocol';
+import type { GroupWidth, SearchReport } from '../reports';
 import { defaultAugmentation, loadDataset, type Dataset } from '../data';
 import { deployGraph, EQUIVALENCE_TOLERANCE } from '../deploy';
 import { PasInputError } from '../errors';
 import { summarizeGraph } from '../graph/counting';
 import { graphFromModel, ModelGraph, modelFromGraph } from '../graph/modelGraph';
 import { reparameterizeGraph } from '../transform/reparameterize';
+import { keptChannelsFromMasks, pruneGraph } from '../transform/prune';
 import { loadLayersModelFromFile, saveLayersModelToDir, writeFileAtomic } from '../io';
 import { DepthwiseBinaryConv } from '../layers/dbc';
 import { classCount, imageInputShape, loadModelSource } from '../model';
@@ -143,6 +145,7 @@ export async function runSearchJob(
       if (fs.existsSync(originalFile)) teacher = await loadLayersModelFromFile(originalFile);
       else if (learning.distill) throw new PasInputError('the original model (the distillation teacher) is missing from this run folder; start the run again', path.dirname(originalFile));
     }
+    hooks.emit({ type: 'log', message: `resumed from checkpoint ${state.checkpoint} (${state.phase}, ${state.epochsDone} epoch(s) of it done)` });
   } else {
     const prepared = await prepareRun(args.settings);
     dataset = prepared.dataset;
@@ -343,7 +346,7 @@ async function trainPhase(
       accuracy: result.accuracy,
       valAccuracy: validation.accuracy,
       macs: masks ? masks.budget.macsOf(counts) : 0,
-      params: 0,
+      params: deployedParamsNow(model),
       widths: masks ? masks.budget.groups.map((g) => counts.get(g.id)!) : [],
       tensors: tf.memory().numTensors,
       rssBytes: process.memoryUsage().rss,
@@ -449,6 +452,16 @@ function onnxInterfaceOf(modelSpec: string) {
 }
 
 /** Parameters of the unpruned network's deployed form. */
+/**
+ * Params of the model the current masks would deploy: pruned to the kept channels and
+ * reparameterized (an unmasked model, while pretraining, deploys unpruned).
+ */
+function deployedParamsNow(model: tf.LayersModel): number {
+  const graph = graphFromModel(model);
+  const pruned = hasMasks(graph) ? pruneGraph(graph, keptChannelsFromMasks(graph)) : graph;
+  return summarizeGraph(reparameterizeGraph(pruned)).totalParams;
+}
+
 function deployedParamsUnpruned(graph: ModelGraph): number {
   return summarizeGraph(reparameterizeGraph(unmaskedGraph(graph))).totalParams;
 }

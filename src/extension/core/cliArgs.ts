@@ -5,12 +5,10 @@
  * quotes need no escaping; `formatCommandLine` only renders them for the log, quoted so a user can
  * paste the line into a POSIX shell.
  */
+import { CLI_DEFAULTS, PREPROCESSING_OPTIONS, type DataChoice, type PreprocessingPreset, type RunSetup } from '../../shared/runSetup';
 import type { BackendChoice, PruneMethod } from '../../shared/workerProtocol';
 
-export type DataChoice =
-  | { kind: 'sample' }
-  | { kind: 'idx'; dir: string }
-  | { kind: 'folder'; dir: string };
+export type { DataChoice };
 
 export interface SearchOptions {
   /** A model.json path or `builtin:NAME`. */
@@ -27,6 +25,38 @@ export interface SearchOptions {
   seed?: number;
   outDir?: string;
   resume?: string;
+  batchSize?: number;
+  /** Width constraints (`--min-keep`, `--round-to`, `--keep`). */
+  minKeep?: number;
+  roundTo?: number;
+  keep?: readonly string[];
+  preprocessing?: PreprocessingPreset;
+  distill?: boolean;
+}
+
+/** The search a setup form describes, on `model`, writing to `outDir` with `backend`. */
+export function searchOptionsFromSetup(setup: RunSetup, model: string, outDir: string, backend: BackendChoice): SearchOptions {
+  return {
+    model,
+    data: setup.data,
+    targetFraction: setup.targetFraction,
+    searchEpochs: setup.searchEpochs,
+    finetuneEpochs: setup.finetuneEpochs,
+    pretrainEpochs: setup.pretrainEpochs ?? undefined,
+    backend,
+    outDir,
+    batchSize: setup.batchSize,
+    minKeep: setup.minKeep,
+    roundTo: setup.roundTo,
+    keep: setup.keep,
+    preprocessing: setup.preprocessing,
+    distill: setup.distill,
+  };
+}
+
+/** `0.1` and `1e-7` as the CLI parses them back (no exponent, no float noise such as 0.30000000000000004). */
+function formatNumberArg(value: number): string {
+  return String(Number(value.toPrecision(12)));
 }
 
 /** The `--data` value for a data choice. */
@@ -87,6 +117,30 @@ export function buildSearchArgs(o: SearchOptions): string[] {
   }
   if (o.outDir) args.push('--out', o.outDir);
   if (o.resume) args.push('--resume', o.resume);
+  // Options at the CLI's default are left out: the command line stays what a user would type.
+  if (o.batchSize !== undefined && o.batchSize !== CLI_DEFAULTS.batchSize) {
+    checkInt('batch size', o.batchSize, 1);
+    args.push('--batch-size', String(o.batchSize));
+  }
+  if (o.minKeep !== undefined && o.minKeep !== CLI_DEFAULTS.minKeep) {
+    if (!(o.minKeep >= 0 && o.minKeep < 1)) throw new RangeError(`min-keep must be in [0, 1), got ${o.minKeep}`);
+    args.push('--min-keep', formatNumberArg(o.minKeep));
+  }
+  if (o.roundTo !== undefined && o.roundTo !== CLI_DEFAULTS.roundTo) {
+    checkInt('round-to', o.roundTo, 1);
+    args.push('--round-to', String(o.roundTo));
+  }
+  if (o.keep && o.keep.length > 0) {
+    if (o.keep.some((name) => name === '' || name.includes(','))) throw new RangeError(`group names for --keep cannot be empty or contain commas: ${o.keep.join(', ')}`);
+    args.push('--keep', o.keep.join(','));
+  }
+  const preprocessing = PREPROCESSING_OPTIONS.find((p) => p.preset === o.preprocessing);
+  if (o.preprocessing !== undefined && !preprocessing) throw new RangeError(`unknown preprocessing preset ${o.preprocessing}`);
+  if (preprocessing && (preprocessing.inputRange !== '0,1' || preprocessing.normalize)) {
+    args.push('--input-range', preprocessing.inputRange);
+    if (preprocessing.normalize) args.push('--normalize', [...preprocessing.normalize.mean, ...preprocessing.normalize.std].map(formatNumberArg).join(','));
+  }
+  if (o.distill) args.push('--distill');
   args.push('--json');
   return args;
 }

@@ -25,6 +25,16 @@ export function validateWebviewMessage(raw: unknown): Validation {
         return { ok: false, reason: `unknown open target ${JSON.stringify(m.target)}` };
       }
       return { ok: true, message: { type: 'open', target: m.target as OpenTarget } };
+    case 'setupChanged':
+    case 'startRun':
+      // The form state itself is checked by validateRunSetup where it is used.
+      if (!only('type', 'setup')) return { ok: false, reason: `unexpected fields in "${m.type}"` };
+      if (typeof m.setup !== 'object' || m.setup === null || Array.isArray(m.setup)) return { ok: false, reason: `"${m.type}" without a form state` };
+      return { ok: true, message: { type: m.type, setup: m.setup } };
+    case 'browseData':
+      if (!only('type', 'kind')) return { ok: false, reason: 'unexpected fields in "browseData"' };
+      if (m.kind !== 'idx' && m.kind !== 'folder') return { ok: false, reason: `unknown data kind ${JSON.stringify(m.kind)}` };
+      return { ok: true, message: { type: 'browseData', kind: m.kind } };
     default:
       return { ok: false, reason: `unknown message type ${JSON.stringify(m.type)}` };
   }
