@@ -1,4 +1,4 @@
-import type { WorkerEvent } from '../shared/workerProtocol';
+import type { BackendName, WorkerEvent } from '../shared/workerProtocol';
 import { WORKER_PROTOCOL_VERSION } from '../shared/workerProtocol';
 
 /**
@@ -6,7 +6,8 @@ import { WORKER_PROTOCOL_VERSION } from '../shared/workerProtocol';
  * for a person (results on stdout, progress and notes on stderr).
  */
 export class Output {
-  /** Set once the backend ladder ran; every `start` event carries it. */
+  /** Set once the backend ladder ran; every `start` event (search, inspect, reparam) carries them. */
+  backend: BackendName | undefined;
   backendNote: string | undefined;
 
   constructor(readonly json: boolean) {}
@@ -17,8 +18,8 @@ export class Output {
   }
 
   start(command: 'search' | 'inspect' | 'reparam', model: string, extra: { backend?: any; seed?: number } = {}): void {
-    const note = this.backendNote !== undefined ? { backendNote: this.backendNote } : {};
-    this.event({ type: 'start', protocol: WORKER_PROTOCOL_VERSION, command, model, pid: process.pid, ...note, ...extra });
+    const ladder = { ...(this.backend !== undefined ? { backend: this.backend } : {}), ...(this.backendNote !== undefined ? { backendNote: this.backendNote } : {}) };
+    this.event({ type: 'start', protocol: WORKER_PROTOCOL_VERSION, command, model, pid: process.pid, ...ladder, ...extra });
   }
 
   /** Text for a person, on stdout; nothing in JSON mode. */

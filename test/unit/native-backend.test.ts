@@ -124,7 +124,12 @@ describe('native backend from an install folder (stand-in packages)', function (
     const run = runWorker(['inspect', 'builtin:default', '--native-dir', dir, '--json']);
     assert.strictEqual(run.status, 0, run.stderr);
     assert.match(run.stderr, /^backend: node-gpu/m);
-    assert.strictEqual((run.events.find((e) => e.type === 'start') as StartEvent).backendNote, undefined);
+    const start = run.events.find((e) => e.type === 'start') as StartEvent;
+    assert.strictEqual(start.backend, 'node-gpu');
+    assert.strictEqual(start.backendNote, undefined);
+    const noGpu = runWorker(['inspect', 'builtin:default', '--native-dir', dir, '--json'], { PAS_STAND_IN_NO_GPU: '1' });
+    assert.match(noGpu.stderr, /^backend: node-gpu/m);
+    assert.match((noGpu.events.find((e) => e.type === 'start') as StartEvent).backendNote ?? '', /tfjs-node-gpu found no usable GPU .* computes on the CPU/);
   });
 
   it('a broken package fails the install with the reason and leaves the previous install working', async () => {
@@ -142,7 +147,9 @@ describe('native backend from an install folder (stand-in packages)', function (
     const run = runWorker(['inspect', 'builtin:default', '--json'], { PAS_NATIVE_DIR: dir });
     assert.strictEqual(run.status, 0, run.stderr);
     assert.match(run.stderr, /^backend: wasm/m);
-    const note = (run.events.find((e) => e.type === 'start') as StartEvent).backendNote ?? '';
+    const start = run.events.find((e) => e.type === 'start') as StartEvent;
+    assert.strictEqual(start.backend, 'wasm');
+    const note = start.backendNote ?? '';
     assert.match(note, /backend 'node-gpu': @tensorflow\/tfjs-node-gpu in .*broken failed to load: libtensorflow\.so\.2: cannot open shared object file/);
     assert.match(note, /backend 'node': @tensorflow\/tfjs-node is not installed in/);
     assert.match(run.stderr, /not used: .*libtensorflow\.so\.2/);
