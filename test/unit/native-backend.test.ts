@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { explainNpmFailure, installedVariant, installNativeBackend, packageSpec, removeNativeBackend, unsupportedPlatformReason, verifyWithWorker, type NativeVariant } from '../../src/extension/nativeBackend/install';
+import { explainNpmFailure, installedVariant, installNativeBackend, packageSpec, removeNativeBackend, unsupportedPlatformReason, verifyWithWorker, workerNativeDir, type NativeVariant } from '../../src/extension/nativeBackend/install';
 import { findNpm, type NpmCommand } from '../../src/extension/nativeBackend/npmLocator';
 import type { StartEvent } from '../../src/shared/workerProtocol';
 import { CLI, parseEvents, REPO_ROOT } from '../support/cli';
@@ -185,11 +185,19 @@ describe('native backend from an install folder (stand-in packages)', function (
     assert.deepStrictEqual(fs.readdirSync(work).filter((f) => f.includes('.staging-')), []);
   });
 
+  it('the worker gets the setting, else the managed install only while it holds a package', () => {
+    const dir = path.join(work, 'native-backend');
+    assert.strictEqual(workerNativeDir(undefined, dir), dir);
+    assert.strictEqual(workerNativeDir('  /opt/tfjs-native ', dir), '/opt/tfjs-native');
+    assert.strictEqual(workerNativeDir('', path.join(work, 'never-installed')), undefined);
+  });
+
   it('remove deletes the install', () => {
     const dir = path.join(work, 'native-backend');
     removeNativeBackend(dir);
     assert.ok(!fs.existsSync(dir));
     assert.strictEqual(installedVariant(dir), undefined);
+    assert.strictEqual(workerNativeDir(undefined, dir), undefined);
   });
 });
 
