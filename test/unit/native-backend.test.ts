@@ -152,7 +152,7 @@ describe('native backend from an install folder (stand-in packages)', function (
     const note = start.backendNote ?? '';
     assert.match(note, /backend 'node-gpu': @tensorflow\/tfjs-node-gpu in .*broken failed to load: libtensorflow\.so\.2: cannot open shared object file/);
     assert.match(note, /backend 'node': @tensorflow\/tfjs-node is not installed in/);
-    assert.match(run.stderr, /not used: .*libtensorflow\.so\.2/);
+    assert.match(run.stderr, /backend notes: .*libtensorflow\.so\.2/);
   });
 
   it('refuses a native package of another version than the engine', () => {
