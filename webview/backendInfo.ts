@@ -13,7 +13,7 @@ export function renderBackendInfo(container: HTMLElement, start: StartEvent | un
     replaceChildren(container);
     return;
   }
-  const label = el('span', { testid: 'backend-name', title: start?.backendNote ? `Not used: ${start.backendNote}` : '' }, `backend: ${backend}`);
+  const label = el('span', { testid: 'backend-name', title: start?.backendNote ? `Backend notes: ${start.backendNote}` : '' }, `backend: ${backend}`);
   const parts: Array<HTMLElement> = [label];
   if (backend === 'wasm' || backend === 'cpu') {
     const b = el('vscode-button', { testid: 'set-up-native', secondary: '' }, 'Set Up Native Backend');
@@ -23,6 +23,6 @@ export function renderBackendInfo(container: HTMLElement, start: StartEvent | un
   // A native package that is simply not installed is what the button is for; a failure to load
   // (a broken install, a missing CUDA library, another version) is worth reading in full.
   const failures = (start?.backendNote ?? '').split('; ').filter((reason) => reason !== '' && !/not installed/.test(reason));
-  if (failures.length > 0) parts.push(el('div', { class: 'muted', testid: 'backend-note' }, `Not used: ${failures.join('; ')}`));
+  if (failures.length > 0) parts.push(el('div', { class: 'muted', testid: 'backend-note' }, `Backend notes: ${failures.join('; ')}`));
   replaceChildren(container, ...parts);
 }

@@ -40,7 +40,8 @@ async function withBackend(options: { backend: BackendChoice; nativeDir?: string
   const info = await initBackend(options.backend, { nativeDir });
   output.note(`backend: ${info.name}${info.threads > 1 ? ` (${info.threads} threads)` : ''}`);
   // Why each faster rung was skipped: on stderr for a person, in the start event for the extension.
-  if (info.note) output.note(`  not used: ${info.note}`);
+  if (info.note) output.note(`  backend notes: ${info.note}`);
+  output.backend = info.name;
   output.backendNote = info.note;
   return info.name;
 }

@@ -1,4 +1,4 @@
-import type { WorkerEvent } from '../shared/workerProtocol';
+import type { BackendName, WorkerEvent } from '../shared/workerProtocol';
 import { WORKER_PROTOCOL_VERSION } from '../shared/workerProtocol';
 
 export { formatCount } from '../shared/format';
@@ -8,7 +8,8 @@ export { formatCount } from '../shared/format';
  * for a person (results on stdout, progress and notes on stderr).
  */
 export class Output {
-  /** Set once the backend ladder ran; every `start` event carries it. */
+  /** Set once the backend ladder ran; every `start` event (search, inspect, reparam) carries them. */
+  backend: BackendName | undefined;
   backendNote: string | undefined;
 
   constructor(readonly json: boolean) {}
@@ -19,8 +20,8 @@ export class Output {
   }
 
   start(command: 'search' | 'inspect' | 'reparam', model: string, extra: { backend?: any; seed?: number } = {}): void {
-    const note = this.backendNote !== undefined ? { backendNote: this.backendNote } : {};
-    this.event({ type: 'start', protocol: WORKER_PROTOCOL_VERSION, command, model, pid: process.pid, ...note, ...extra });
+    const ladder = { ...(this.backend !== undefined ? { backend: this.backend } : {}), ...(this.backendNote !== undefined ? { backendNote: this.backendNote } : {}) };
+    this.event({ type: 'start', protocol: WORKER_PROTOCOL_VERSION, command, model, pid: process.pid, ...ladder, ...extra });
   }
 
   /** Text for a person, on stdout; nothing in JSON mode. */

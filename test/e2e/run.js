@@ -19,6 +19,7 @@ const fs = require('fs');
 const net = require('net');
 const os = require('os');
 const path = require('path');
+const native = require('./native');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CACHE = process.env.PAS_E2E_CACHE || path.join(ROOT, '.e2e-cache');
@@ -281,7 +282,7 @@ async function main() {
   log(`model: ${inspected.prunableGroups.length} prunable groups, training MACs ${inspected.trainingForm.totalMacs}, deployed MACs ${inspected.deployedForm.totalMacs}`);
 
   // 3. code-server with the packaged extension
-  const csEnv = { ...process.env, PATH: `${path.dirname(NODE24)}:${process.env.PATH}` };
+  const csEnv = { ...process.env, ...native.prepare(tmp), PATH: `${path.dirname(NODE24)}:${process.env.PATH}` };
   run(CODE_SERVER, ['--extensions-dir', extDir, '--user-data-dir', userData, '--install-extension', VSIX], { env: csEnv, capture: true });
   /** Starts code-server (its own process group) on a free loopback port; stop() ends that group only. */
   async function startServer(folder, dataDir, logName, extraArgs) {
@@ -526,6 +527,8 @@ async function main() {
       const extra = fs.readdirSync(ws).filter((n) => !before.has(n) && path.join(ws, n) !== outDir);
       if (extra.length > 0) throw new Error(`resume wrote to new folder(s) ${extra.join(', ')} instead of ${path.basename(outDir)}`);
     });
+
+    await native.run({ page, test, log, waitFor, sleep, shot, commandPalette, answerQuickInput, webviewFrame, notificationText, clearNotifications });
 
     await test('no Content Security Policy violations were reported', page, async () => {
       if (cspViolations.length > 0) throw new Error(`${cspViolations.length} CSP messages, first: ${cspViolations[0]}`);

@@ -25,7 +25,12 @@ const { MathBackendCPU } = require('@tensorflow/tfjs-backend-cpu');
 
 let calls = 0;
 let gradientCalls = 0;
-tf.registerBackend('tensorflow', () => new MathBackendCPU(), 3);
+tf.registerBackend('tensorflow', () => {
+  const backend = new MathBackendCPU();
+  // like the real NodeJSKernelBackend; PAS_STAND_IN_NO_GPU=1 plays a machine without a usable GPU
+  backend.isUsingGpuDevice = require('./package.json').name.endsWith('-gpu') && process.env.PAS_STAND_IN_NO_GPU !== '1';
+  return backend;
+}, 3);
 for (const kernel of tf.getKernelsForBackend('cpu')) {
   const isGradient = /Backprop|Grad/.test(kernel.kernelName);
   tf.registerKernel({

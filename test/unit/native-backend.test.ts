@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { explainNpmFailure, installedVariant, installNativeBackend, packageSpec, removeNativeBackend, unsupportedPlatformReason, verifyWithWorker, type NativeVariant } from '../../src/extension/nativeBackend/install';
+import { explainNpmFailure, installedVariant, installNativeBackend, packageSpec, removeNativeBackend, unsupportedPlatformReason, verifyWithWorker, workerNativeDir, type NativeVariant } from '../../src/extension/nativeBackend/install';
 import { findNpm, type NpmCommand } from '../../src/extension/nativeBackend/npmLocator';
 import type { StartEvent } from '../../src/shared/workerProtocol';
 import { CLI, parseEvents, REPO_ROOT } from '../support/cli';
@@ -124,7 +124,12 @@ describe('native backend from an install folder (stand-in packages)', function (
     const run = runWorker(['inspect', 'builtin:default', '--native-dir', dir, '--json']);
     assert.strictEqual(run.status, 0, run.stderr);
     assert.match(run.stderr, /^backend: node-gpu/m);
-    assert.strictEqual((run.events.find((e) => e.type === 'start') as StartEvent).backendNote, undefined);
+    const start = run.events.find((e) => e.type === 'start') as StartEvent;
+    assert.strictEqual(start.backend, 'node-gpu');
+    assert.strictEqual(start.backendNote, undefined);
+    const noGpu = runWorker(['inspect', 'builtin:default', '--native-dir', dir, '--json'], { PAS_STAND_IN_NO_GPU: '1' });
+    assert.match(noGpu.stderr, /^backend: node-gpu/m);
+    assert.match((noGpu.events.find((e) => e.type === 'start') as StartEvent).backendNote ?? '', /tfjs-node-gpu found no usable GPU .* computes on the CPU/);
   });
 
   it('a broken package fails the install with the reason and leaves the previous install working', async () => {
@@ -142,10 +147,12 @@ describe('native backend from an install folder (stand-in packages)', function (
     const run = runWorker(['inspect', 'builtin:default', '--json'], { PAS_NATIVE_DIR: dir });
     assert.strictEqual(run.status, 0, run.stderr);
     assert.match(run.stderr, /^backend: wasm/m);
-    const note = (run.events.find((e) => e.type === 'start') as StartEvent).backendNote ?? '';
+    const start = run.events.find((e) => e.type === 'start') as StartEvent;
+    assert.strictEqual(start.backend, 'wasm');
+    const note = start.backendNote ?? '';
     assert.match(note, /backend 'node-gpu': @tensorflow\/tfjs-node-gpu in .*broken failed to load: libtensorflow\.so\.2: cannot open shared object file/);
     assert.match(note, /backend 'node': @tensorflow\/tfjs-node is not installed in/);
-    assert.match(run.stderr, /not used: .*libtensorflow\.so\.2/);
+    assert.match(run.stderr, /backend notes: .*libtensorflow\.so\.2/);
   });
 
   it('refuses a native package of another version than the engine', () => {
@@ -178,11 +185,19 @@ describe('native backend from an install folder (stand-in packages)', function (
     assert.deepStrictEqual(fs.readdirSync(work).filter((f) => f.includes('.staging-')), []);
   });
 
+  it('the worker gets the setting, else the managed install only while it holds a package', () => {
+    const dir = path.join(work, 'native-backend');
+    assert.strictEqual(workerNativeDir(undefined, dir), dir);
+    assert.strictEqual(workerNativeDir('  /opt/tfjs-native ', dir), '/opt/tfjs-native');
+    assert.strictEqual(workerNativeDir('', path.join(work, 'never-installed')), undefined);
+  });
+
   it('remove deletes the install', () => {
     const dir = path.join(work, 'native-backend');
     removeNativeBackend(dir);
     assert.ok(!fs.existsSync(dir));
     assert.strictEqual(installedVariant(dir), undefined);
+    assert.strictEqual(workerNativeDir(undefined, dir), undefined);
   });
 });
 

@@ -84,6 +84,13 @@ async function tryNative(name: 'node' | 'node-gpu', nativeDir: string | undefine
   if (!(await tf.setBackend('tensorflow'))) {
     throw new Error(`backend '${name}': ${packageName} loaded but its 'tensorflow' backend did not initialize`);
   }
+  // libtensorflow with CUDA still starts without a usable GPU (driver, CUDA 11.2 or cuDNN 8.1
+  // missing) and then computes on the CPU: say so instead of claiming a GPU run. The flag is the
+  // native backend's own (NodeJSKernelBackend.isUsingGpuDevice).
+  const usingGpu = (tf.backend() as { isUsingGpuDevice?: unknown }).isUsingGpuDevice;
+  if (name === 'node-gpu' && usingGpu === false) {
+    return { name, threads: os.cpus().length, note: `${packageName} found no usable GPU (NVIDIA driver, CUDA 11.2 or cuDNN 8.1 missing?) and computes on the CPU` };
+  }
   return { name, threads: os.cpus().length };
 }
 
@@ -121,7 +128,8 @@ export async function initBackend(choice: BackendChoice, options: BackendOptions
   for (const name of ['node-gpu', 'node', 'wasm', 'cpu'] as const) {
     try {
       const info = await rungs[name]();
-      if (skipped.length > 0) info.note = skipped.join('; ');
+      const notes = [...skipped, ...(info.note ? [info.note] : [])];
+      if (notes.length > 0) info.note = notes.join('; ');
       return info;
     } catch (error) {
       skipped.push((error as Error).message);

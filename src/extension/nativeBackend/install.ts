@@ -201,6 +201,16 @@ export function installedVariant(dir: string): NativeVariant | undefined {
   return undefined;
 }
 
+/**
+ * The folder the worker loads a native package from (PAS_NATIVE_DIR): the `pas.nativeBackendDir`
+ * setting when set, else the command's managed install when it holds a package, else none.
+ */
+export function workerNativeDir(configured: string | undefined, managedDir: string): string | undefined {
+  const setting = configured?.trim();
+  if (setting) return setting;
+  return installedVariant(managedDir) ? managedDir : undefined;
+}
+
 /** Removes an install made by `installNativeBackend` (and any leftovers next to it). */
 export function removeNativeBackend(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });

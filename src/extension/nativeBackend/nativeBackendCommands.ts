@@ -16,6 +16,7 @@ import {
   removeNativeBackend,
   unsupportedPlatformReason,
   verifyWithWorker,
+  workerNativeDir,
   type NativeVariant,
 } from './install';
 import { findNpm } from './npmLocator';
@@ -56,7 +57,7 @@ export class NativeBackend implements vscode.Disposable {
 
   /** The folder the worker loads a native package from: the setting, else the managed install if there is one. */
   workerNativeDir(): string | undefined {
-    return this.configuredDir() ?? (installedVariant(this.managedDir) ? this.managedDir : undefined);
+    return workerNativeDir(this.configuredDir(), this.managedDir);
   }
 
   private async setUp(): Promise<void> {
