@@ -14,6 +14,9 @@ import { mulberry32, type Random } from '../../src/engine/data/random';
 
 type T = tf.SymbolicTensor;
 
+/** Classifier outputs: the bundled sample data (Fashion-MNIST) has 10 classes. */
+export const CLASSES = 10;
+
 export interface Family {
   /** Short id, used in test titles and fixture folder names. */
   name: string;
@@ -149,7 +152,7 @@ function buildDenseNet(seed: number): tf.LayersModel {
   x = tf.layers.averagePooling2d({ name: 'pool1_pool', poolSize: 2, strides: 2 }).apply(x) as T;
   x = denseBlock(x, 'block2', 2, 4);
   x = act(bn(x, 'final_bn'), 'final_relu', 'relu');
-  return finish(x0, classifierHead(x, 5), 'densenet_style', seed);
+  return finish(x0, classifierHead(x, CLASSES), 'densenet_style', seed);
 }
 
 /** InceptionV3 style: parallel 1x1 / 1x7-7x1 / double 3x3 / pooling branches concatenated; BN without scale. */
@@ -174,7 +177,7 @@ function buildInception(seed: number): tf.LayersModel {
   r7 = unit(r7, 'mixed1_b7b', 4, 3, { strides: 2, padding: 'valid' });
   const rp = tf.layers.maxPooling2d({ name: 'mixed1_pool', poolSize: 3, strides: 2 }).apply(x) as T;
   x = concat([r3, r7, rp], 'mixed1');
-  return finish(x0, classifierHead(x, 5), 'inception_style', seed);
+  return finish(x0, classifierHead(x, CLASSES), 'inception_style', seed);
 }
 
 /** Squeeze-excitation as Keras EfficientNet writes it: GAP -> Reshape(1,1,C) -> conv -> conv(sigmoid) -> Multiply. */
@@ -209,7 +212,7 @@ function buildEfficientNet(seed: number): tf.LayersModel {
   x = convBnAct(x, 'top', 24, 1, { act: 'swish' });
   x = tf.layers.globalAveragePooling2d({ name: 'avg_pool' }).apply(x) as T;
   x = tf.layers.dropout({ name: 'top_dropout', rate: 0.2 }).apply(x) as T;
-  const out = tf.layers.dense({ name: 'predictions', units: 5 }).apply(x) as T;
+  const out = tf.layers.dense({ name: 'predictions', units: CLASSES }).apply(x) as T;
   return finish(x0, out, 'efficientnet_style', seed);
 }
 
@@ -239,7 +242,7 @@ function buildXception(seed: number): tf.LayersModel {
   x = add([y, residual], 'block3_add');
   // Exit flow: a separable conv with a bias, then classifier.
   x = act(bn(separable(x, 'block4_sepconv1', 24, { useBias: true }), 'block4_sepconv1_bn'), 'block4_sepconv1_act', 'relu');
-  return finish(x0, classifierHead(x, 5), 'xception_style', seed);
+  return finish(x0, classifierHead(x, CLASSES), 'xception_style', seed);
 }
 
 /** ResNet-50 (Keras applications) style: convs WITH bias followed by BN, bottleneck conv and identity blocks. */
@@ -260,7 +263,7 @@ function buildResNet50(seed: number): tf.LayersModel {
   x = block(x, 'conv2_block2', 4, 1, false);
   x = block(x, 'conv3_block1', 6, 2, true); // 2x2
   x = block(x, 'conv3_block2', 6, 1, false);
-  return finish(x0, classifierHead(x, 5), 'resnet50_style', seed);
+  return finish(x0, classifierHead(x, CLASSES), 'resnet50_style', seed);
 }
 
 /** U-Net style: encoder, Conv2DTranspose and UpSampling2D decoders with Concatenate skips, Cropping2D, a per-pixel output. */
@@ -305,7 +308,7 @@ function buildRepVggKeras(seed: number, oddInput = false): tf.LayersModel {
   x = block(x, 'stage1_1', 12, 2, false, true); // ZeroPadding2D + valid: 4x4
   x = block(x, 'stage2_0', 12, 1, true);
   x = block(x, 'stage2_1', 16, 2, false); // 'same' stride 2 on an even 4x4 map
-  return finish(x0, classifierHead(x, 5), oddInput ? 'repvgg_keras_odd' : 'repvgg_keras', seed);
+  return finish(x0, classifierHead(x, CLASSES), oddInput ? 'repvgg_keras_odd' : 'repvgg_keras', seed);
 }
 
 /** MobileNetV1 (Keras applications): relu6, ZeroPadding2D(((0,1),(0,1))) before stride-2 depthwise, the 1x1-conv classifier top with Reshapes. */
@@ -328,8 +331,8 @@ function buildMobileNetV1(seed: number): tf.LayersModel {
   x = tf.layers.globalAveragePooling2d({ name: 'global_average_pooling2d' }).apply(x) as T;
   x = tf.layers.reshape({ name: 'reshape_1', targetShape: [1, 1, 16] }).apply(x) as T;
   x = tf.layers.dropout({ name: 'dropout', rate: 1e-3 }).apply(x) as T;
-  x = conv(x, 'conv_preds', 5, 1, { useBias: true });
-  x = tf.layers.reshape({ name: 'reshape_2', targetShape: [5] }).apply(x) as T;
+  x = conv(x, 'conv_preds', CLASSES, 1, { useBias: true });
+  x = tf.layers.reshape({ name: 'reshape_2', targetShape: [CLASSES] }).apply(x) as T;
   const out = act(x, 'act_softmax', 'softmax');
   return finish(x0, out, 'mobilenet_v1', seed);
 }
@@ -354,7 +357,7 @@ function buildMobileNetV3(seed: number): tf.LayersModel {
   x = block(x, 'expanded_conv', 16, 8, 3, 1, 8);
   x = block(x, 'expanded_conv_1', 24, 12, 5, 2, 8); // 4x4
   x = hardSwish(bn(conv(x, 'conv_1', 24, 1), 'conv_1_bn'), 'conv_1_hswish');
-  return finish(x0, classifierHead(x, 5), 'mobilenet_v3_block', seed);
+  return finish(x0, classifierHead(x, CLASSES), 'mobilenet_v3_block', seed);
 }
 
 /** A conv trunk with a side branch of layers PaS does not know (Conv1D, LSTM, LayerNormalization) joined before the classifier. */
@@ -370,7 +373,7 @@ function buildUnknownLayers(seed: number): tf.LayersModel {
   seq = tf.layers.layerNormalization({ name: 'layer_norm' }).apply(seq) as T;
   const joined = concat([pooled, seq], 'join');
   const hidden = tf.layers.dense({ name: 'hidden', units: 8, activation: 'relu' }).apply(joined) as T;
-  const out = tf.layers.dense({ name: 'logits', units: 5 }).apply(hidden) as T;
+  const out = tf.layers.dense({ name: 'logits', units: CLASSES }).apply(hidden) as T;
   return finish(x0, out, 'unknown_layers', seed);
 }
 
@@ -391,7 +394,7 @@ function buildActivations(seed: number): tf.LayersModel {
   x = convBnAct(x, 'unit_sigmoid', 8, 1, { act: 'sigmoid' });
   x = convBnAct(x, 'unit_softplus', 8, 1, { act: 'softplus' });
   x = tf.layers.globalMaxPooling2d({ name: 'gmp' }).apply(x) as T;
-  x = tf.layers.dense({ name: 'logits', units: 5 }).apply(x) as T;
+  x = tf.layers.dense({ name: 'logits', units: CLASSES }).apply(x) as T;
   const out = tf.layers.softmax({ name: 'softmax' }).apply(x) as T;
   return finish(x0, out, 'activations', seed);
 }
