@@ -76,6 +76,9 @@ export function graphFromModel(model: tf.LayersModel): ModelGraph {
       const entry = configs.get(layer.name);
       if (!entry) throw new Error(`layer '${layer.name}' is missing from the model topology`);
       config = structuredClone(entry.config);
+      // tfjs 4.22's SeparableConv2D.getConfig leaves out depth_multiplier: without it the rebuilt layer has the wrong kernel.
+      const multiplier = (layer as unknown as { depthMultiplier?: number }).depthMultiplier;
+      if (multiplier !== undefined && config.depth_multiplier === undefined) config.depth_multiplier = multiplier;
     }
     const asList = (s: any): number[][] => (Array.isArray(s[0]) || s[0] === undefined ? s : [s]);
     const outputShapes = asList(inbound.outputShapes as any);

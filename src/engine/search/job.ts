@@ -11,8 +11,8 @@ import { reparameterizeGraph } from '../transform/reparameterize';
 import { loadLayersModelFromFile, saveLayersModelToDir, writeFileAtomic } from '../io';
 import { DepthwiseBinaryConv } from '../layers/dbc';
 import { classCount, imageInputShape, loadModelSource } from '../model';
-import { hasMasks, MaskLayout, insertMasks, maskLayoutOf } from '../transform/masks';
-import { MacsBudget } from '../budget/macsBudget';
+import { hasMasks, MaskLayout, insertMasks } from '../transform/masks';
+import { MacsBudget, nothingToPruneMessage } from '../budget/macsBudget';
 import { cosineLearningRate, evaluate, SGD_MOMENTUM, trainableVariables, trainEpoch, WEIGHT_DECAY } from '../train/trainer';
 import { magnitudeSelection, projectOntoBudget, selectionToLatents, uniformSelection } from './maskSelection';
 import { checkpointPath, readRunState, removeStaleTempEntries, RUN_STATE_VERSION, RunSettings, RunState, writeRunState } from './runState';
@@ -45,7 +45,7 @@ interface RunContext {
  * Validates a new run before anything is written: the model loads, the data loads and fits the
  * model, the target is reachable. Returns the loaded pieces.
  */
-export async function prepareRun(settings: RunSettings): Promise<{ model: tf.LayersModel; source: string; file?: string; dataset: Dataset; isBuiltin: boolean }> {
+export async function prepareRun(settings: RunSettings): Promise<{ model: tf.LayersModel; source: string; file?: string; dataset: Dataset; isBuiltin: boolean; budget: MacsBudget }> {
   const loaded = await loadModelSource(settings.modelSpec, { ...settings.builtinOptions, seed: settings.seed });
   const inputShape = imageInputShape(loaded.model, loaded.source);
   const classes = classCount(loaded.model, loaded.source);
@@ -60,10 +60,9 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
   if (hasMasks(graph)) {
     throw new PasInputError('the model already has DBC masks (a searched checkpoint): deploy it with `pas reparam`, or search from the unmasked model', loaded.source);
   }
-  const budget = new MacsBudget(...(Object.values(insertMasks(graph)) as [ModelGraph, MaskLayout]));
-  if (budget.groups.length === 0) {
-    throw new PasInputError('the model has no prunable layers (no conv or dense layer whose channels can be removed)', loaded.source);
-  }
+  // The run's one budget: it depends on the model's structure only, which training does not change.
+  const budget = MacsBudget.forUnmaskedGraph(graph);
+  if (budget.groups.length === 0) throw new PasInputError(nothingToPruneMessage(budget), loaded.source);
   if (budget.minimumMacs > settings.targetFraction * budget.fullMacs) {
     const floor = budget.minimumMacs / budget.fullMacs;
     throw new PasInputError(
@@ -71,7 +70,7 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
       loaded.source,
     );
   }
-  return { ...loaded, dataset };
+  return { ...loaded, dataset, budget };
 }
 
 /** Runs (or resumes) the whole PaS job: pretrain, search, frozen-mask fine-tune, prune, reparameterize, evaluate. */
@@ -83,16 +82,18 @@ export async function runSearchJob(
   let state: RunState;
   let model: tf.LayersModel;
   let dataset: Dataset;
+  let budget: MacsBudget;
   // The caller holds the folder's lock: temp entries here are a killed run's, not a live writer's.
   removeStaleTempEntries(args.outDir);
   if (args.resume) {
     state = readRunState(args.outDir);
-    ({ dataset } = await prepareRun(state.settings));
+    ({ dataset, budget } = await prepareRun(state.settings));
     model = await loadLayersModelFromFile(path.join(checkpointPath(args.outDir, state.checkpoint), 'model.json'));
   } else {
     const prepared = await prepareRun(args.settings);
     dataset = prepared.dataset;
     model = prepared.model;
+    budget = prepared.budget;
     fs.mkdirSync(path.join(args.outDir), { recursive: true });
     state = {
       version: RUN_STATE_VERSION,
@@ -112,13 +113,12 @@ export async function runSearchJob(
     const stopped = await trainPhase(context, state, model, 'pretrain', settings.pretrainEpochs, settings.learningRates.pretrain, null);
     if (stopped) return cancelled(context, state);
     state.accuracyBefore = evaluate(model, dataset.test).accuracy;
-    const masked = await enterMaskedPhase(context, state, model);
+    const masked = await enterMaskedPhase(context, state, model, budget);
     model.dispose();
     model = masked;
     await checkpoint(context, state, model);
   }
   const graph = graphFromModel(model);
-  const budget = new MacsBudget(graph, maskLayoutOf(graph));
   const targetMacs = settings.targetFraction * budget.fullMacs;
   hooks.emit({ type: 'model', groups: groupWidths(budget, budget.keptCounts(model)), macsOriginal: budget.fullMacs, macsTarget: targetMacs, paramsOriginal: deployedParamsUnpruned(graph) });
   // A resumed run replays the epochs it already has, so a fresh viewer (the extension's panel)
@@ -151,12 +151,11 @@ export async function runSearchJob(
 }
 
 /** Inserts the DBC masks: all ones for PaS (the search decides), the baseline's choice otherwise. */
-async function enterMaskedPhase(context: RunContext, state: RunState, trained: tf.LayersModel): Promise<tf.LayersModel> {
+async function enterMaskedPhase(context: RunContext, state: RunState, trained: tf.LayersModel, budget: MacsBudget): Promise<tf.LayersModel> {
   const { settings } = context;
   const plain = graphFromModel(trained);
   const { graph, layout } = insertMasks(plain, { initialValue: 1.0 });
   if (settings.method !== 'pas') {
-    const budget = new MacsBudget(graph, layout);
     const target = settings.targetFraction * budget.fullMacs;
     const choose = settings.method === 'uniform' ? uniformSelection : magnitudeSelection;
     const latents = selectionToLatents(choose(graph, budget, target), budget.fullWidths);

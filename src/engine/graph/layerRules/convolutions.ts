@@ -1,5 +1,6 @@
 /** Layers that create a new channel space: convolutions and dense layers, and the depthwise conv that follows its input. */
 import type { GraphNode } from '../modelGraph';
+import { activationKeepsZero } from './channelwise';
 import { activationOf, inChannels, isChannelsLast, outChannels, pair, positionsOf } from './shapes';
 import type { DeployRole, LayerRule, LayerWeights } from './types';
 import { expandByMultiplier, scaleAxis, sliceAxis } from './weights';
@@ -28,7 +29,13 @@ function cutBias(weights: LayerWeights, keep: number[]): void {
 
 /** A linear producer absorbs a following affine map only if nothing non-linear sits between them. */
 function linearDeploy(kernelName: string, outputAxis: number, branchOfBlock?: (node: GraphNode) => boolean): DeployRole {
-  return { kind: 'linear', canAbsorb: (node) => activationOf(node) === 'linear', scaleOutputs: scaleOutputsAlong(kernelName, outputAxis), branchOfBlock };
+  return {
+    kind: 'linear',
+    canAbsorb: (node) => activationOf(node) === 'linear',
+    canAbsorbMask: (node) => activationKeepsZero(activationOf(node)),
+    scaleOutputs: scaleOutputsAlong(kernelName, outputAxis),
+    branchOfBlock,
+  };
 }
 
 /** A conv that can be summed into a multi-branch block's fused conv: linear, undilated, channels last. */
