@@ -16,6 +16,7 @@ import { WEBVIEW_PROTOCOL_VERSION } from '../src/shared/webviewProtocol';
 import type { ModelFormSummary, ModelReport } from '../src/shared/workerProtocol';
 import { SearchCharts } from './charts';
 import { el, fmtCount, fmtPct, replaceChildren } from './dom';
+import { preflightSections } from './inspectorPreflight';
 import { applySearchEvent, foldSearchEvents, initialSearchState, type SearchState } from './searchState';
 
 declare function acquireVsCodeApi(): { postMessage(message: WebviewToHostMessage): void };
@@ -242,6 +243,7 @@ function renderInspector(msg: InspectorInitMessage): void {
       el('div', { class: 'card', testid: 'inspector-training-macs', 'data-value': String(training.totalMacs) }, el('div', { class: 'muted' }, 'Training-time MACs'), el('div', { class: 'big' }, fmtCount(training.totalMacs)), el('div', { class: 'muted' }, `${fmtCount(training.totalParams)} params`)),
       el('div', { class: 'card', testid: 'inspector-deployed-macs', 'data-value': String(deployed.totalMacs) }, el('div', { class: 'muted' }, 'Deployed MACs'), el('div', { class: 'big' }, fmtCount(deployed.totalMacs)), el('div', { class: 'muted' }, `${fmtCount(deployed.totalParams)} params`)),
       el('div', { class: 'card', testid: 'inspector-groups', 'data-value': String(r.prunableGroups.length) }, el('div', { class: 'muted' }, 'Prunable groups'), el('div', { class: 'big' }, String(r.prunableGroups.length)), el('div', { class: 'muted' }, r.prunableGroups.map((g) => `${g.name}: ${g.width}`).join(', ')))),
+    ...preflightSections(r),
     formTable('Training-time form', training, 'training-table'),
     formTable('Deployed form (after reparameterization)', deployed, 'deployed-table'),
   );
