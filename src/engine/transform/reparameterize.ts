@@ -2,6 +2,7 @@ import { findFusableBlocks, FusableBlock, isMaskCommutingActivation } from '../g
 import { DeployRole, ruleOf } from '../graph/layerRules';
 import { cloneGraph, GraphIndex, GraphNode, ModelGraph } from '../graph/modelGraph';
 import { keptChannelIndices } from '../layers/dbc';
+import { DBC_CLASS_NAME } from './masks';
 
 /**
  * Structural reparameterization: the training-time graph becomes the deployed one.
@@ -247,7 +248,7 @@ function foldBatchNorms(graph: ModelGraph): void {
  */
 function foldMasks(graph: ModelGraph): void {
   const index = new GraphIndex(graph);
-  const calls = graph.nodes.filter((n) => n.className === 'DepthwiseBinaryConv');
+  const calls = graph.nodes.filter((n) => n.className === DBC_CLASS_NAME);
   const plans = calls.map((dbc) => {
     const latent = graph.weights.get(dbc.layerName)!.latent.values;
     const mask = new Float32Array(latent.length);
