@@ -15,6 +15,11 @@ function kernelSize(config: any): [number, number] {
   return Array.isArray(k) ? [k[0], k[1] ?? k[0]] : [k, k];
 }
 
+/** The live layer's multiplier: tfjs 4.22's SeparableConv2D.getConfig leaves depth_multiplier out. */
+function depthMultiplier(layer: tf.layers.Layer): number {
+  return (layer as unknown as { depthMultiplier?: number }).depthMultiplier ?? 1;
+}
+
 /** Layer shapes without the batch axis. */
 function shapesOf(layer: tf.layers.Layer): { input: number[]; output: number[] } {
   const node = layer.inboundNodes[0];
@@ -43,9 +48,9 @@ export function referenceLayerMacs(layer: tf.layers.Layer): number | undefined {
     case 'Conv2D':
       return outPositions * kh * kw * last(input) * last(output);
     case 'DepthwiseConv2D':
-      return outPositions * kh * kw * last(input) * (config.depthMultiplier ?? 1);
+      return outPositions * kh * kw * last(input) * depthMultiplier(layer);
     case 'SeparableConv2D': {
-      const m = config.depthMultiplier ?? 1;
+      const m = depthMultiplier(layer);
       return outPositions * (kh * kw * last(input) * m + last(input) * m * last(output));
     }
     case 'Conv2DTranspose':

@@ -377,7 +377,7 @@ function buildUnknownLayers(seed: number): tf.LayersModel {
   return finish(x0, out, 'unknown_layers', seed);
 }
 
-/** The activation layers and functions converters write: PReLU (per-channel alpha), LeakyReLU, ELU, elu/selu/gelu/tanh/sigmoid/softplus, a dilated conv, GlobalMaxPooling2D, Softmax. */
+/** The activation layers and functions converters write: PReLU (per-channel alpha), LeakyReLU, ELU, elu/selu/gelu/tanh/sigmoid/softplus, GlobalMaxPooling2D, Softmax. */
 function buildActivations(seed: number): tf.LayersModel {
   const x0 = input([16, 16, 3]);
   let x = bn(conv(x0, 'conv_prelu', 8, 3, { strides: 2 }), 'bn_prelu');
@@ -390,13 +390,23 @@ function buildActivations(seed: number): tf.LayersModel {
   x = convBnAct(x, 'unit_gelu', 8, 3, { act: 'gelu' });
   x = convBnAct(x, 'unit_tanh', 8, 3, { act: 'tanh' });
   x = convBnAct(x, 'unit_elu', 8, 3, { act: 'elu' });
-  x = convBnAct(x, 'unit_dilated', 8, 3, { act: 'relu', dilation: 2 });
   x = convBnAct(x, 'unit_sigmoid', 8, 1, { act: 'sigmoid' });
   x = convBnAct(x, 'unit_softplus', 8, 1, { act: 'softplus' });
   x = tf.layers.globalMaxPooling2d({ name: 'gmp' }).apply(x) as T;
   x = tf.layers.dense({ name: 'logits', units: CLASSES }).apply(x) as T;
   const out = tf.layers.softmax({ name: 'softmax' }).apply(x) as T;
   return finish(x0, out, 'activations', seed);
+}
+
+/** DeepLab style: dilated (atrous) 3x3 convs at rates 2 and 3 keep the map size; a 1x1 branch beside them (ASPP in miniature). */
+function buildDilated(seed: number): tf.LayersModel {
+  const x0 = input([16, 16, 3]);
+  let x = convBnAct(x0, 'stem', 8, 3, { strides: 2 }); // 8x8
+  x = convBnAct(x, 'atrous2', 8, 3, { dilation: 2 });
+  const rate3 = convBnAct(x, 'aspp_rate3', 6, 3, { dilation: 3 });
+  const pointwise = convBnAct(x, 'aspp_1x1', 6, 1);
+  x = convBnAct(concat([rate3, pointwise], 'aspp_concat'), 'aspp_project', 8, 1);
+  return finish(x0, classifierHead(x, CLASSES), 'dilated', seed);
 }
 
 export const FAMILIES: Family[] = [
@@ -411,7 +421,8 @@ export const FAMILIES: Family[] = [
   { name: 'mobilenet-v1', description: 'MobileNetV1 with relu6, asymmetric ZeroPadding2D, 1x1-conv classifier between Reshapes, softmax', classifier: true, unknownClasses: [], build: buildMobileNetV1 },
   { name: 'mobilenet-v3', description: 'MobileNetV3-style block with hard-swish (Multiply of x and hard_sigmoid(x)) and hard-sigmoid SE', classifier: true, unknownClasses: [], build: buildMobileNetV3 },
   { name: 'unknown-layers', description: 'a conv trunk with a Reshape -> Conv1D -> LSTM -> LayerNormalization branch', classifier: true, unknownClasses: ['Conv1D', 'LSTM', 'LayerNormalization'], build: buildUnknownLayers },
-  { name: 'activations', description: 'PReLU, LeakyReLU, ELU, selu/gelu/tanh/elu/sigmoid/softplus, dilated conv, GlobalMaxPooling2D, Softmax', classifier: true, unknownClasses: [], build: buildActivations },
+  { name: 'activations', description: 'PReLU, LeakyReLU, ELU, selu/gelu/tanh/elu/sigmoid/softplus, GlobalMaxPooling2D, Softmax', classifier: true, unknownClasses: [], build: buildActivations },
+  { name: 'dilated', description: 'DeepLab-style dilated convs (rates 2 and 3) and an ASPP-like concatenation', classifier: true, unknownClasses: [], build: buildDilated },
 ];
 
 export function familyByName(name: string): Family {

@@ -88,10 +88,9 @@ describe('families: Keras architecture families inspect, prune and deploy exactl
         }
       });
 
-      it('pruned == masked for random masks (two seeds and all latents below the threshold)', async () => {
+      it('pruned == masked for a random mask and for all latents below the threshold', async () => {
         const cases: Array<[string, ModelGraph]> = [
-          ['random mask A', randomlyMasked(graph, seed + 2, 0.4).graph],
-          ['random mask B', randomlyMasked(graph, seed + 3, 0.6).graph],
+          ['random mask', randomlyMasked(graph, seed + 2, 0.5).graph],
           ['all latents < 0.5', allLatentsBelowThreshold(graph, seed + 4)],
         ];
         for (const [label, masked] of cases) {
