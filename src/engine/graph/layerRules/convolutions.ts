@@ -54,6 +54,7 @@ export const conv2D: LayerRule = {
   cutInputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 2, keep); },
   cutOutputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 3, keep); cutBias(w, keep); },
   setWidth: (node, width) => { node.config.filters = width; },
+  outputKernel: { weight: 'kernel', axis: 3 },
   deploy: linearDeploy('kernel', 3, isPlainConv),
 };
 
@@ -69,6 +70,7 @@ export const conv2DTranspose: LayerRule = {
   cutInputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 3, keep); },
   cutOutputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 2, keep); cutBias(w, keep); },
   setWidth: (node, width) => { node.config.filters = width; },
+  outputKernel: { weight: 'kernel', axis: 2 },
   deploy: linearDeploy('kernel', 2),
 };
 
@@ -113,6 +115,7 @@ export const separableConv2D: LayerRule = {
   },
   cutOutputs: (_node, w, keep) => { w.pointwise_kernel = sliceAxis(w.pointwise_kernel, 3, keep); cutBias(w, keep); },
   setWidth: (node, width) => { node.config.filters = width; },
+  outputKernel: { weight: 'pointwise_kernel', axis: 3 },
   deploy: linearDeploy('pointwise_kernel', 3),
 };
 
@@ -124,6 +127,7 @@ export const dense: LayerRule = {
   cutInputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 0, keep); },
   cutOutputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 1, keep); cutBias(w, keep); },
   setWidth: (node, width) => { node.config.units = width; },
+  outputKernel: { weight: 'kernel', axis: 1 },
   deploy: linearDeploy('kernel', 1),
 };
 

@@ -73,6 +73,8 @@ export interface LayerRule {
   cutInputs?(node: GraphNode, weights: LayerWeights, keep: number[]): void;
   /** Drops output channels (for `follow` layers, the channels it carries). */
   cutOutputs?(node: GraphNode, weights: LayerWeights, keep: number[]): void;
+  /** The weight and axis holding a producer's output channels (magnitude baselines rank channels by it). */
+  outputKernel?: { weight: string; axis: number };
   /** Writes the new output width into the config (filters, units, a Reshape's target). */
   setWidth?(node: GraphNode, width: number): void;
   deploy?: DeployRole;
