@@ -168,6 +168,31 @@ describe('engine: layer rules on converted-model shapes', () => {
     }
   });
 
+  it('a nested model (a Keras base model inside a classifier) is inlined: same outputs, its convs prunable', async () => {
+    const base = tf.sequential({ name: 'base', layers: [
+      L.conv2d({ inputShape: [10, 10, 3], filters: 6, kernelSize: 3, padding: 'same', name: 'base_conv1' }),
+      L.batchNormalization({ name: 'base_bn1' }),
+      L.reLU({ name: 'base_relu1' }),
+      L.conv2d({ filters: 5, kernelSize: 3, padding: 'same', activation: 'relu', name: 'base_conv2' }),
+    ] });
+    const input = tf.input({ shape: [10, 10, 3], name: 'image' });
+    const features = base.apply(input) as Sym;
+    const outer = tf.model({ inputs: input, outputs: head(features) });
+    const graph = graphFromModel(outer);
+    assert.ok(!graph.nodes.some((n) => n.className === 'Sequential'), 'no nested model node is left');
+    assert.deepStrictEqual(prunableGroups(analyzeGraph(graph)).map((g) => g.name), ['base_conv1', 'base_conv2']);
+    const x = randomInputFor(graph, 2, 4);
+    try {
+      const expected = outer.predict(x) as tf.Tensor;
+      const diff = maxAbsDiff(await predictGraph(graph, x), expected.dataSync());
+      assert.ok(diff <= 1e-6 * maxAbs(expected.dataSync()), `inlined graph differs by ${diff}`);
+      expected.dispose();
+    } finally {
+      x.dispose();
+      outer.dispose();
+    }
+  });
+
   it('a concatenation creates no group; its consumer reads the sum of its inputs\' groups at their offsets', () => {
     const graph = FAMILIES[0].graph();
     const analysis = analyzeGraph(graph);
