@@ -105,6 +105,19 @@ const FAMILIES: Array<{ label: string; graph: () => ModelGraph }> = [
         return L.dense({ units: 3, name: 'classifier' }).apply(L.globalMaxPooling2d({ name: 'gmp' }).apply(c)) as Sym;
       }, [8, 8, 3]),
   },
+  {
+    label: 'preprocessing (Rescaling with an offset), ReLU(max_value), AveragePooling2D "same", Dropout, Softmax layer at the output',
+    graph: () =>
+      model((x) => {
+        const r = L.rescaling({ scale: 1 / 255, offset: -0.5, name: 'rescale' }).apply(x) as Sym;
+        // (tfjs 4.22's Resizing and CenterCrop report output shapes without the batch axis: no tfjs model can chain a conv after them.)
+        const z = r;
+        const a = L.reLU({ maxValue: 6, name: 'a_relu6' }).apply(bn(conv(z, 6, 'a'), 'a_bn')) as Sym;
+        const p = L.averagePooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'pool' }).apply(a) as Sym;
+        const b = L.dropout({ rate: 0.3, name: 'drop' }).apply(act(conv(p, 5, 'b'), 'relu', 'b_relu')) as Sym;
+        return L.softmax({ name: 'probabilities' }).apply(head(b)) as Sym;
+      }, [16, 16, 3]),
+  },
 ];
 
 describe('engine: layer rules on converted-model shapes', () => {
