@@ -3,7 +3,9 @@
  * that PaS refuses every broken input cleanly (see test/fuzz/fuzzing.ts). Writes the counts to
  * bench/results/fuzz.json and exits 1 when any case crashed, hung or wrote into its input.
  *
- * Options: --seed N (default 1), --model-cases N (1600), --idx-cases N (600), --cli-cases N (100).
+ * Options: --seed N (default 1), --model-cases N (1600), --idx-cases N (600), --cli-cases N (100),
+ * --topology-cases N (600: mutated architecture-family graphs, test/fuzz/topologyFuzzing.ts),
+ * --cli-topology-cases N (40).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -25,6 +27,8 @@ async function main(): Promise<void> {
       idxCases: option('idx-cases', 600),
       cliModelCases: Math.round(cliCases * 0.8),
       cliIdxCases: cliCases - Math.round(cliCases * 0.8),
+      topologyCases: option('topology-cases', 600),
+      cliTopologyCases: option('cli-topology-cases', 40),
       cliTimeoutMs: 60_000,
       workDir,
       log: (line) => process.stderr.write(line + '\n'),

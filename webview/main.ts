@@ -19,6 +19,7 @@ import { SearchCharts } from './charts';
 import { formatCount as fmtCount, formatPercent as fmtPct } from '../src/shared/format';
 import { el, replaceChildren } from './dom';
 import { renderSetup } from './setupForm';
+import { preflightSections } from './inspectorPreflight';
 import { applySearchEvent, foldSearchEvents, initialSearchState, type SearchState } from './searchState';
 
 declare function acquireVsCodeApi(): { postMessage(message: WebviewToHostMessage): void };
@@ -248,6 +249,7 @@ function renderInspector(msg: InspectorInitMessage): void {
       el('div', { class: 'card', testid: 'inspector-training-macs', 'data-value': String(training.totalMacs) }, el('div', { class: 'muted' }, 'Training-time MACs'), el('div', { class: 'big' }, fmtCount(training.totalMacs)), el('div', { class: 'muted' }, `${fmtCount(training.totalParams)} params`)),
       el('div', { class: 'card', testid: 'inspector-deployed-macs', 'data-value': String(deployed.totalMacs) }, el('div', { class: 'muted' }, 'Deployed MACs'), el('div', { class: 'big' }, fmtCount(deployed.totalMacs)), el('div', { class: 'muted' }, `${fmtCount(deployed.totalParams)} params`)),
       el('div', { class: 'card', testid: 'inspector-groups', 'data-value': String(r.prunableGroups.length) }, el('div', { class: 'muted' }, 'Prunable groups'), el('div', { class: 'big' }, String(r.prunableGroups.length)), el('div', { class: 'muted' }, r.prunableGroups.map((g) => `${g.name}: ${g.width}`).join(', ')))),
+    ...preflightSections(r),
     formTable('Training-time form', training, 'training-table'),
     formTable('Deployed form (after reparameterization)', deployed, 'deployed-table'),
   );

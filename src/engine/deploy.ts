@@ -5,7 +5,7 @@ import { graphFromModel, ModelGraph, modelFromGraph } from './graph/modelGraph';
 import { maxOutputDifference } from './equivalence';
 import { hasMasks } from './transform/masks';
 import { keptChannelsFromMasks, pruneGraph } from './transform/prune';
-import { reparameterizeGraph } from './transform/reparameterize';
+import { reparameterizeWithReport, UnfusedBlock } from './transform/reparameterize';
 
 /** Largest output difference accepted between a model and its deployed form. */
 export const EQUIVALENCE_TOLERANCE = 1e-4;
@@ -17,6 +17,8 @@ export interface Deployment {
   deployedSummary: ModelFormSummary;
   /** Max |training(x) - deployed(x)| on a random batch (inference mode). */
   maxAbsDiff: number;
+  /** Multi-branch blocks left unfused because a fusion would not be exact. */
+  unfusedBlocks: UnfusedBlock[];
 }
 
 /**
@@ -26,7 +28,7 @@ export interface Deployment {
  */
 export async function deployGraph(graph: ModelGraph, reference: tf.LayersModel, inputShape: number[]): Promise<Deployment> {
   const pruned = hasMasks(graph) ? pruneGraph(graph, keptChannelsFromMasks(graph)) : graph;
-  const deployedGraph = reparameterizeGraph(pruned);
+  const { graph: deployedGraph, unfused } = reparameterizeWithReport(pruned);
   const deployed = await modelFromGraph(deployedGraph);
   return {
     deployed,
@@ -34,6 +36,7 @@ export async function deployGraph(graph: ModelGraph, reference: tf.LayersModel, 
     trainingSummary: summarizeGraph(graph),
     deployedSummary: summarizeGraph(deployedGraph),
     maxAbsDiff: maxOutputDifference(reference, deployed, inputShape),
+    unfusedBlocks: unfused,
   };
 }
 

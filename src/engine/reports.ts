@@ -36,6 +36,12 @@ export interface ModelReport {
   deployedForm: ModelFormSummary;
   /** Channel groups that carry one mask each (coupled channels share a group). */
   prunableGroups: Array<{ name: string; width: number; layers: string[] }>;
+  /** Channel groups a conv or dense layer produces that are held at full width, each with why. */
+  fixedGroups?: Array<{ name: string; width: number; layers: string[]; reason: string }>;
+  /** Layers of classes PaS has no rule for (loaded by TF.js, opaque to PaS), with their output shape. */
+  unknownLayers?: Array<{ name: string; type: string; outputShape: number[] }>;
+  /** Multi-branch blocks left unfused in the deployed form because a fusion would not be exact. */
+  unfusedBlocks?: Array<{ block: string; reason: string }>;
   /**
    * The deployed model's MACs as a function of the groups' kept counts (group names in the terms):
    * enough to preview a budget under width constraints without the engine (budgetPreview.ts).

@@ -139,6 +139,8 @@ export interface ReparamEvent {
   maxAbsDiff: number;
   macsTraining: number;
   macsDeployed: number;
+  /** Multi-branch blocks left unfused because a fusion would not be exact (absent or empty: all fused). */
+  unfusedBlocks?: Array<{ block: string; reason: string }>;
   paramsDeployed: number;
 }
 

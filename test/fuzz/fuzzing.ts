@@ -20,11 +20,12 @@ import { loadModelSource } from '../../src/engine/model';
 import { buildBuiltin } from '../../src/engine/zoo/builtins';
 import { CLI, fingerprintFolder, REPO_ROOT } from '../support/cli';
 import { mulberry32 } from '../../src/engine/data/random';
+import { runTopologyFuzz } from './topologyFuzzing';
 
 export type Outcome = 'accepted' | 'refused' | 'crash' | 'timeout' | 'wroteInput';
 
 export interface CaseResult {
-  target: 'model' | 'idx';
+  target: 'model' | 'idx' | 'topology';
   via: 'inProcess' | 'cli';
   mutation: string;
   outcome: Outcome;
@@ -41,6 +42,9 @@ export interface FuzzOptions {
   /** How many of the model cases (and of the IDX cases) also run through the CLI. */
   cliModelCases: number;
   cliIdxCases: number;
+  /** Topology mutations of the architecture-family models (topologyFuzzing.ts), and how many go through the CLI. */
+  topologyCases?: number;
+  cliTopologyCases?: number;
   /** Per-CLI-run timeout. */
   cliTimeoutMs: number;
   /** A scratch folder; every case folder is made under it. */
@@ -315,6 +319,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
       fs.rmSync(path.join(options.workDir, 'model-case', `out-${i}`), { recursive: true, force: true });
     }
     if ((i + 1) % 250 === 0) log(`model cases: ${i + 1}/${options.modelCases}`);
+  }
+
+  if ((options.topologyCases ?? 0) > 0) {
+    const topology = await runTopologyFuzz({ random, cases: options.topologyCases!, cliCases: options.cliTopologyCases ?? 0, cliTimeoutMs: options.cliTimeoutMs, workDir: options.workDir, log });
+    for (const result of topology) record(result);
   }
 
   const idxDir = path.join(options.workDir, 'idx-case');

@@ -76,6 +76,44 @@ describe('pas inspect and pas reparam (CLI)', function () {
     assert.ok(!fs.existsSync(out));
   });
 
+  it('inspect shows a layer PaS has no rule for and the groups it holds fixed; search refuses only when nothing is left to prune', async () => {
+    await tf.setBackend('cpu');
+    const build = (withPrunable: boolean) => {
+      // The sample data's shape and classes (28x28x1, 10), so a search gets past the data checks.
+      const input = tf.input({ shape: [28, 28, 1] });
+      let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'conv_a' }).apply(input) as tf.SymbolicTensor;
+      x = tf.layers.layerNormalization({ name: 'norm' }).apply(x) as tf.SymbolicTensor;
+      if (withPrunable) {
+        x = tf.layers.conv2d({ filters: 5, kernelSize: 3, padding: 'same', activation: 'relu', name: 'conv_b' }).apply(x) as tf.SymbolicTensor;
+        x = tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', name: 'conv_c' }).apply(x) as tf.SymbolicTensor;
+      }
+      const pooled = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(x) as tf.SymbolicTensor;
+      return tf.model({ inputs: input, outputs: tf.layers.dense({ units: 10, name: 'classifier' }).apply(pooled) as tf.SymbolicTensor });
+    };
+    const withUnknown = path.join(work, 'unknown-layer');
+    await saveLayersModelToDir(build(true), withUnknown);
+    const json = runCli(['inspect', withUnknown, '--json', '--backend', 'cpu']);
+    assert.equal(json.status, 0, json.stderr);
+    const { report } = parseEvents(json.stdout).find((e) => e.type === 'inspect') as InspectEvent;
+    assert.deepEqual(report.unknownLayers, [{ name: 'norm', type: 'LayerNormalization', outputShape: [28, 28, 4] }]);
+    assert.deepEqual(report.prunableGroups.map((g) => g.name), ['conv_b', 'conv_c']);
+    assert.match(report.fixedGroups!.find((g) => g.name === 'conv_a')!.reason, /feeds an unknown layer LayerNormalization \('norm'\)/);
+    const text = runCli(['inspect', withUnknown, '--backend', 'cpu']);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /fixed channel groups \(held at full width\): 2/);
+    assert.match(text.stdout, /layers PaS has no rule for .*: 1\n.*\nnorm +LayerNormalization +28x28x4/);
+
+    const nothing = path.join(work, 'nothing-prunable');
+    await saveLayersModelToDir(build(false), nothing);
+    const out = path.join(work, 'nothing-out');
+    const search = runCli(['search', nothing, '--data', 'sample', '--target-macs', '0.5', '--out', out, '--backend', 'cpu']);
+    assert.equal(search.status, 2, search.stderr);
+    const lines = search.stderr.trim().split('\n').filter((l) => l.startsWith('pas:'));
+    assert.equal(lines.length, 1);
+    assert.match(lines[0], /nothing left to prune: every channel group is held at full width \('conv_a' feeds an unknown layer LayerNormalization/);
+    assert.ok(!fs.existsSync(out), 'nothing written');
+  });
+
   it('a missing model file exits 2 with one line naming it', () => {
     const missing = path.join(work, 'nope', 'model.json');
     const result = runCli(['inspect', missing, '--backend', 'cpu']);

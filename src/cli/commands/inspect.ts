@@ -33,4 +33,22 @@ function printReport(report: ModelReport, output: Output): void {
   printForm('deployed form (reparameterized)', report.deployedForm, output);
   output.text(`prunable channel groups (one DBC mask each): ${report.prunableGroups.length}`);
   output.text(formatTable(['group', 'width', 'layers'], report.prunableGroups.map((g) => [g.name, g.width, g.layers.join(', ')])));
+  const fixed = report.fixedGroups ?? [];
+  if (fixed.length > 0) {
+    output.text();
+    output.text(`fixed channel groups (held at full width): ${fixed.length}`);
+    output.text(formatTable(['group', 'width', 'layers', 'why'], fixed.map((g) => [g.name, g.width, g.layers.join(', '), g.reason])));
+  }
+  const unknown = report.unknownLayers ?? [];
+  if (unknown.length > 0) {
+    output.text();
+    output.text(`layers PaS has no rule for (kept as they are; the channels around them keep their width): ${unknown.length}`);
+    output.text(formatTable(['layer', 'type', 'output shape'], unknown.map((l) => [l.name, l.type, l.outputShape.join('x')])));
+  }
+  const unfused = report.unfusedBlocks ?? [];
+  if (unfused.length > 0) {
+    output.text();
+    output.text(`multi-branch blocks left unfused (a fusion would not be exact): ${unfused.length}`);
+    output.text(formatTable(['block', 'why'], unfused.map((b) => [b.block, b.reason])));
+  }
 }

@@ -37,11 +37,13 @@ export async function runReparam(modelSpec: string, options: ReparamOptions, out
     macsTraining: deployment.trainingSummary.totalMacs,
     macsDeployed: deployment.deployedSummary.totalMacs,
     paramsDeployed: deployment.deployedSummary.totalParams,
+    unfusedBlocks: deployment.unfusedBlocks,
   });
   output.event({ type: 'done', outputDir: outDir });
   output.text(`deployed model: ${[saved.onnxPath, saved.modelJsonPath].filter(Boolean).join(', ')}`);
   output.text(`training-time form: ${formatCount(deployment.trainingSummary.totalMacs)} MACs, ${formatCount(deployment.trainingSummary.totalParams)} params, ${loaded.model.layers.length} layers`);
   output.text(`deployed form:      ${formatCount(deployment.deployedSummary.totalMacs)} MACs, ${formatCount(deployment.deployedSummary.totalParams)} params, ${deployment.deployed.layers.length} layers`);
+  for (const b of deployment.unfusedBlocks) output.text(`left unfused: block '${b.block}' (${b.reason})`);
   output.text(`max abs difference on a random batch: ${deployment.maxAbsDiff.toExponential(3)}${options.check ? ` (check: <= ${EQUIVALENCE_TOLERANCE}, ok)` : ''}`);
   return 0;
 }

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { analyzeGraph, GraphAnalysis, prunableGroups } from '../graph/analysis';
+import { analyzeGraph, fixedGroups, GraphAnalysis, prunableGroups } from '../graph/analysis';
 import { MacsFormula } from './macsFormula';
 import { ModelGraph } from '../graph/modelGraph';
 import { binaryMaskSte, keptChannelIndices } from '../layers/dbc';
-import { MaskLayout } from '../transform/masks';
+import { insertMasks, MaskLayout } from '../transform/masks';
 
 /**
  * The MACs budget of a masked model: MACs as a differentiable function of the kept-channel counts
@@ -27,6 +27,12 @@ export class MacsBudget {
     this.fullWidths = new Map(this.analysis.groups.map((g) => [g.id, g.width]));
     this.fullMacs = this.formula.evaluate(new Map(), this.fullWidths);
     this.minimumMacs = this.formula.evaluate(new Map(prunableGroups(this.analysis).map((g) => [g.id, 1])), this.fullWidths);
+  }
+
+  /** The budget of a model without masks yet: the masks it will get are inserted on a copy. */
+  static forUnmaskedGraph(graph: ModelGraph): MacsBudget {
+    const { graph: masked, layout } = insertMasks(graph);
+    return new MacsBudget(masked, layout);
   }
 
   /** Prunable group ids in graph order, with their DBC layer names. */
@@ -77,4 +83,12 @@ export class MacsBudget {
     const relative = tf.div(tf.sub(this.differentiableMacs(model, floors), targetMacs), this.fullMacs);
     return tf.mul(tf.square(relative), alpha) as tf.Scalar;
   }
+}
+
+/** One line for a model whose every channel group is held at full width, with the first reasons. */
+export function nothingToPruneMessage(budget: MacsBudget): string {
+  const fixed = fixedGroups(budget.analysis);
+  const reasons = fixed.slice(0, 3).map((g) => `'${g.name}' ${g.fixedReason}`);
+  const more = fixed.length > 3 ? `; and ${fixed.length - 3} more` : '';
+  return `nothing left to prune: every channel group is held at full width${reasons.length > 0 ? ` (${reasons.join('; ')}${more})` : ' (no conv or dense layer whose channels can be removed)'}`;
 }

@@ -61,12 +61,17 @@ export function graphFromModel(model: tf.LayersModel): ModelGraph {
   const visited = new Set<string>();
   const weights = new Map<string, Record<string, WeightArray>>();
 
+  // A nested model's input layers stand for the outer tensors the nested model was called on.
+  const substitutes = new Map<tf.layers.Layer, string>();
   const visit = (layer: tf.layers.Layer, nodeIndex: number): string => {
+    const substitute = substitutes.get(layer);
+    if (substitute !== undefined) return substitute;
     const id = nodeId(layer.name, nodeIndex);
     if (visited.has(id)) return id;
     visited.add(id);
     const inbound = layer.inboundNodes[nodeIndex];
     const inputs = inbound.inboundLayers.map((parent, i) => visit(parent, inbound.nodeIndices[i]));
+    if (layer instanceof tf.LayersModel) return inlineNestedModel(layer, inputs);
     const className = layer.getClassName();
     let config: Record<string, any>;
     if (className === 'InputLayer') {
@@ -76,6 +81,9 @@ export function graphFromModel(model: tf.LayersModel): ModelGraph {
       const entry = configs.get(layer.name);
       if (!entry) throw new Error(`layer '${layer.name}' is missing from the model topology`);
       config = structuredClone(entry.config);
+      // tfjs 4.22's SeparableConv2D.getConfig leaves out depth_multiplier: without it the rebuilt layer has the wrong kernel.
+      const multiplier = (layer as unknown as { depthMultiplier?: number }).depthMultiplier;
+      if (multiplier !== undefined && config.depth_multiplier === undefined) config.depth_multiplier = multiplier;
     }
     const asList = (s: any): number[][] => (Array.isArray(s[0]) || s[0] === undefined ? s : [s]);
     const outputShapes = asList(inbound.outputShapes as any);
@@ -97,6 +105,19 @@ export function graphFromModel(model: tf.LayersModel): ModelGraph {
       weights.set(layer.name, record);
     }
     return id;
+  };
+  /**
+   * A model used as a layer (a Keras base model inside a classifier) is inlined: its layers join
+   * the graph, reading the tensors it was called on, so PaS sees (and can prune) every conv.
+   */
+  const inlineNestedModel = (nested: tf.LayersModel, inputs: string[]): string => {
+    if (nested.outputs.length !== 1 || nested.inputs.length !== inputs.length) {
+      throw new Error(`nested model '${nested.name}' has ${nested.inputs.length} inputs and ${nested.outputs.length} outputs; PaS inlines single-output nested models only`);
+    }
+    for (const [name, entry] of layerConfigs(nested)) configs.set(name, entry);
+    nested.inputs.forEach((t, i) => substitutes.set(t.sourceLayer as tf.layers.Layer, inputs[i]));
+    const output = nested.outputs[0];
+    return visit(output.sourceLayer as tf.layers.Layer, output.nodeIndex);
   };
 
   const outputIds = model.outputs.map((t) => visit(t.sourceLayer as tf.layers.Layer, t.nodeIndex));

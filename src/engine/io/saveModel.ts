@@ -62,7 +62,23 @@ async function captureArtifacts(model: tf.LayersModel): Promise<tf.io.ModelArtif
     }),
   );
   if (!captured) throw new Error('tfjs model.save did not call the save handler');
+  restoreDepthMultipliers(model, captured.modelTopology);
   return captured;
+}
+
+/**
+ * tfjs 4.22's SeparableConv2D.getConfig leaves out depth_multiplier, so a saved model with a
+ * multiplier above 1 would not load back: write it into the topology from the live layer.
+ */
+function restoreDepthMultipliers(model: tf.LayersModel, topology: unknown): void {
+  const config = (topology as { model_config?: any; config?: any } | undefined);
+  const modelConfig = config?.model_config ?? config;
+  const layers: any[] = Array.isArray(modelConfig?.config) ? modelConfig.config : modelConfig?.config?.layers ?? [];
+  for (const entry of layers) {
+    if (!entry?.config || entry.config.depth_multiplier !== undefined) continue;
+    const layer = model.layers.find((l) => l.name === entry.config.name) as unknown as { depthMultiplier?: number } | undefined;
+    if (layer?.depthMultiplier !== undefined) entry.config.depth_multiplier = layer.depthMultiplier;
+  }
 }
 
 /** The model.json tfjs itself writes for these artifacts, with a single shard. */

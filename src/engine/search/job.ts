@@ -13,8 +13,8 @@ import { keptChannelsFromMasks, pruneGraph } from '../transform/prune';
 import { loadLayersModelFromFile, saveLayersModelToDir, writeFileAtomic } from '../io';
 import { DepthwiseBinaryConv } from '../layers/dbc';
 import { classCount, imageInputShape, loadModelSource } from '../model';
-import { hasMasks, MaskLayout, insertMasks, maskLayoutOf } from '../transform/masks';
-import { MacsBudget } from '../budget/macsBudget';
+import { hasMasks, MaskLayout, insertMasks } from '../transform/masks';
+import { MacsBudget, nothingToPruneMessage } from '../budget/macsBudget';
 import { cosineLearningRate, evaluate, SGD_MOMENTUM, trainableVariables, trainEpoch, WEIGHT_DECAY } from '../train/trainer';
 import { agreement, dataLossFor, fidelity, outputKind, type OutputKind } from '../train/distill';
 import { isAllocationFailure, backendSurvived, outOfMemoryError } from '../train/microBatches';
@@ -72,7 +72,7 @@ export interface Learning {
  * Validates a new run before anything is written: the model loads, the data loads and fits the
  * model, the target is reachable. Returns the loaded pieces.
  */
-export async function prepareRun(settings: RunSettings): Promise<{ model: tf.LayersModel; source: string; file?: string; dataset: Dataset; isBuiltin: boolean; learning: Learning }> {
+export async function prepareRun(settings: RunSettings): Promise<{ model: tf.LayersModel; source: string; file?: string; dataset: Dataset; isBuiltin: boolean; learning: Learning; budget: MacsBudget }> {
   const loaded = await loadModelSource(settings.modelSpec, { ...settings.builtinOptions, seed: settings.seed });
   const inputShape = imageInputShape(loaded.model, loaded.source);
   const kind = loaded.model.outputs.length === 1 ? outputKind(loaded.model) : 'dense';
@@ -97,10 +97,9 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
   if (hasMasks(graph)) {
     throw new PasInputError('the model already has DBC masks (a searched checkpoint): deploy it with `pas reparam`, or search from the unmasked model', loaded.source);
   }
-  const budget = new MacsBudget(...(Object.values(insertMasks(graph)) as [ModelGraph, MaskLayout]));
-  if (budget.groups.length === 0) {
-    throw new PasInputError('the model has no prunable layers (no conv or dense layer whose channels can be removed)', loaded.source);
-  }
+  // The run's one budget: it depends on the model's structure only, which training does not change.
+  const budget = MacsBudget.forUnmaskedGraph(graph);
+  if (budget.groups.length === 0) throw new PasInputError(nothingToPruneMessage(budget), loaded.source);
   if (budget.minimumMacs > settings.targetFraction * budget.fullMacs) {
     const floor = budget.minimumMacs / budget.fullMacs;
     throw new PasInputError(
@@ -118,7 +117,7 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
       loaded.source,
     );
   }
-  return { ...loaded, dataset, learning };
+  return { ...loaded, dataset, learning, budget };
 }
 
 /** Runs (or resumes) the whole PaS job: pretrain, search, frozen-mask fine-tune, prune, reparameterize, evaluate. */
@@ -132,12 +131,13 @@ export async function runSearchJob(
   let dataset: Dataset;
   let learning: Learning;
   let teacher: tf.LayersModel | undefined;
+  let budget: MacsBudget;
   // The caller holds the folder's lock: temp entries here are a killed run's, not a live writer's.
   removeStaleTempEntries(args.outDir);
   if (args.resume) {
     state = readRunState(args.outDir);
     let prepared: tf.LayersModel;
-    ({ dataset, learning, model: prepared } = await prepareRun(state.settings));
+    ({ dataset, learning, budget, model: prepared } = await prepareRun(state.settings));
     prepared.dispose();
     model = await loadLayersModelFromFile(path.join(checkpointPath(args.outDir, state.checkpoint), 'model.json'));
     const originalFile = path.join(args.outDir, ORIGINAL_MODEL_DIR, 'model.json');
@@ -151,6 +151,7 @@ export async function runSearchJob(
     dataset = prepared.dataset;
     model = prepared.model;
     learning = prepared.learning;
+    budget = prepared.budget;
     fs.mkdirSync(path.join(args.outDir), { recursive: true });
     state = {
       version: RUN_STATE_VERSION,
@@ -171,7 +172,7 @@ export async function runSearchJob(
     const stopped = await trainPhase(context, state, model, 'pretrain', settings.pretrainEpochs, settings.learningRates.pretrain, null);
     if (stopped) return cancelled(context, state);
     state.accuracyBefore = learning.useLabels ? evaluate(model, dataset.test).accuracy : agreement(model, model, dataset.test);
-    const masked = await enterMaskedPhase(context, state, model);
+    const masked = await enterMaskedPhase(context, state, model, budget);
     // The trained, unpruned model: what distillation learns from and what the result is compared with.
     await saveLayersModelToDir(model, path.join(context.outDir, ORIGINAL_MODEL_DIR), { overwrite: true });
     context.teacher = model;
@@ -179,7 +180,6 @@ export async function runSearchJob(
     await checkpoint(context, state, model);
   }
   const graph = graphFromModel(model);
-  const budget = new MacsBudget(graph, maskLayoutOf(graph));
   const targetMacs = settings.targetFraction * budget.fullMacs;
   const lattice = new WidthLattice(budget.groups, constraintsOf(settings));
   hooks.emit({ type: 'model', groups: groupWidths(budget, budget.keptCounts(model), lattice), macsOriginal: budget.fullMacs, macsTarget: targetMacs, paramsOriginal: deployedParamsUnpruned(graph) });
@@ -215,13 +215,12 @@ export async function runSearchJob(
 }
 
 /** Inserts the DBC masks: all ones for PaS (the search decides), the baseline's choice otherwise. */
-async function enterMaskedPhase(context: RunContext, state: RunState, trained: tf.LayersModel): Promise<tf.LayersModel> {
+async function enterMaskedPhase(context: RunContext, state: RunState, trained: tf.LayersModel, budget: MacsBudget): Promise<tf.LayersModel> {
   const { settings } = context;
   const plain = graphFromModel(trained);
   const { graph, layout } = insertMasks(plain, { initialValue: 1.0 });
   const method = PRUNE_METHODS[settings.method];
   if (method.kind === 'select') {
-    const budget = new MacsBudget(graph, layout);
     const target = settings.targetFraction * budget.fullMacs;
     const lattice = new WidthLattice(budget.groups, constraintsOf(settings));
     const latents = selectionToLatents(method.select!(graph, budget, target, lattice), budget.fullWidths);

@@ -21,11 +21,14 @@ export function channelImportance(graph: ModelGraph, analysis: GraphAnalysis, gr
     if (gamma) gamma.forEach((g, c) => (importance[c] += Math.abs(g)));
   };
   const addKernelNorm = (convId: string) => {
-    const kernel = graph.weights.get(index.node(convId).layerName)?.kernel;
-    if (!kernel) return;
-    const out = kernel.shape[kernel.shape.length - 1];
+    const node = index.node(convId);
+    const where = ruleOf(node).outputKernel;
+    const kernel = where && graph.weights.get(node.layerName)?.[where.weight];
+    if (!where || !kernel) return;
+    const inner = kernel.shape.slice(where.axis + 1).reduce((a, b) => a * b, 1);
+    const out = kernel.shape[where.axis];
     const sums = new Float64Array(out);
-    kernel.values.forEach((v, i) => (sums[i % out] += v * v));
+    kernel.values.forEach((v, i) => (sums[Math.floor(i / inner) % out] += v * v));
     sums.forEach((s, c) => (importance[c] += Math.sqrt(s)));
   };
   for (const producer of group.producerIds) {

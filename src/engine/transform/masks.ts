@@ -45,7 +45,10 @@ export function insertMasks(
     layerOfGroup.set(group.id, name);
     const initial = options.latents?.get(group.id) ?? new Float32Array(group.width).fill(options.initialValue ?? 1.0);
     graph.weights.set(name, { latent: { shape: [group.width], values: Float32Array.from(initial) } });
-    maskInsertionPoints(analysis, group).forEach((pointId, call) => {
+    // Calls of the shared layer numbered in graph order: tfjs rebuilds a layer's calls in index
+    // order, and a call whose input depends on a later-numbered call never resolves (a hang).
+    const order = new Map(input.nodes.map((n, i) => [n.id, i]));
+    maskInsertionPoints(analysis, group).sort((a, b) => order.get(a)! - order.get(b)!).forEach((pointId, call) => {
       const point = graph.nodes.find((n) => n.id === pointId)!;
       const id = call === 0 ? name : `${name}@${call}`;
       const node: GraphNode = {

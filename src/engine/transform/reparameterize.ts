@@ -2,6 +2,7 @@ import { findFusableBlocks, FusableBlock, isMaskCommutingActivation } from '../g
 import { DeployRole, ruleOf } from '../graph/layerRules';
 import { cloneGraph, GraphIndex, GraphNode, ModelGraph } from '../graph/modelGraph';
 import { keptChannelIndices } from '../layers/dbc';
+import { DBC_CLASS_NAME } from './masks';
 
 /**
  * Structural reparameterization: the training-time graph becomes the deployed one.
@@ -247,25 +248,26 @@ function foldBatchNorms(graph: ModelGraph): void {
  */
 function foldMasks(graph: ModelGraph): void {
   const index = new GraphIndex(graph);
-  const removed = new Set<string>();
-  for (const dbc of graph.nodes.filter((n) => n.className === 'DepthwiseBinaryConv')) {
+  const calls = graph.nodes.filter((n) => n.className === DBC_CLASS_NAME);
+  const plans = calls.map((dbc) => {
     const latent = graph.weights.get(dbc.layerName)!.latent.values;
     const mask = new Float32Array(latent.length);
     for (const c of keptChannelIndices(latent)) mask[c] = 1;
     let cur = index.node(dbc.inputs[0]);
     while (isMaskCommutingActivation(cur) && ruleOf(cur).partOfUnit?.(cur) && index.consumersOf(cur.id).length === 1) cur = index.node(cur.inputs[0]);
     const role = deployOf(cur, 'linear');
-    const foldable = role !== undefined && index.consumersOf(cur.id).length === 1 && cur.id === cur.layerName;
-    if (mask.every((m) => m === 1)) {
-      // An all-ones mask is the identity.
-    } else if (foldable) {
-      role.scaleOutputs(cur, graph.weights.get(cur.layerName)!, mask);
-    } else {
-      continue; // Left in place: the deployed graph keeps this mask layer.
-    }
-    rewire(graph, dbc.id, dbc.inputs[0]);
-    removed.add(dbc.id);
+    const identity = mask.every((m) => m === 1);
+    const foldable = identity || (role !== undefined && role.canAbsorbMask(cur) && index.consumersOf(cur.id).length === 1 && cur.id === cur.layerName);
+    return { dbc, mask, producer: cur, role, identity, foldable };
+  });
+  // A shared mask layer is removed with all its calls or kept with all of them (calls are numbered from 0).
+  const kept = new Set(plans.filter((p) => !p.foldable).map((p) => p.dbc.layerName));
+  const removed = new Set<string>();
+  for (const plan of plans) {
+    if (kept.has(plan.dbc.layerName)) continue;
+    if (!plan.identity) plan.role!.scaleOutputs(plan.producer, graph.weights.get(plan.producer.layerName)!, plan.mask);
+    rewire(graph, plan.dbc.id, plan.dbc.inputs[0]);
+    removed.add(plan.dbc.id);
   }
-  // Weights of a shared mask go only when no call of it is left.
   removeNodes(graph, removed);
 }

@@ -12,6 +12,8 @@ import { sliceAxis } from './weights';
 const ZERO_PRESERVING_ACTIVATIONS = new Set([
   'linear', 'relu', 'relu6', 'elu', 'selu', 'tanh', 'swish', 'silu', 'gelu', 'gelu_new', 'mish', 'softsign', 'leakyrelu', 'hard_swish', 'hardswish',
 ]);
+/** Whether a named activation maps 0 to 0 element-wise (so a 0/1 mask commutes with it). */
+export const activationKeepsZero = (name: string) => ZERO_PRESERVING_ACTIVATIONS.has(name.toLowerCase());
 const CHANNEL_MIXING_ACTIVATIONS = new Set(['softmax', 'log_softmax', 'logsoftmax']);
 
 /** A per-channel layer; `zero` says whether a zero channel stays zero and a mask commutes with it. */

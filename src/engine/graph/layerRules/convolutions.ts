@@ -1,5 +1,6 @@
 /** Layers that create a new channel space: convolutions and dense layers, and the depthwise conv that follows its input. */
 import type { GraphNode } from '../modelGraph';
+import { activationKeepsZero } from './channelwise';
 import { activationOf, inChannels, isChannelsLast, outChannels, pair, positionsOf } from './shapes';
 import type { DeployRole, LayerRule, LayerWeights } from './types';
 import { expandByMultiplier, scaleAxis, sliceAxis } from './weights';
@@ -28,7 +29,13 @@ function cutBias(weights: LayerWeights, keep: number[]): void {
 
 /** A linear producer absorbs a following affine map only if nothing non-linear sits between them. */
 function linearDeploy(kernelName: string, outputAxis: number, branchOfBlock?: (node: GraphNode) => boolean): DeployRole {
-  return { kind: 'linear', canAbsorb: (node) => activationOf(node) === 'linear', scaleOutputs: scaleOutputsAlong(kernelName, outputAxis), branchOfBlock };
+  return {
+    kind: 'linear',
+    canAbsorb: (node) => activationOf(node) === 'linear',
+    canAbsorbMask: (node) => activationKeepsZero(activationOf(node)),
+    scaleOutputs: scaleOutputsAlong(kernelName, outputAxis),
+    branchOfBlock,
+  };
 }
 
 /** A conv that can be summed into a multi-branch block's fused conv: linear, undilated, channels last. */
@@ -47,6 +54,7 @@ export const conv2D: LayerRule = {
   cutInputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 2, keep); },
   cutOutputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 3, keep); cutBias(w, keep); },
   setWidth: (node, width) => { node.config.filters = width; },
+  outputKernel: { weight: 'kernel', axis: 3 },
   deploy: linearDeploy('kernel', 3, isPlainConv),
 };
 
@@ -62,6 +70,7 @@ export const conv2DTranspose: LayerRule = {
   cutInputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 3, keep); },
   cutOutputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 2, keep); cutBias(w, keep); },
   setWidth: (node, width) => { node.config.filters = width; },
+  outputKernel: { weight: 'kernel', axis: 2 },
   deploy: linearDeploy('kernel', 2),
 };
 
@@ -106,6 +115,7 @@ export const separableConv2D: LayerRule = {
   },
   cutOutputs: (_node, w, keep) => { w.pointwise_kernel = sliceAxis(w.pointwise_kernel, 3, keep); cutBias(w, keep); },
   setWidth: (node, width) => { node.config.filters = width; },
+  outputKernel: { weight: 'pointwise_kernel', axis: 3 },
   deploy: linearDeploy('pointwise_kernel', 3),
 };
 
@@ -117,6 +127,7 @@ export const dense: LayerRule = {
   cutInputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 0, keep); },
   cutOutputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 1, keep); cutBias(w, keep); },
   setWidth: (node, width) => { node.config.units = width; },
+  outputKernel: { weight: 'kernel', axis: 1 },
   deploy: linearDeploy('kernel', 1),
 };
 

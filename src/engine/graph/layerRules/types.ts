@@ -36,7 +36,13 @@ export type DeployRole =
   /** A per-channel affine map (BN): folds into the linear producer before it. */
   | { kind: 'affine'; affine(node: GraphNode, weights: LayerWeights): { scale: Float32Array; shift: Float32Array } }
   /** A linear producer that absorbs a per-channel scale and shift of its outputs. */
-  | { kind: 'linear'; canAbsorb(node: GraphNode): boolean; scaleOutputs(node: GraphNode, weights: LayerWeights, scale: ArrayLike<number>, shift?: ArrayLike<number>): void; branchOfBlock?(node: GraphNode): boolean }
+  | {
+      kind: 'linear';
+      /** An affine map (BN) folds in: the layer has no activation of its own. */
+      canAbsorb(node: GraphNode): boolean;
+      /** A 0/1 mask folds in: its own activation, if any, commutes with the mask. */
+      canAbsorbMask(node: GraphNode): boolean;
+      scaleOutputs(node: GraphNode, weights: LayerWeights, scale: ArrayLike<number>, shift?: ArrayLike<number>): void; branchOfBlock?(node: GraphNode): boolean }
   /** Explicit zero padding: shifts a branch's window origin. */
   | { kind: 'padding'; padding(node: GraphNode): [[number, number], [number, number]] }
   /** A sum of branches: a multi-branch block when every input is a linear branch of one source. */
@@ -67,6 +73,8 @@ export interface LayerRule {
   cutInputs?(node: GraphNode, weights: LayerWeights, keep: number[]): void;
   /** Drops output channels (for `follow` layers, the channels it carries). */
   cutOutputs?(node: GraphNode, weights: LayerWeights, keep: number[]): void;
+  /** The weight and axis holding a producer's output channels (magnitude baselines rank channels by it). */
+  outputKernel?: { weight: string; axis: number };
   /** Writes the new output width into the config (filters, units, a Reshape's target). */
   setWidth?(node: GraphNode, width: number): void;
   deploy?: DeployRole;
