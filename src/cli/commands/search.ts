@@ -67,6 +67,7 @@ export function settingsFrom(modelSpec: string, options: SearchCliOptions): RunS
 export async function runSearch(modelSpec: string | undefined, options: SearchCliOptions, backend: BackendName, output: Output): Promise<number> {
   let settings: RunSettings;
   let outDir: string;
+  let notes: string[] = [];
   if (options.resume) {
     outDir = path.resolve(options.resume);
     settings = readRunState(outDir).settings;
@@ -74,7 +75,7 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
     if (!modelSpec) throw new PasInputError('a model is required (a model.json path or builtin:NAME), or --resume DIR');
     const fitted = await fitBuiltinToData(settingsFrom(modelSpec, options));
     settings = fitted.settings;
-    for (const note of fitted.notes) output.note(note);
+    notes = fitted.notes;
     const modelFile = isBuiltinSpec(modelSpec) ? undefined : resolveModelJson(settings.modelSpec);
     const suffix = `pas-${settings.method}-${Math.round(settings.targetFraction * 100)}`;
     outDir = path.resolve(options.out ?? defaultOutputDir(modelFile, modelSpec, suffix));
@@ -92,7 +93,7 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
   // at once instead of interleaving its checkpoints with ours; released when this run ends.
   const lock = acquireOutputLock(outDir, !options.resume);
   try {
-    return await runLockedSearch(settings, outDir, !!options.resume, backend, output);
+    return await runLockedSearch(settings, outDir, !!options.resume, backend, output, notes);
   } catch (error) {
     lock.abandonIfUnused();
     throw error;
@@ -101,7 +102,7 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
   }
 }
 
-async function runLockedSearch(settings: RunSettings, outDir: string, resume: boolean, backend: BackendName, output: Output): Promise<number> {
+async function runLockedSearch(settings: RunSettings, outDir: string, resume: boolean, backend: BackendName, output: Output, notes: string[]): Promise<number> {
   output.start('search', settings.modelSpec, { backend, seed: settings.seed });
 
   let stopRequested = false;
@@ -115,7 +116,7 @@ async function runLockedSearch(settings: RunSettings, outDir: string, resume: bo
   const display = new ProgressDisplay(output);
   try {
     const outcome = await runSearchJob(
-      { settings, outDir, resume, backend },
+      { settings, outDir, resume, backend, notes },
       { emit: (event) => { output.event(event); display.handle(event); }, shouldStop: () => stopRequested },
     );
     display.stop();

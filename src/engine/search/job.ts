@@ -104,7 +104,7 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
 
 /** Runs (or resumes) the whole PaS job: pretrain, search, frozen-mask fine-tune, prune, reparameterize, evaluate. */
 export async function runSearchJob(
-  args: { settings: RunSettings; outDir: string; resume: boolean; backend: BackendName },
+  args: { settings: RunSettings; outDir: string; resume: boolean; backend: BackendName; notes?: string[] },
   hooks: JobHooks,
 ): Promise<JobOutcome> {
   const started = Date.now();
@@ -131,6 +131,9 @@ export async function runSearchJob(
     dataset = prepared.dataset;
     model = prepared.model;
     learning = prepared.learning;
+    // Said once the run is accepted, so that a refused run prints its one error line only.
+    for (const message of args.notes ?? []) hooks.emit({ type: 'log', message });
+    if (learning.distill && !args.settings.distill) hooks.emit({ type: 'log', message: `the data has no labels: distilling from the original model's outputs (${learning.distill === 'classifier' ? 'KL divergence of the softmax' : 'mean squared error'})` });
     fs.mkdirSync(path.join(args.outDir), { recursive: true });
     state = {
       version: RUN_STATE_VERSION,
@@ -423,7 +426,8 @@ function sizeRun(context: RunContext, state: RunState, model: tf.LayersModel): v
       imagesPerSecond = measureTrainingSpeed(model, dataset.train, {
         batchSize: settings.batchSize,
         microBatch: state.microBatch,
-        dataLoss: dataLossFor({ labels: learning.useLabels, distill: masked ? learning.distill : null }),
+        // Without labels there is no pretraining (prepareRun refuses it): the first phase is the distilled search.
+        dataLoss: dataLossFor({ labels: learning.useLabels, distill: masked || !learning.useLabels ? learning.distill : null }),
         // Before the masks go in the model is its own teacher: the same cost as the real one.
         teacherOutput: learning.distill ? (x) => ((context.teacher ?? model).predict(x) as tf.Tensor) : undefined,
       });
