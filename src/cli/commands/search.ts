@@ -71,6 +71,7 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
   if (options.resume) {
     outDir = path.resolve(options.resume);
     settings = readRunState(outDir).settings;
+    if (options.microBatch !== undefined) settings = { ...settings, microBatch: options.microBatch };
   } else {
     if (!modelSpec) throw new PasInputError('a model is required (a model.json path or builtin:NAME), or --resume DIR');
     const fitted = await fitBuiltinToData(settingsFrom(modelSpec, options));

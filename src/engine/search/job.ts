@@ -117,6 +117,11 @@ export async function runSearchJob(
   removeStaleTempEntries(args.outDir);
   if (args.resume) {
     state = readRunState(args.outDir);
+    // --micro-batch on --resume: the way on after an out-of-memory exit (it changes no result but BN's batch statistics).
+    if (args.settings.microBatch !== undefined && args.settings.microBatch !== state.microBatch) {
+      state.settings.microBatch = args.settings.microBatch;
+      state.microBatch = args.settings.microBatch;
+    }
     let prepared: tf.LayersModel;
     ({ dataset, learning, model: prepared } = await prepareRun(state.settings));
     prepared.dispose();
@@ -270,7 +275,17 @@ async function trainPhase(
         state.microBatch = size;
         return true;
       },
-      outOfMemory: (size, error) => outOfMemoryError({ microBatch: size, bytesPerExample: context.memory?.bytesPerExample ?? NaN, memoryLimitBytes: context.memory?.memoryLimitBytes ?? NaN, backend: context.backend, cause: error }),
+      outOfMemory: (size, error) =>
+        outOfMemoryError({
+          microBatch: size,
+          bytesPerExample: context.memory?.bytesPerExample ?? NaN,
+          memoryLimitBytes: context.memory?.memoryLimitBytes ?? NaN,
+          backend: context.backend,
+          cause: error,
+          hint: state.checkpoint
+            ? `continue from the last checkpoint with a smaller micro-batch: pas search --resume ${context.outDir} --micro-batch ${Math.max(1, Math.floor(size / 2))}`
+            : undefined,
+        }),
       onBatch: (p) => {
         const now = Date.now();
         if (now - lastEmit < BATCH_EVENT_INTERVAL_MS && p.batch < p.batches) return;
