@@ -83,14 +83,16 @@ export function settingsFrom(modelSpec: string, options: SearchCliOptions): RunS
 export async function runSearch(modelSpec: string | undefined, options: SearchCliOptions, backend: BackendName, output: Output): Promise<number> {
   let settings: RunSettings;
   let outDir: string;
+  let notes: string[] = [];
   if (options.resume) {
     outDir = path.resolve(options.resume);
     settings = readRunState(outDir).settings;
+    if (options.microBatch !== undefined) settings = { ...settings, microBatch: options.microBatch };
   } else {
     if (!modelSpec) throw new PasInputError('a model is required (a model.json path or builtin:NAME), or --resume DIR');
     const fitted = await fitBuiltinToData(settingsFrom(modelSpec, options));
     settings = fitted.settings;
-    for (const note of fitted.notes) output.note(note);
+    notes = fitted.notes;
     const modelFile = isBuiltinSpec(modelSpec) ? undefined : resolveModelJson(settings.modelSpec);
     const suffix = `pas-${settings.method}-${Math.round(settings.targetFraction * 100)}`;
     outDir = path.resolve(options.out ?? defaultOutputDir(modelFile, modelSpec, suffix));
@@ -108,7 +110,7 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
   // at once instead of interleaving its checkpoints with ours; released when this run ends.
   const lock = acquireOutputLock(outDir, !options.resume);
   try {
-    return await runLockedSearch(settings, outDir, !!options.resume, backend, output, resolveWorkers(options.workers, backend));
+    return await runLockedSearch(settings, outDir, !!options.resume, backend, output, notes, resolveWorkers(options.workers, backend));
   } catch (error) {
     lock.abandonIfUnused();
     throw error;
@@ -117,9 +119,10 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
   }
 }
 
-async function runLockedSearch(settings: RunSettings, outDir: string, resume: boolean, backend: BackendName, output: Output, workers: number): Promise<number> {
+async function runLockedSearch(settings: RunSettings, outDir: string, resume: boolean, backend: BackendName, output: Output, notes: string[], workers: number): Promise<number> {
   output.start('search', settings.modelSpec, { backend, seed: settings.seed });
-  if (workers > 1) output.note(`training threads: ${workers} (each batch split over ${workers} model replicas)`);
+  // Said with the other notes once the run is accepted: a refused run prints its one error line only.
+  if (workers > 1) notes = [...notes, `training threads: ${workers} (each batch split over ${workers} model replicas)`];
 
   let stopRequested = false;
   const onSignal = () => {
@@ -132,7 +135,7 @@ async function runLockedSearch(settings: RunSettings, outDir: string, resume: bo
   const display = new ProgressDisplay(output);
   try {
     const outcome = await runSearchJob(
-      { settings, outDir, resume, backend, workers },
+      { settings, outDir, resume, backend, notes, workers },
       { emit: (event) => { output.event(event); display.handle(event); }, shouldStop: () => stopRequested },
     );
     display.stop();

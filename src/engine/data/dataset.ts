@@ -9,10 +9,13 @@
  *   exists, else `DIR/<class>/*` split into train and test (20%, stratified, seeded).
  * - `sample`: the Fashion-MNIST subset bundled in `data/sample` (4000 train, 1000 test).
  *
+ * - `folder:DIR` holding images but no subfolders: unlabelled images (for distillation).
+ *
  * Every split is converted to the model's input shape (bilinear resize; gray replicated to RGB,
- * RGB reduced to gray by luma) and normalized per channel with the mean and std of the training
- * split (after the validation examples are held out), so no statistic leaks from validation or
- * test data. To normalize a new image the same way: (pixel / 255 - mean[c]) / std[c].
+ * RGB reduced to gray by luma) and then preprocessed (preprocessing.ts): with the model's own
+ * input range and normalization when the user gave them, else standardized per channel with the
+ * mean and std of the training split (after the validation examples are held out), so no
+ * statistic leaks from validation or test data: (pixel / 255 - mean[c]) / std[c].
  */
 import { existsSync, promises as fs } from 'fs';
 import * as path from 'path';

@@ -122,7 +122,7 @@ export async function prepareRun(settings: RunSettings): Promise<{ model: tf.Lay
 
 /** Runs (or resumes) the whole PaS job: pretrain, search, frozen-mask fine-tune, prune, reparameterize, evaluate. */
 export async function runSearchJob(
-  args: { settings: RunSettings; outDir: string; resume: boolean; backend: BackendName; workers?: number },
+  args: { settings: RunSettings; outDir: string; resume: boolean; backend: BackendName; notes?: string[]; workers?: number },
   hooks: JobHooks,
 ): Promise<JobOutcome> {
   const started = Date.now();
@@ -136,6 +136,11 @@ export async function runSearchJob(
   removeStaleTempEntries(args.outDir);
   if (args.resume) {
     state = readRunState(args.outDir);
+    // --micro-batch on --resume: the way on after an out-of-memory exit (it changes no result but BN's batch statistics).
+    if (args.settings.microBatch !== undefined && args.settings.microBatch !== state.microBatch) {
+      state.settings.microBatch = args.settings.microBatch;
+      state.microBatch = args.settings.microBatch;
+    }
     let prepared: tf.LayersModel;
     ({ dataset, learning, budget, model: prepared } = await prepareRun(state.settings));
     prepared.dispose();
@@ -152,6 +157,9 @@ export async function runSearchJob(
     model = prepared.model;
     learning = prepared.learning;
     budget = prepared.budget;
+    // Said once the run is accepted, so that a refused run prints its one error line only.
+    for (const message of args.notes ?? []) hooks.emit({ type: 'log', message });
+    if (learning.distill && !args.settings.distill) hooks.emit({ type: 'log', message: `the data has no labels: distilling from the original model's outputs (${learning.distill === 'classifier' ? 'KL divergence of the softmax' : 'mean squared error'})` });
     fs.mkdirSync(path.join(args.outDir), { recursive: true });
     state = {
       version: RUN_STATE_VERSION,
@@ -317,7 +325,17 @@ async function trainPhase(
         state.microBatch = size;
         return true;
       },
-      outOfMemory: (size, error) => outOfMemoryError({ microBatch: size, bytesPerExample: context.memory?.bytesPerExample ?? NaN, memoryLimitBytes: context.memory?.memoryLimitBytes ?? NaN, backend: context.backend, cause: error }),
+      outOfMemory: (size, error) =>
+        outOfMemoryError({
+          microBatch: size,
+          bytesPerExample: context.memory?.bytesPerExample ?? NaN,
+          memoryLimitBytes: context.memory?.memoryLimitBytes ?? NaN,
+          backend: context.backend,
+          cause: error,
+          hint: state.checkpoint
+            ? `continue from the last checkpoint with a smaller micro-batch: pas search --resume ${context.outDir} --micro-batch ${Math.max(1, Math.floor(size / 2))}`
+            : undefined,
+        }),
       workers: context.workers,
       onBatch: (p) => {
         if (schedule) {
@@ -503,7 +521,8 @@ function sizeRun(context: RunContext, state: RunState, model: tf.LayersModel): v
       imagesPerSecond = measureTrainingSpeed(model, dataset.train, {
         batchSize: settings.batchSize,
         microBatch: state.microBatch,
-        dataLoss: dataLossFor({ labels: learning.useLabels, distill: masked ? learning.distill : null }),
+        // Without labels there is no pretraining (prepareRun refuses it): the first phase is the distilled search.
+        dataLoss: dataLossFor({ labels: learning.useLabels, distill: masked || !learning.useLabels ? learning.distill : null }),
         // Before the masks go in the model is its own teacher: the same cost as the real one.
         teacherOutput: learning.distill ? (x) => ((context.teacher ?? model).predict(x) as tf.Tensor) : undefined,
       });

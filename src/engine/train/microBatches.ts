@@ -196,11 +196,11 @@ export function backendSurvived(model: tf.LayersModel): boolean {
 }
 
 /** The exit-2 error of a step that does not fit even at the smallest micro-batch tried. */
-export function outOfMemoryError(args: { microBatch: number; bytesPerExample: number; memoryLimitBytes: number; backend: BackendName; cause: unknown }): PasInputError {
+export function outOfMemoryError(args: { microBatch: number; bytesPerExample: number; memoryLimitBytes: number; backend: BackendName; cause: unknown; hint?: string }): PasInputError {
   const mib = (bytes: number) => `${Math.ceil(bytes / 2 ** 20)} MiB`;
   const cause = args.cause instanceof Error ? args.cause.message.split('\n')[0] : String(args.cause);
   return new PasInputError(
     `out of memory on the ${args.backend} backend at a micro-batch of ${args.microBatch} (smallest tried): a step needs about ${mib(args.microBatch * args.bytesPerExample)} of activations ` +
-      `(${mib(args.bytesPerExample)} per image) and the backend holds at most ${mib(args.memoryLimitBytes)}; use a smaller --micro-batch or input size, or a native backend (${cause})`,
+      `(${mib(args.bytesPerExample)} per image) and the backend holds at most ${mib(args.memoryLimitBytes)}; ${args.hint ?? 'use a smaller --micro-batch or input size, or a native backend'} (${cause})`,
   );
 }
