@@ -45,7 +45,11 @@ export function insertMasks(
     layerOfGroup.set(group.id, name);
     const initial = options.latents?.get(group.id) ?? new Float32Array(group.width).fill(options.initialValue ?? 1.0);
     graph.weights.set(name, { latent: { shape: [group.width], values: Float32Array.from(initial) } });
-    maskInsertionPoints(analysis, group).forEach((pointId, call) => {
+    // Calls are numbered in graph order: tfjs rebuilds a shared layer's calls by index and loops
+    // forever when call k needs a tensor that only exists after call k+1 (MobileNetV2 from ONNX).
+    const position = new Map(graph.nodes.map((n, i) => [n.id, i]));
+    const points = maskInsertionPoints(analysis, group).slice().sort((a, b) => position.get(a)! - position.get(b)!);
+    points.forEach((pointId, call) => {
       const point = graph.nodes.find((n) => n.id === pointId)!;
       const id = call === 0 ? name : `${name}@${call}`;
       const node: GraphNode = {
