@@ -13,7 +13,7 @@ reference input (NCHW, batch 2), PyTorch's output for it, and PyTorch's MACs per
 linear layers, counted with forward hooks).
 
 With --full DIR: full-size ResNet-18, MobileNetV2 and EfficientNet-B0 (224x224, 1000 classes) into
-DIR (keep it git-ignored; about 80 MB), for the "MACs within 1% of PyTorch" check.
+DIR (keep it git-ignored; about 80 MB), with references like the small ones, for the "MACs within 1% of PyTorch" check.
 
 Usage: /usr/bin/python3 scripts/export-onnx-fixtures.py [--out test/fixtures/onnx] [--full .cache/onnx-full]
 Needs Debian's python3-torch, python3-torchvision and python3-onnx (no download).
@@ -173,14 +173,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--out', default='test/fixtures/onnx')
     parser.add_argument('--full', help='also write full-size models (224x224, 1000 classes) into this folder')
+    parser.add_argument('--only-full', action='store_true', help='write the full-size models only')
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    for i, (name, build) in enumerate(SMALL.items()):
+    for i, (name, build) in enumerate([] if args.only_full else SMALL.items()):
         export(name, build, args.out, SIZE.get(name, 32), 10, seed=100 + i, write_reference=True)
     if args.full:
         os.makedirs(args.full, exist_ok=True)
         for i, (name, build) in enumerate(FULL.items()):
-            export(name, build, args.full, 224, 1000, seed=200 + i, write_reference=False)
+            export(name, build, args.full, 224, 1000, seed=200 + i, write_reference=True)
 
 
 if __name__ == '__main__':
