@@ -13,7 +13,7 @@ reference input (NCHW, batch 2), PyTorch's output for it, and PyTorch's MACs per
 linear layers, counted with forward hooks).
 
 With --full DIR: full-size ResNet-18, MobileNetV2 and EfficientNet-B0 (224x224, 1000 classes) into
-DIR (keep it git-ignored; about 80 MB), for the "MACs within 1% of PyTorch" check.
+DIR (keep it git-ignored; about 80 MB), with references like the small ones, for the "MACs within 1% of PyTorch" check.
 
 Usage: /usr/bin/python3 scripts/export-onnx-fixtures.py [--out test/fixtures/onnx] [--full .cache/onnx-full]
 Needs Debian's python3-torch, python3-torchvision and python3-onnx (no download).
@@ -55,7 +55,7 @@ def tiny_densenet(num_classes):
 
 class OperatorMix(nn.Module):
     """One of every other operator the importer converts (opset 14 for HardSwish), and a Flatten of a
-    2x2 map into the classifier, where NCHW and NHWC flatten orders differ."""
+    2x2 map into the classifier (Flatten and view), where NCHW and NHWC flatten orders differ."""
 
     def __init__(self, num_classes):
         super().__init__()
@@ -70,6 +70,7 @@ class OperatorMix(nn.Module):
         self.pool = nn.Sequential(nn.AvgPool2d(3, stride=2, padding=1), nn.MaxPool2d(2))
         self.head = nn.Sequential(nn.Conv2d(24, 8, 1), nn.Sigmoid(), nn.AvgPool2d(2))
         self.fc = nn.Linear(8 * 2 * 2, num_classes)
+        self.fc2 = nn.Linear(8 * 2 * 2, num_classes)
 
     def forward(self, x):
         x = self.down(self.stem(x))
@@ -78,7 +79,8 @@ class OperatorMix(nn.Module):
         x = self.dilated(x)
         x = torch.cat([self.up(x), self.upsample(x)], dim=1)
         x = self.head(self.pool(self.bn(x)))
-        return self.fc(torch.flatten(x, 1))
+        # Both ways users flatten: Flatten, and view(batch, -1) (Shape/Gather/Unsqueeze/Concat/Reshape).
+        return self.fc(torch.flatten(x, 1)) + self.fc2(x.view(x.size(0), -1))
 
 
 SMALL = {
@@ -134,7 +136,7 @@ def pytorch_macs(model, x):
     return total[0]
 
 
-def export(name, build, out_dir, size, num_classes, seed, write_reference):
+def export(name, build, out_dir, size, num_classes, seed):
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = build(num_classes)
@@ -150,22 +152,18 @@ def export(name, build, out_dir, size, num_classes, seed, write_reference):
     macs = pytorch_macs(model, x)
     with torch.no_grad():
         y = model(x)
-    if write_reference:
-        reference = {
-            'model': f'{name}.onnx',
-            'torch': torch.__version__,
-            'torchvision': torchvision.__version__,
-            'inputShape': list(x.shape),
-            'input': [round(v, 7) for v in x.flatten().tolist()],
-            'outputShape': list(y.shape),
-            'output': y.flatten().tolist(),
-            'macsPerImage': macs,
-        }
-        with open(os.path.join(out_dir, f'{name}.ref.json'), 'w') as f:
-            json.dump(reference, f)
-    else:
-        with open(os.path.join(out_dir, f'{name}.macs.json'), 'w') as f:
-            json.dump({'model': f'{name}.onnx', 'inputShape': list(x.shape), 'macsPerImage': macs}, f)
+    reference = {
+        'model': f'{name}.onnx',
+        'torch': torch.__version__,
+        'torchvision': torchvision.__version__,
+        'inputShape': list(x.shape),
+        'input': [round(v, 7) for v in x.flatten().tolist()],
+        'outputShape': list(y.shape),
+        'output': y.flatten().tolist(),
+        'macsPerImage': macs,
+    }
+    with open(os.path.join(out_dir, f'{name}.ref.json'), 'w') as f:
+        json.dump(reference, f)
     print(f'{path}: {os.path.getsize(path)} bytes, {macs} MACs per image')
 
 
@@ -173,14 +171,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--out', default='test/fixtures/onnx')
     parser.add_argument('--full', help='also write full-size models (224x224, 1000 classes) into this folder')
+    parser.add_argument('--only-full', action='store_true', help='write the full-size models only')
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    for i, (name, build) in enumerate(SMALL.items()):
-        export(name, build, args.out, SIZE.get(name, 32), 10, seed=100 + i, write_reference=True)
+    for i, (name, build) in enumerate([] if args.only_full else SMALL.items()):
+        export(name, build, args.out, SIZE.get(name, 32), 10, seed=100 + i)
     if args.full:
         os.makedirs(args.full, exist_ok=True)
         for i, (name, build) in enumerate(FULL.items()):
-            export(name, build, args.full, 224, 1000, seed=200 + i, write_reference=False)
+            export(name, build, args.full, 224, 1000, seed=200 + i)
 
 
 if __name__ == '__main__':

@@ -25,7 +25,7 @@ export function activate(context: vscode.ExtensionContext): void {
     NativeBackend.register(context, host),
 
     vscode.commands.registerCommand('pas.pruneWithPas', async (arg?: unknown) => {
-      const uri = await resolveModelUri(arg, 'Prune with PaS: select a TensorFlow.js Layers model.json');
+      const uri = await resolveModelUri(arg, 'Prune with PaS: select a TensorFlow.js Layers model.json or an .onnx file');
       if (!uri || !(await requireTrust('Pruning')) || !(await checkLayersModel(uri))) return;
       await searches.launch({ model: uri.fsPath, label: modelLabel(uri) });
     }),
@@ -36,13 +36,13 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
 
     vscode.commands.registerCommand('pas.reparameterize', async (arg?: unknown) => {
-      const uri = await resolveModelUri(arg, 'Reparameterize: select a training-time model.json');
+      const uri = await resolveModelUri(arg, 'Reparameterize: select a training-time model.json or .onnx file');
       if (!uri || !(await requireTrust('Reparameterizing')) || !(await checkLayersModel(uri))) return;
       await reparameterizeModel(host, uri.fsPath);
     }),
 
     vscode.commands.registerCommand('pas.inspect', async (arg?: unknown) => {
-      const uri = await resolveModelUri(arg, 'Inspect: select a TensorFlow.js Layers model.json', true);
+      const uri = await resolveModelUri(arg, 'Inspect: select a TensorFlow.js Layers model.json or an .onnx file', true);
       if (!uri) return;
       await vscode.commands.executeCommand('vscode.openWith', uri, ModelInspectorProvider.viewType);
     }),

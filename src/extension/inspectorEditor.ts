@@ -1,5 +1,5 @@
 /**
- * `pas.modelInspector`: a read-only custom editor for model.json files (priority "option", so it
+ * `pas.modelInspector`: a read-only custom editor for model.json and .onnx files (priority "option", so it
  * never replaces the JSON editor). Opening runs `cli inspect --json` with a timeout and shows the
  * per-layer table of the training-time and deployed forms; a bad file shows its error in the
  * editor. The file is re-inspected when it changes on disk.

@@ -10,6 +10,8 @@ import { MODEL_INSPECTOR_VIEW_TYPE } from './viewTypes';
 
 /** Reads and checks a model file; shows a clear error and returns false when it is not a Layers model. */
 export async function checkLayersModel(uri: vscode.Uri): Promise<boolean> {
+  // An ONNX file is binary protobuf: the worker reads and checks it, and reports what is wrong.
+  if (isOnnxUri(uri)) return true;
   let text: string;
   try {
     const stat = await vscode.workspace.fs.stat(uri);
@@ -25,6 +27,11 @@ export async function checkLayersModel(uri: vscode.Uri): Promise<boolean> {
     return false;
   }
   return true;
+}
+
+/** Whether the file is an ONNX model (by extension, as the explorer menu's `when` clause decides). */
+export function isOnnxUri(uri: vscode.Uri): boolean {
+  return uri.fsPath.toLowerCase().endsWith('.onnx');
 }
 
 /**
@@ -44,8 +51,8 @@ export async function resolveModelUri(arg: unknown, title: string, anyJson = fal
   const picked = await vscode.window.showOpenDialog({
     title,
     canSelectMany: false,
-    filters: { 'TensorFlow.js Layers model': ['json'] },
-    openLabel: 'Select model.json',
+    filters: { 'TensorFlow.js Layers model or ONNX': ['json', 'onnx'] },
+    openLabel: 'Select model.json or .onnx',
   });
   return picked?.[0];
 }

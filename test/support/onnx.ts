@@ -31,7 +31,9 @@ export function fixtureReference(name: FixtureName): FixtureReference {
 
 /** Runs an ONNX model (file or bytes) in onnxruntime on one NCHW input. */
 export async function runOnnx(model: string | Uint8Array, input: Float32Array, shape: number[]): Promise<{ output: Float32Array; outputShape: readonly number[]; inputNames: readonly string[]; outputNames: readonly string[] }> {
-  const session = typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(model);
+  // One thread, no spinning: the test machines are shared, and ORT's pool spins while it waits.
+  const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' };
+  const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
   try {
     const result = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input, shape) });
     const out = result[session.outputNames[0]];

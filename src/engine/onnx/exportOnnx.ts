@@ -9,7 +9,7 @@ import { GraphNode, graphFromModel, ModelGraph, WeightArray } from '../graph/mod
 import { tfSamePads, transposeArray, type OnnxSourceInfo } from './importOnnx';
 import { ATTR_FLOAT, ATTR_FLOATS, ATTR_INT, ATTR_INTS, ATTR_STRING, modelProto, ONNX_FLOAT, ONNX_INT64 } from './schema';
 
-/** Operator set of the written models: the one torch.onnx.export uses by default since torch 1.12... 2.x. */
+/** Operator set of the written models: 13 runs in every onnxruntime since 1.6 and in other runtimes. */
 export const EXPORT_OPSET = 13;
 /** IR version matching opset 13. */
 const EXPORT_IR_VERSION = 7;

@@ -50,6 +50,9 @@ interface ValueState {
 
 const product = (values: number[]) => values.reduce((a, b) => a * b, 1);
 
+/** The symbolic batch size in folded shape arithmetic (Reshape treats it as "keep the batch"). */
+const BATCH_DIM = -2;
+
 /** Transposes a dense row-major array of shape `dims` by `perm` (like numpy.transpose). */
 export function transposeArray(values: Float32Array, dims: number[], perm: number[]): WeightArray {
   const outDims = perm.map((p) => dims[p]);
@@ -242,6 +245,10 @@ class OnnxImporter {
         else this.setOutput(node, this.value(node, source));
         return;
       }
+      case 'Shape':
+      case 'Gather':
+      case 'Unsqueeze':
+        return this.foldShapeArithmetic(node);
       case 'Conv':
         return this.convertConv(node);
       case 'ConvTranspose':
@@ -277,6 +284,7 @@ class OnnxImporter {
       case 'Mul':
         return this.convertMul(node);
       case 'Concat':
+        if (node.inputs.every((name) => this.constants.has(name))) return this.foldShapeArithmetic(node);
         return this.convertConcat(node);
       case 'MaxPool':
       case 'AveragePool':
@@ -304,6 +312,40 @@ class OnnxImporter {
         return this.convertResize(node);
       default:
         this.fail(node, `operator ${node.opType} is not supported by PaS's ONNX import`);
+    }
+  }
+
+  /**
+   * `x.view(x.size(0), -1)` exports as Shape -> Gather -> Unsqueeze -> Concat -> Reshape: these
+   * are evaluated here on the static shapes, with BATCH_DIM standing for the symbolic batch size.
+   */
+  private foldShapeArithmetic(node: OnnxNode): void {
+    const ints = (name: string, what: string) => Array.from(this.constant(node, name, what).values, Number);
+    const result = (values: number[], dims: number[]): void => void this.constants.set(node.outputs[0], { name: node.outputs[0], dims, values, isInteger: true });
+    switch (node.opType) {
+      case 'Shape': {
+        const x = this.value(node, node.inputs[0]);
+        const shape = [BATCH_DIM, ...(x.pooled ? [x.shape[0], 1, 1] : x.shape)];
+        return result(shape, [shape.length]);
+      }
+      case 'Gather': {
+        const data = this.constant(node, node.inputs[0], 'data');
+        const indices = this.constant(node, node.inputs[1], 'indices');
+        if (this.attr<number>(node, 'axis', 0) !== 0 || data.dims.length !== 1) this.fail(node, 'only gathering from a shape vector is supported');
+        const values = Array.from(indices.values, (i) => Number(data.values[Number(i) < 0 ? data.values.length + Number(i) : Number(i)]));
+        return result(values, indices.dims);
+      }
+      case 'Unsqueeze': {
+        const data = this.constant(node, node.inputs[0], 'data');
+        const axes = node.inputs[1] ? ints(node.inputs[1], 'axes') : this.attr<number[]>(node, 'axes', []);
+        const dims = data.dims.slice();
+        for (const axis of [...axes].sort((a, b) => a - b)) dims.splice(axis < 0 ? dims.length + axis + 1 : axis, 0, 1);
+        return result(Array.from(data.values, Number), dims);
+      }
+      default: {
+        const values = node.inputs.flatMap((name) => ints(name, 'input'));
+        return result(values, [values.length]);
+      }
     }
   }
 
@@ -577,9 +619,10 @@ class OnnxImporter {
     const inShape = x.shape;
     const features = product(inShape);
     // Resolve 0 (copy) and -1 (infer) against the ONNX shape [N, ...inShape]; N stays symbolic.
-    const full = [-2, ...inShape];
+    const full = [BATCH_DIM, ...inShape];
     const resolved = target.map((d, i) => (d === 0 ? full[i] : d));
-    if (resolved[0] !== -2 && resolved[0] !== -1) this.fail(node, 'reshape changes the batch dimension');
+    if (resolved[0] !== BATCH_DIM && resolved[0] !== -1) this.fail(node, 'reshape changes the batch dimension');
+    if (resolved.slice(1).includes(BATCH_DIM)) this.fail(node, 'reshape moves the batch dimension');
     const rest = resolved.slice(1);
     if (rest.filter((d) => d === -1).length > 1 || (resolved[0] === -1 && rest.includes(-1))) this.fail(node, 'ambiguous target shape');
     const known = product(rest.filter((d) => d !== -1));

@@ -204,7 +204,11 @@ export function readOnnxModel(file: string): OnnxModel {
   if (opset < 7 || opset > 21) throw new PasInputError(`the model uses ONNX operator set ${opset || 'none'}; PaS reads opsets 7 to 21 (torch.onnx.export writes 11 to 17)`, file);
   const graph = proto.graph;
   const initializers = new Map<string, OnnxTensor>();
+  let totalElements = 0;
   for (const tensor of graph.initializer ?? []) {
+    // External data is not bounded by the file size: bound the sum before reading the next one.
+    totalElements += elementCount((tensor.dims ?? []).map(int64), `tensor '${tensor.name}'`, file);
+    if (totalElements * 4 > MAX_WEIGHT_BYTES) throw new PasInputError(`the weights total more than ${MAX_WEIGHT_BYTES} bytes`, file);
     const decoded = decodeTensor(tensor, file);
     initializers.set(decoded.name, decoded);
   }
