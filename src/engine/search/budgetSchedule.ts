@@ -25,7 +25,6 @@ export const WARMUP_SHARE = 0.5;
 export const TOLERANCE = 0.02;
 /** How many times the gain can double over the search (growth per step = 2^(DOUBLINGS / steps)). */
 export const DOUBLINGS = 20;
-const MIN_GAIN = 1 / 64;
 const MAX_GAIN = 2 ** 20;
 
 /** Time constant of the error average, as a share of the search steps. */
@@ -75,12 +74,17 @@ export class BudgetSchedule {
     const s = this.state;
     s.averageError += this.smoothing * (macsFraction - this.scheduledFraction() - s.averageError);
     const sign = Math.abs(s.averageError) <= TOLERANCE * this.targetFraction ? 0 : Math.sign(s.averageError);
-    if (sign !== 0 && s.lastSign !== 0 && sign !== s.lastSign) s.gain = Math.max(MIN_GAIN, s.gain / 2);
-    else if (sign !== 0 && sign === s.lastSign) s.gain = Math.min(MAX_GAIN, s.gain * this.growth);
-    // On target, the gain built up while the latents crossed from 1.0 to the threshold (steps in
-    // which the MACs cannot move yet) is more pull than holding needs: let it relax towards 1, so
-    // that the cross-entropy, not the budget, decides which channels of a layer stay.
-    else if (sign === 0) s.gain = Math.max(1, s.gain / this.growth);
+    if (sign !== 0 && s.lastSign !== 0 && sign !== s.lastSign) {
+      // The masks crossed the scheduled target: the pull overshot.
+      s.gain = Math.max(1, s.gain / 2);
+    } else if (sign !== 0) {
+      // Still on one side: the pull is too weak for this model and this search length.
+      s.gain = Math.min(MAX_GAIN, s.gain * this.growth);
+    } else {
+      // On target: let the gain relax towards 1, so that the cross-entropy, not an inflated
+      // budget pull, decides which channels of a layer stay.
+      s.gain = Math.max(1, s.gain / this.growth);
+    }
     if (sign !== 0) s.lastSign = sign;
     s.step++;
   }
