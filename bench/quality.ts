@@ -31,6 +31,8 @@
  *   --jobs N              CLI runs at once (2); wasm is single-threaded, so N <= cores helps
  *   --reuse-baseline      skip training when WORK/baseline exists and was trained with the same
  *                         settings; finished runs with the same settings are reused as well
+ *   --report-only         with --reuse-baseline: train nothing, write the results of the runs
+ *                         already finished in WORK (a partial table while a bench is running)
  *   --data-dir DIR        Fashion-MNIST IDX folder (/usr/share/datasets/fashion-mnist)
  *   --work-dir DIR        baseline and run folders (bench/.work)
  *   --results-dir DIR     where quality.json / quality.md go (bench/results)
@@ -78,6 +80,7 @@ interface Flags {
   alpha?: number;
   jobs: number;
   reuseBaseline: boolean;
+  reportOnly: boolean;
   dataDir: string;
   workDir: string;
   resultsDir: string;
@@ -159,6 +162,7 @@ function parseFlags(argv: string[], root: string): Flags {
     .option('--alpha <x>', 'PaS budget-loss weight (default: the CLI\'s)', parsePositiveNumber)
     .option('--jobs <n>', 'CLI runs at once; wasm is single-threaded, so up to the core count helps', parsePositiveInt, 2)
     .option('--reuse-baseline', 'reuse WORK/baseline and finished runs trained with the same settings', false)
+    .option('--report-only', 'train nothing: write the results of the finished runs in WORK (with --reuse-baseline); safe while another bench fills WORK', false)
     .option('--data-dir <dir>', 'Fashion-MNIST IDX folder', DEFAULT_DATA_DIR)
     .option('--work-dir <dir>', 'baseline and run folders', path.join(root, 'bench', '.work'))
     .option('--results-dir <dir>', 'where quality.json / quality.md go', path.join(root, 'bench', 'results'))
@@ -353,6 +357,7 @@ function runCli(root: string, flags: Flags, baselineJson: string, dataSpec: stri
       return Promise.resolve({ ...result, report, reused: true, ...savedExtras(outDir) });
     }
   }
+  if (flags.reportOnly) return Promise.resolve({ ...result, error: 'not run yet (--report-only)' });
   fs.rmSync(outDir, { recursive: true, force: true });
   fs.mkdirSync(path.dirname(outDir), { recursive: true });
   const args = cliArgs(flags, baselineJson, dataSpec, run, outDir);
@@ -600,6 +605,10 @@ async function main(): Promise<number> {
   // 1. The baseline.
   let meta: BaselineMeta | null = null;
   let baselineReused = false;
+  if (flags.reportOnly && !flags.reuseBaseline) {
+    process.stderr.write('bench:quality: --report-only needs --reuse-baseline\n');
+    return 2;
+  }
   if (flags.reuseBaseline && fs.existsSync(baselineJson)) {
     meta = readBaselineMeta(flags);
     if (!meta || !baselineMatches(meta, flags)) {

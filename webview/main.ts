@@ -188,6 +188,9 @@ function renderSummary(s: SearchState): void {
         row('MACs', fmtCount(r.macsBefore), `${fmtCount(r.macsAfter)} (${fmtPct(r.macsAfter / r.macsBefore)}; target ${fmtPct(r.targetFraction)})`),
         row('Params', fmtCount(r.paramsBefore), fmtCount(r.paramsAfter)),
         row('Accuracy', fmtPct(r.accuracyBefore), fmtPct(r.accuracyAfter)),
+        ...(r.searchEndMacsFraction !== undefined
+          ? [row('Search ended at (before projection)', '', `${fmtPct(r.searchEndMacsFraction)} of MACs; projection moved ${r.projectionMoved ?? 0} channel(s)`)]
+          : []),
         row('Reparameterization max |diff|', '', r.reparamMaxAbsDiff.toExponential(2)),
         row('Wall time', '', `${r.wallSeconds.toFixed(0)} s on ${r.backend}`))),
     el('p', { class: 'muted' }, `Deployed model: ${r.deployedModel}`),

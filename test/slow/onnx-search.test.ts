@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import { strict as assert } from 'assert';
-import { supportedLayerClassNames } from '../../src/engine/io';
+import { hasLayerRule } from '../../src/engine/graph/layerRules';
 import { makeTempDir } from '../support/cli';
 import type { FixtureName } from '../support/onnx';
 import { searchAndCheck } from '../support/onnxSearch';
@@ -19,10 +19,10 @@ describe('pas search --format onnx on every ONNX fixture family', function () {
 
   it('MobileNetV2 (ReLU6, depthwise, inverted residuals)', () => searchAndCheck(work, 'mobilenetv2'));
 
-  // These need the layer-rules registry (issue 9): they fail, naming the class, until it is merged.
+  // Squeeze-excitation and concatenation: the layer-rules registry's Multiply/Reshape/Concatenate rules.
   for (const [name, needs] of [['efficientnet-b0', ['Multiply', 'Reshape']], ['densenet-tiny', ['Concatenate']]] as [FixtureName, string[]][]) {
     it(`${name} (needs ${needs.join(', ')})`, async () => {
-      assert.deepEqual(needs.filter((c) => !supportedLayerClassNames().includes(c)), [], 'the engine does not support these classes yet (issue 9)');
+      assert.deepEqual(needs.filter((c) => !hasLayerRule(c)), [], 'the layer-rules registry has no rule for these classes');
       await searchAndCheck(work, name);
     });
   }

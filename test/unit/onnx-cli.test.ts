@@ -4,7 +4,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { InspectEvent, ReparamEvent } from '../../src/shared/workerProtocol';
-import { supportedLayerClassNames } from '../../src/engine/io';
+import { hasLayerRule } from '../../src/engine/graph/layerRules';
 import { loadModelSource } from '../../src/engine/model';
 import { makeTempDir, parseEvents, runCli } from '../support/cli';
 import { FixtureName, fixturePath, fixtureReference, nchwToNhwc, relativeError, runOnnx } from '../support/onnx';
@@ -67,16 +67,15 @@ describe('pas with .onnx models (CLI)', function () {
 
   it('search --format onnx on the ResNet-18 fixture writes a deployed ONNX on the MACs target', () => searchAndCheck(work, 'resnet18-slim'));
 
-  // Squeeze-excitation (Multiply, Reshape) and Concatenate need the layer-rules registry (issue 9).
-  // Until it is merged these models are refused at load (exit 2); test/slow/onnx-search.test.ts
-  // searches them once it is.
+  // Squeeze-excitation (Multiply, Reshape) and Concatenate are covered by the layer-rules registry
+  // (src/engine/graph/layerRules); test/slow/onnx-search.test.ts searches these models.
   for (const [name, needs] of [['efficientnet-b0', ['Multiply', 'Reshape']], ['densenet-tiny', ['Concatenate']]] as [FixtureName, string[]][]) {
-    const missing = needs.filter((c) => !supportedLayerClassNames().includes(c));
-    const title = missing.length > 0 ? `refuses ${name} with the class it cannot prune yet (${missing.join('/')})` : `loads ${name} for a search`;
-    it(title, async () => {
-      const loading = loadModelSource(fixturePath(name));
-      if (missing.length === 0) return (await loading).model.dispose();
-      await assert.rejects(loading, new RegExp(`has class '(${missing.join('|')})', which PaS does not support`));
+    it(`loads ${name}, whose ${needs.join('/')} layers have pruning rules`, async () => {
+      assert.deepEqual(needs.filter((c) => !hasLayerRule(c)), []);
+      const { model } = await loadModelSource(fixturePath(name));
+      const classes = new Set(model.layers.map((l) => l.getClassName()));
+      model.dispose();
+      for (const c of needs) assert.ok(classes.has(c), `the import writes ${c} layers`);
     });
   }
 });

@@ -15,7 +15,8 @@
  *   slowly moving target and arrive without a swing; the rest of the search settles the choice.
  * - A gain on alpha that adapts like Rprop's step size: it grows while the masks' MACs stay on the
  *   same side of the scheduled target by more than `TOLERANCE` (the pull is too weak for this
- *   model), halves when they cross it (the pull overshot), and holds inside the tolerance. The
+ *   model), halves when they cross it (the pull overshot), and relaxes towards 1 inside the
+ *   tolerance. The
  *   growth per step comes from the search length, so a short search can still double the pull
  *   `DOUBLINGS` times.
  */
@@ -23,8 +24,7 @@ export const WARMUP_SHARE = 0.5;
 /** Tolerance around the scheduled target, as a fraction of the final target's MACs. */
 export const TOLERANCE = 0.02;
 /** How many times the gain can double over the search (growth per step = 2^(DOUBLINGS / steps)). */
-export const DOUBLINGS = 40;
-const MIN_GAIN = 1 / 64;
+export const DOUBLINGS = 20;
 const MAX_GAIN = 2 ** 20;
 
 /** Time constant of the error average, as a share of the search steps. */
@@ -74,8 +74,17 @@ export class BudgetSchedule {
     const s = this.state;
     s.averageError += this.smoothing * (macsFraction - this.scheduledFraction() - s.averageError);
     const sign = Math.abs(s.averageError) <= TOLERANCE * this.targetFraction ? 0 : Math.sign(s.averageError);
-    if (sign !== 0 && s.lastSign !== 0 && sign !== s.lastSign) s.gain = Math.max(MIN_GAIN, s.gain / 2);
-    else if (sign !== 0 && sign === s.lastSign) s.gain = Math.min(MAX_GAIN, s.gain * this.growth);
+    if (sign !== 0 && s.lastSign !== 0 && sign !== s.lastSign) {
+      // The masks crossed the scheduled target: the pull overshot.
+      s.gain = Math.max(1, s.gain / 2);
+    } else if (sign !== 0) {
+      // Still on one side: the pull is too weak for this model and this search length.
+      s.gain = Math.min(MAX_GAIN, s.gain * this.growth);
+    } else {
+      // On target: let the gain relax towards 1, so that the cross-entropy, not an inflated
+      // budget pull, decides which channels of a layer stay.
+      s.gain = Math.max(1, s.gain / this.growth);
+    }
     if (sign !== 0) s.lastSign = sign;
     s.step++;
   }

@@ -222,11 +222,19 @@ export async function runSearchJob(
   return { status: 'done', report, outDir: args.outDir };
 }
 
-/** Inserts the DBC masks: all ones for PaS (the search decides), the baseline's choice otherwise. */
+/**
+ * Initial latent of a searched mask: the DBC layer's own default in the official PaS code (its
+ * model builders use 1.0). From 1.0 the budget pull needs to move a latent by 0.5 before any
+ * channel changes state; in a short search the gain grows all that time and the layers then
+ * cross the threshold together (docs/search.md). From 0.6 the masks respond within a few steps.
+ */
+const SEARCH_LATENT_INIT = 0.6;
+
+/** Inserts the DBC masks: all kept for PaS (the search decides), the baseline's choice otherwise. */
 async function enterMaskedPhase(context: RunContext, state: RunState, trained: tf.LayersModel, budget: MacsBudget): Promise<tf.LayersModel> {
   const { settings } = context;
   const plain = graphFromModel(trained);
-  const { graph, layout } = insertMasks(plain, { initialValue: 1.0 });
+  const { graph, layout } = insertMasks(plain, { initialValue: PRUNE_METHODS[settings.method].kind === 'search' ? SEARCH_LATENT_INIT : 1.0 });
   const method = PRUNE_METHODS[settings.method];
   if (method.kind === 'select') {
     const target = settings.targetFraction * budget.fullMacs;
@@ -257,6 +265,20 @@ function setMasksTrainable(model: tf.LayersModel, budget: MacsBudget, lattice: W
 /** The run's width constraints (runs from before constraints existed get the defaults). */
 export function constraintsOf(settings: RunSettings): WidthConstraints {
   return settings.constraints ?? DEFAULT_WIDTH_CONSTRAINTS;
+}
+
+/**
+ * Keeps the search's latents in [0, 1] (BinaryConnect's clipping of straight-through weights): a
+ * channel is never more than 0.5 from changing state, so a layer the budget pull over-pruned can
+ * come back within a few steps, and a strong pull cannot drive latents far below the threshold.
+ */
+function clipLatents(model: tf.LayersModel, budget: MacsBudget): void {
+  tf.tidy(() => {
+    for (const group of budget.groups) {
+      const variable = model.getLayer(group.layerName).weights[0];
+      variable.write(tf.clipByValue(variable.read(), 0, 1));
+    }
+  });
 }
 
 /** Kept counts with every group raised to its floor: what the budget loss counts. */
@@ -342,6 +364,7 @@ async function trainPhase(
           const fraction = masks!.budget.macsOf(atFloors(masks!.budget.keptCounts(model), masks!.lattice)) / masks!.budget.fullMacs;
           if (process.env.PAS_DEBUG_BUDGET) process.stderr.write(`budget ${p.batch} scheduled ${schedule.scheduledFraction().toFixed(3)} macs ${fraction.toFixed(3)} gain ${schedule.gain.toFixed(2)}\n`);
           schedule.observe(fraction);
+          clipLatents(model, masks!.budget);
         }
         const now = Date.now();
         if (now - lastEmit < BATCH_EVENT_INTERVAL_MS && p.batch < p.batches) return;
