@@ -6,6 +6,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { formatCommandLine } from './core/cliArgs';
 import { startWorker, type WorkerCallbacks, type WorkerRun } from './core/workerRunner';
+import { workerLaunch } from './core/workerLaunch';
 
 export class WorkerHost implements vscode.Disposable {
   readonly output: vscode.LogOutputChannel;
@@ -31,14 +32,18 @@ export class WorkerHost implements vscode.Disposable {
 
   /** Starts `cli <args>`; stderr and non-JSON stdout go to the log, events to `callbacks` and the log. */
   start(args: string[], callbacks: WorkerCallbacks, options: { timeoutMs?: number; cwd?: string; cancelGraceMs?: number } = {}): WorkerRun {
-    const fullArgs = [this.cliPath, ...args];
-    this.output.info(`$ ${formatCommandLine(this.executable, fullArgs)}`);
+    const launch = workerLaunch({
+      extensionPath: this.context.extensionPath,
+      hostExecutable: process.execPath,
+      configuredNode: vscode.workspace.getConfiguration('pas').get<string>('nodePath', ''),
+      env: process.env,
+      args,
+      cwd: options.cwd,
+    });
+    this.output.info(`$ ${formatCommandLine(launch.executable, launch.args)}`);
     const run = startWorker(
       {
-        executable: this.executable,
-        args: fullArgs,
-        cwd: options.cwd ?? this.context.extensionPath,
-        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+        ...launch,
         timeoutMs: options.timeoutMs,
         // the CLI stops at the next batch/epoch boundary and writes a resumable checkpoint; SIGKILL
         // after the grace period would lose it, so searches get a long one

@@ -46,6 +46,20 @@ export interface ModelReport {
   deployedForm: ModelFormSummary;
   /** Channel groups that carry one mask each (coupled channels share a group). */
   prunableGroups: Array<{ name: string; width: number; layers: string[] }>;
+  /** Measured latency of the deployed form (`pas inspect --latency`). */
+  latency?: LatencyReport;
+}
+
+/** Median wall time of forward passes on one backend (src/engine/latency.ts explains the method). */
+export interface LatencyReport {
+  backend: string;
+  batch: number;
+  warmup: number;
+  runs: number;
+  /** Median of the whole model's forward pass, ms. */
+  medianMs: number;
+  /** Median of each layer's own forward pass on recorded inputs, ms, in model order. */
+  perLayer: Array<{ name: string; type: string; medianMs: number }>;
 }
 
 /** One prunable group's width, as the search moves it. */
@@ -77,6 +91,11 @@ export interface SearchReport {
   deployedModel: string;
   searchedCheckpoint: string;
   layers: GroupWidth[];
+  /** Median latency at batch 1, ms, same backend: the unpruned model's deployed form, and the pruned deployed model. */
+  latencyBefore?: number;
+  latencyAfter?: number;
+  /** Per-layer medians (ms) of both, joined by layer name: where the time is, and what pruning bought. */
+  latencyLayers?: Array<{ name: string; type: string; beforeMs: number; afterMs?: number }>;
 }
 
 export type WorkerEvent =

@@ -11,6 +11,7 @@ import { describeFsError } from '../../engine/io/fsErrors';
 import { formatCount, formatTable, Output } from '../output';
 import { builtinOptionsFrom, ModelOptions } from '../options';
 import { resolveWorkers, type WorkersChoice } from '../../engine/train/parallel/workerCount';
+import { percentChange } from '../../engine/latency';
 
 export interface SearchCliOptions extends ModelOptions {
   data: string;
@@ -307,6 +308,25 @@ function printSummary(report: SearchReport, outDir: string, output: Output): voi
   ]));
   output.text();
   output.text(`MACs ${pct(report.macsAfter / report.macsBefore)} of the original (target ${pct(report.targetFraction)}); method ${report.method}; backend ${report.backend}; seed ${report.seed}; ${report.wallSeconds.toFixed(0)} s`);
+  printLatency(report, output);
   output.text(`deployed vs fine-tuned masked model: max abs diff ${report.reparamMaxAbsDiff.toExponential(2)}, accuracy ${pct(report.accuracyMasked)} -> ${pct(report.accuracyAfter)}`);
   output.text(`outputs: ${outDir} (deployed/model.json, searched/model.json, report.json)`);
+}
+
+/** "MACs -50%, latency -X%", and where the time went when the two are far apart. */
+function printLatency(report: SearchReport, output: Output): void {
+  if (report.latencyBefore === undefined || report.latencyAfter === undefined) return;
+  output.text(
+    `MACs ${percentChange(report.macsBefore, report.macsAfter)}, latency ${percentChange(report.latencyBefore, report.latencyAfter)} ` +
+      `(${report.latencyBefore.toFixed(2)} -> ${report.latencyAfter.toFixed(2)} ms per image, median at batch 1, ${report.backend})`,
+  );
+  const latencyRatio = report.latencyAfter / report.latencyBefore;
+  const macsRatio = report.macsAfter / report.macsBefore;
+  if (Math.max(latencyRatio / macsRatio, macsRatio / latencyRatio) <= 1.2 || !report.latencyLayers) return;
+  const slowest = [...report.latencyLayers].filter((l) => l.afterMs !== undefined).sort((a, b) => b.afterMs! - a.afterMs!).slice(0, 4);
+  output.text(
+    `latency and MACs ratios differ by more than 1.2x; the layers that hold the time after pruning: ` +
+      slowest.map((l) => `${l.name} (${l.type}) ${l.beforeMs.toFixed(3)} -> ${l.afterMs!.toFixed(3)} ms`).join(', ') +
+      ' (full profile: latencyLayers in report.json)',
+  );
 }

@@ -4,6 +4,7 @@ import * as path from 'path';
 import type { BackendName, EpochEvent, GroupWidth, Phase, SearchReport, WorkerEvent } from '../../shared/workerProtocol';
 import { defaultAugmentation, loadDataset, type Dataset } from '../data';
 import { deployGraph, EQUIVALENCE_TOLERANCE } from '../deploy';
+import { compareLatency } from '../latency';
 import { PasInputError } from '../errors';
 import { summarizeGraph } from '../graph/counting';
 import { graphFromModel, ModelGraph, modelFromGraph } from '../graph/modelGraph';
@@ -309,6 +310,7 @@ async function finish(context: RunContext, state: RunState, model: tf.LayersMode
     deployedModel: deployedPaths.modelJsonPath,
     searchedCheckpoint: path.join(searchedDir, 'model.json'),
     layers: groupWidths(budget, counts),
+    ...(await deployedLatency(graph, deployment.deployed)),
   };
   deployment.deployed.dispose();
   await writeFileAtomic(path.join(outDir, 'report.json'), JSON.stringify({ ...report, history: state.history, projectionMoved: state.projectionMoved ?? 0, settings }, null, 2));
@@ -331,4 +333,14 @@ function unmaskedGraph(graph: ModelGraph): ModelGraph {
     copy.weights.set(node.layerName, { latent: { shape: latent.shape, values: new Float32Array(latent.values.length).fill(1) } });
   }
   return copy;
+}
+
+/** Batch-1 latency of the unpruned model's deployed form and of the pruned deployed model (same backend). */
+async function deployedLatency(maskedGraph: ModelGraph, prunedDeployed: tf.LayersModel): Promise<ReturnType<typeof compareLatency>> {
+  const unpruned = await modelFromGraph(reparameterizeGraph(unmaskedGraph(maskedGraph)));
+  try {
+    return compareLatency(unpruned, prunedDeployed);
+  } finally {
+    unpruned.dispose();
+  }
 }
