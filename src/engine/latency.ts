@@ -46,38 +46,60 @@ function timeMs(run: () => void): number {
   return performance.now() - start;
 }
 
+/** Timed passes of one model, one run at a time (so that two models' runs can alternate). */
+class LatencySession {
+  private readonly input: tf.Tensor;
+  private readonly forward: () => void;
+  private readonly layers: LayerCall[];
+  private readonly totals: number[] = [];
+  private readonly perLayerSamples: number[][];
+
+  constructor(model: tf.LayersModel, private readonly batch: number, private readonly warmup: number, perLayer: boolean) {
+    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`latency batch must be a positive integer, got ${batch}`);
+    this.input = probeInput(model, batch);
+    const input = this.input;
+    // `execute` is the graph executor itself: `predict` adds input checks and batching that cost
+    // more than a small model's whole forward pass at batch 1 (15 ms against 0.6 ms measured on
+    // builtin:default), which is the caller's overhead, not the model's.
+    const outputName = model.outputs[0].name;
+    this.forward = () => tf.tidy(() => {
+      (model.execute(input, outputName) as tf.Tensor).dataSync();
+    });
+    this.layers = perLayer ? layerCalls(model, input) : [];
+    this.perLayerSamples = this.layers.map(() => []);
+    for (let i = 0; i < warmup; i++) {
+      this.forward();
+      for (const layer of this.layers) layer.run();
+    }
+  }
+
+  /** One timed pass of the whole model, then of each layer. */
+  runOnce(): void {
+    this.totals.push(timeMs(this.forward));
+    this.layers.forEach((layer, i) => this.perLayerSamples[i].push(timeMs(layer.run)));
+  }
+
+  /** The medians so far; frees the recorded tensors. */
+  finish(): LatencyReport {
+    for (const layer of this.layers) layer.dispose();
+    this.input.dispose();
+    return {
+      backend: tf.getBackend(),
+      batch: this.batch,
+      warmup: this.warmup,
+      runs: this.totals.length,
+      medianMs: median(this.totals),
+      perLayer: this.layers.map((layer, i) => ({ name: layer.name, type: layer.type, medianMs: median(this.perLayerSamples[i]) })),
+    };
+  }
+}
+
 /** Median latency of `model` (inference mode) on the active backend, whole and per layer. */
 export function measureLatency(model: tf.LayersModel, options: LatencyOptions = {}): LatencyReport {
-  const batch = options.batch ?? 1;
-  const warmup = options.warmup ?? 3;
+  const session = new LatencySession(model, options.batch ?? 1, options.warmup ?? 3, options.perLayer !== false);
   const runs = Math.max(1, options.runs ?? 20);
-  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`latency batch must be a positive integer, got ${batch}`);
-  const input = probeInput(model, batch);
-  // `execute` is the graph executor itself: `predict` adds input checks and batching that cost
-  // more than a small model's whole forward pass at batch 1 (15 ms against 0.6 ms measured on
-  // builtin:default), which is the caller's overhead, not the model's.
-  const outputName = model.outputs[0].name;
-  const forward = () => tf.tidy(() => (model.execute(input, outputName) as tf.Tensor).dataSync());
-  for (let i = 0; i < warmup; i++) forward();
-  const totals: number[] = [];
-
-  const layers = options.perLayer === false ? [] : layerCalls(model, input);
-  const perLayerSamples = layers.map(() => [] as number[]);
-  for (let i = 0; i < warmup; i++) for (const layer of layers) layer.run();
-  for (let r = 0; r < runs; r++) {
-    totals.push(timeMs(forward));
-    layers.forEach((layer, i) => perLayerSamples[i].push(timeMs(layer.run)));
-  }
-  for (const layer of layers) layer.dispose();
-  input.dispose();
-  return {
-    backend: tf.getBackend(),
-    batch,
-    warmup,
-    runs,
-    medianMs: median(totals),
-    perLayer: layers.map((layer, i) => ({ name: layer.name, type: layer.type, medianMs: median(perLayerSamples[i]) })),
-  };
+  for (let r = 0; r < runs; r++) session.runOnce();
+  return session.finish();
 }
 
 interface LayerCall {
@@ -133,16 +155,17 @@ export interface LatencyComparison {
 
 /**
  * Latency of the unpruned deployed model and the pruned one at batch 1, on the active backend.
- * Measured in alternating halves (before, after, before, after) so that a busy spell of a shared
- * machine lands on both; each figure is the mean of its two medians.
+ * Their runs alternate (before, after, before, ...) so that a busy spell of a shared machine
+ * lands on both alike.
  */
-export function compareLatency(before: tf.LayersModel, after: tf.LayersModel, runs = 10): LatencyComparison {
-  const halves = [before, after, before, after].map((model) => measureLatency(model, { batch: 1, runs }));
-  const mean = (a: number, b: number) => (a + b) / 2;
-  const afterMs = new Map(halves[1].perLayer.map((l, i) => [l.name, mean(l.medianMs, halves[3].perLayer[i].medianMs)]));
+export function compareLatency(before: tf.LayersModel, after: tf.LayersModel, runs = 20): LatencyComparison {
+  const sessions = [new LatencySession(before, 1, 3, true), new LatencySession(after, 1, 3, true)];
+  for (let r = 0; r < runs; r++) for (const session of sessions) session.runOnce();
+  const [b, a] = sessions.map((s) => s.finish());
+  const afterMs = new Map(a.perLayer.map((l) => [l.name, l.medianMs]));
   return {
-    latencyBefore: mean(halves[0].medianMs, halves[2].medianMs),
-    latencyAfter: mean(halves[1].medianMs, halves[3].medianMs),
-    latencyLayers: halves[0].perLayer.map((l, i) => ({ name: l.name, type: l.type, beforeMs: mean(l.medianMs, halves[2].perLayer[i].medianMs), afterMs: afterMs.get(l.name) })),
+    latencyBefore: b.medianMs,
+    latencyAfter: a.medianMs,
+    latencyLayers: b.perLayer.map((l) => ({ name: l.name, type: l.type, beforeMs: l.medianMs, afterMs: afterMs.get(l.name) })),
   };
 }

@@ -339,7 +339,7 @@ function unmaskedGraph(graph: ModelGraph): ModelGraph {
 async function deployedLatency(maskedGraph: ModelGraph, prunedDeployed: tf.LayersModel): Promise<ReturnType<typeof compareLatency>> {
   const unpruned = await modelFromGraph(reparameterizeGraph(unmaskedGraph(maskedGraph)));
   try {
-    return compareLatency(unpruned, prunedDeployed);
+    return compareLatency(unpruned, prunedDeployed, 10);
   } finally {
     unpruned.dispose();
   }
