@@ -112,6 +112,11 @@ export interface OpenMessage {
   target: OpenTarget;
 }
 
-export type WebviewToHostMessage = ReadyMessage | CancelMessage | ReparameterizeMessage | StartSearchMessage | OpenMessage;
+/** Inspect the model again with its deployed form's latency measured (`pas inspect --latency`). */
+export interface MeasureLatencyMessage {
+  type: 'measureLatency';
+}
+
+export type WebviewToHostMessage = ReadyMessage | CancelMessage | ReparameterizeMessage | StartSearchMessage | OpenMessage | MeasureLatencyMessage;
 
 export const OPEN_TARGETS: readonly OpenTarget[] = ['report', 'deployedModel', 'outputFolder', 'log'];

@@ -33,3 +33,25 @@ describe('the worker runs where the workspace lives (VS Code Remote)', () => {
     for (const file of ['cli.js', 'replicaWorker.js']) assert.ok(fs.existsSync(path.join(REPO_ROOT, 'dist', file)), `dist/${file} is not built`);
   });
 });
+
+describe('host arguments and messages for workers and latency', () => {
+  // Imported here so the describe above stays about the launch.
+  const { buildInspectArgs, buildSearchArgs } = require('../../src/extension/core/cliArgs') as typeof import('../../src/extension/core/cliArgs');
+  const { validateWebviewMessage } = require('../../src/extension/core/webviewMessages') as typeof import('../../src/extension/core/webviewMessages');
+  const base = { model: 'builtin:default', data: { kind: 'sample' as const }, targetFraction: 0.5, searchEpochs: 1, finetuneEpochs: 1 };
+
+  it('passes pas.workers as --workers (auto or a count) and rejects a bad count', () => {
+    const auto = buildSearchArgs({ ...base, workers: 'auto' });
+    assert.deepEqual(auto.slice(auto.indexOf('--workers'), auto.indexOf('--workers') + 2), ['--workers', 'auto']);
+    const two = buildSearchArgs({ ...base, workers: 2 });
+    assert.deepEqual(two.slice(two.indexOf('--workers'), two.indexOf('--workers') + 2), ['--workers', '2']);
+    assert.ok(!buildSearchArgs(base).includes('--workers'));
+    assert.throws(() => buildSearchArgs({ ...base, workers: 0 }), RangeError);
+  });
+
+  it('"Measure latency" runs inspect --latency; the message carries nothing else', () => {
+    assert.deepEqual(buildInspectArgs('/m/model.json', { latency: true }), ['inspect', '/m/model.json', '--latency', '--json']);
+    assert.deepEqual(validateWebviewMessage({ type: 'measureLatency' }), { ok: true, message: { type: 'measureLatency' } });
+    assert.equal(validateWebviewMessage({ type: 'measureLatency', batch: 64 }).ok, false);
+  });
+});

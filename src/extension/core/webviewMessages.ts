@@ -16,6 +16,7 @@ export function validateWebviewMessage(raw: unknown): Validation {
     case 'cancel':
     case 'reparameterize':
     case 'startSearch':
+    case 'measureLatency':
       if (!only('type')) return { ok: false, reason: `unexpected fields in "${m.type}"` };
       return { ok: true, message: { type: m.type } };
     case 'open':
