@@ -93,7 +93,6 @@ export async function runSearch(modelSpec: string | undefined, options: SearchCl
 
 async function runLockedSearch(settings: RunSettings, outDir: string, resume: boolean, backend: BackendName, output: Output, workers: number): Promise<number> {
   output.start('search', settings.modelSpec, { backend, seed: settings.seed });
-  if (workers > 1) output.note(`training threads: ${workers} (each batch split over ${workers} model replicas)`);
 
   let stopRequested = false;
   const onSignal = () => {
