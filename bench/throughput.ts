@@ -1,12 +1,15 @@
 /**
  * `npm run bench:throughput`: training and inference images/second at batch 64, for every
- * TensorFlow.js backend this machine can run and for PyTorch on the same machine, on two nets:
- * the reference net (bench/reference-net.ts) and RepVGG-A0 x0.5 on 32x32x3.
+ * TensorFlow.js backend this machine can run and for PyTorch on the same machine, on three nets:
+ * the reference net (bench/reference-net.ts), RepVGG-A0 x0.5 on 32x32x3 (both batch 64) and a
+ * Keras-layers MobileNetV2 at 224x224x3 (bench/mobilenet-v2.ts; batch 4: larger batches abort the
+ * wasm heap in training). wasm training is also measured through the engine's trainer with 1
+ * worker and with one worker per core (data parallelism, src/engine/train/parallel).
  *
  * Writes bench/results/throughput.json and throughput.md, and prints the table with the
  * tfjs/PyTorch ratios of this run (machines are noisy: compare within one run).
  *
- * Options: --quick (one short round), --backends=wasm,cpu (subset), --no-torch.
+ * Options: --quick (one short round), --backends=wasm,cpu (subset), --no-torch, --nets=a,b (subset).
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -17,8 +20,12 @@ import { initBackend, BackendInfo, BackendName } from '../src/engine/backends';
 import { timeKernels } from '../src/engine/backends/kernel-timing';
 import { buildRepVgg } from '../src/engine/zoo/repvgg';
 import { buildReferenceNet } from './reference-net';
+import { buildMobileNetV2 } from './mobilenet-v2';
+import type { Split } from '../src/engine/data';
+import { trainableVariables, trainEpoch } from '../src/engine/train/trainer';
+import { closeSharedReplicaPool, coreCount } from '../src/engine/train/parallel';
 
-type NetName = 'reference' | 'repvgg-a0-x0.5';
+type NetName = 'reference' | 'repvgg-a0-x0.5' | 'mobilenetv2-224';
 type Mode = 'train' | 'infer';
 
 interface ThroughputRun {
@@ -31,6 +38,8 @@ interface ThroughputRun {
   steps?: number;
   /** PyTorch runs: intra-op threads. */
   threads?: number;
+  /** tfjs training through the engine's trainer: threads sharing each batch (data parallelism). */
+  workers?: number;
   /**
    * Images per CPU-second of the process: for single-threaded runs (wasm, PyTorch with 1 thread)
    * this is the speed on a dedicated core, and much less sensitive to other jobs than wall time.
@@ -55,12 +64,24 @@ interface KernelProfile {
 }
 
 const BATCH = 64;
-const NETS: Record<NetName, { inputShape: [number, number, number]; build: () => tf.LayersModel }> = {
-  reference: { inputShape: [28, 28, 1], build: () => buildReferenceNet(1) },
+interface NetSpec {
+  inputShape: [number, number, number];
+  classes: number;
+  batch: number;
+  /** Steps of one timed data-parallel epoch. */
+  parallelSteps: number;
+  build: () => tf.LayersModel;
+}
+const ALL_NETS: Record<NetName, NetSpec> = {
+  reference: { inputShape: [28, 28, 1], classes: 10, batch: BATCH, parallelSteps: 24, build: () => buildReferenceNet(1) },
   'repvgg-a0-x0.5': {
     inputShape: [32, 32, 3],
+    classes: 10,
+    batch: BATCH,
+    parallelSteps: 16,
     build: () => buildRepVgg({ variant: 'A0', inputShape: [32, 32, 3], numClasses: 10, widthMultiplier: 0.5, seed: 1 }),
   },
+  'mobilenetv2-224': { inputShape: [224, 224, 3], classes: 1000, batch: 4, parallelSteps: 6, build: () => buildMobileNetV2({ inputSize: 224, numClasses: 1000 }) },
 };
 /** cpu training of a batch that would take longer than this is estimated, not run. */
 const CPU_STEP_LIMIT_SECONDS = 60;
@@ -70,6 +91,10 @@ const quick = args.includes('--quick');
 const withTorch = !args.includes('--no-torch');
 const backendArg = args.find((a) => a.startsWith('--backends='));
 const requestedBackends = (backendArg ? backendArg.slice('--backends='.length).split(',') : ['node-gpu', 'node', 'wasm', 'cpu']) as BackendName[];
+const netsArg = args.find((a) => a.startsWith('--nets='));
+const NETS = Object.fromEntries(
+  Object.entries(ALL_NETS).filter(([name]) => !netsArg || netsArg.slice('--nets='.length).split(',').includes(name)),
+) as Record<NetName, NetSpec>;
 const minSeconds = quick ? 1.5 : 3;
 const rounds = quick ? 1 : 3;
 
@@ -95,7 +120,7 @@ function makeWorkload(net: NetName, batch: number): Workload {
   const model = NETS[net].build();
   const optimizer = tf.train.momentum(0.01, 0.9);
   const x = tf.randomNormal([batch, ...NETS[net].inputShape], 0, 1, 'float32', 1);
-  const labels = tf.tidy(() => tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2), 10).toFloat());
+  const labels = tf.tidy(() => tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2), NETS[net].classes).toFloat());
   return {
     train: () => {
       const loss = optimizer.minimize(
@@ -170,21 +195,56 @@ async function tryBackend(backend: BackendName, skipped: SkippedRun[]): Promise<
 async function benchFastBackend(backend: BackendName, runs: ThroughputRun[], profiles: KernelProfile[]): Promise<void> {
   await initBackend(backend);
   for (const net of Object.keys(NETS) as NetName[]) {
-    const work = makeWorkload(net, BATCH);
+    const batch = NETS[net].batch;
+    const work = makeWorkload(net, batch);
     for (const mode of ['infer', 'train'] as const) {
-      const timing = timeSteps(work[mode], BATCH, minSeconds, 3);
-      runs.push({ net, framework: 'tfjs', backend, mode, batch: BATCH, imagesPerSecond: timing.imagesPerSecond, imagesPerCpuSecond: timing.imagesPerCpuSecond, steps: timing.steps });
+      const timing = timeSteps(work[mode], batch, minSeconds, 3);
+      runs.push({ net, framework: 'tfjs', backend, mode, batch, imagesPerSecond: timing.imagesPerSecond, imagesPerCpuSecond: timing.imagesPerCpuSecond, steps: timing.steps });
       console.log(`- ${backend} ${net} ${mode}: ${timing.imagesPerSecond.toFixed(1)} img/s`);
       profiles.push(profileStep(net, backend, mode, work[mode]));
     }
     work.dispose();
+    if (backend === 'wasm') {
+      for (const workers of [1, Math.max(2, coreCount())]) runs.push(await benchTrainer(net, workers));
+    }
   }
+}
+
+/**
+ * Training through the engine's trainer (`trainEpoch`: batching, SGD momentum, weight decay) with
+ * `workers` threads sharing each batch: one warm-up epoch (starts the replicas), then one timed
+ * epoch of `parallelSteps` batches of random data.
+ */
+async function benchTrainer(net: NetName, workers: number): Promise<ThroughputRun> {
+  const spec = NETS[net];
+  const model = spec.build();
+  const imageSize = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2];
+  const split = (steps: number): Split => {
+    const count = steps * spec.batch;
+    const images = new Float32Array(count * imageSize);
+    for (let i = 0; i < images.length; i++) images[i] = Math.sin(i * 12.9898) * 0.5;
+    return { images, labels: Int32Array.from({ length: count }, (_, i) => i % spec.classes), count, imageShape: spec.inputShape, numClasses: spec.classes };
+  };
+  const epoch = (data: Split, index: number) =>
+    trainEpoch(model, data, { batchSize: spec.batch, learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4, seed: 1, epoch: index, variables: trainableVariables(model), workers });
+  await epoch(split(2), 0);
+  const timed = split(spec.parallelSteps);
+  const cpuStart = process.cpuUsage();
+  const start = performance.now();
+  await epoch(timed, 1);
+  const seconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  model.dispose();
+  const imagesPerSecond = timed.count / seconds;
+  console.log(`- wasm ${net} train, trainer with ${workers} worker(s): ${imagesPerSecond.toFixed(1)} img/s`);
+  return { net, framework: 'tfjs', backend: 'wasm', mode: 'train', batch: spec.batch, imagesPerSecond, imagesPerCpuSecond: timed.count / ((cpu.user + cpu.system) / 1e6), steps: spec.parallelSteps, workers };
 }
 
 /** The cpu backend, once: a couple of inference steps; training only where one step is short. */
 async function benchCpu(runs: ThroughputRun[], skipped: SkippedRun[]): Promise<void> {
   await initBackend('cpu');
   for (const net of Object.keys(NETS) as NetName[]) {
+    if (net === 'mobilenetv2-224') continue; // minutes per step on the pure-JS backend
     const work = makeWorkload(net, BATCH);
     const infer = timeSteps(work.infer, BATCH, 0, 1, 2);
     runs.push({ net, framework: 'tfjs', backend: 'cpu', mode: 'infer', batch: BATCH, imagesPerSecond: infer.imagesPerSecond, steps: infer.steps });
@@ -212,7 +272,7 @@ function benchTorch(skipped: SkippedRun[]): { runs: ThroughputRun[]; version?: s
   if (!withTorch) return { runs: [] };
   const script = path.join(repoRoot(), 'bench', 'torch_reference.py');
   const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-  const result = spawnSync(python, [script, '--threads', '1', '2', '--seconds', String(minSeconds / 2)], { encoding: 'utf8', timeout: 600_000 });
+  const result = spawnSync(python, [script, '--threads', '1', '2', '--seconds', String(minSeconds / 2), '--nets', ...Object.keys(NETS)], { encoding: 'utf8', timeout: 900_000 });
   const line = (result.stdout ?? '').trim().split('\n').pop() ?? '';
   try {
     const parsed = JSON.parse(line) as { error?: string; torch?: string; runs?: ThroughputRun[] };
@@ -230,7 +290,7 @@ function benchTorch(skipped: SkippedRun[]): { runs: ThroughputRun[]; version?: s
 function bestOfRounds(samples: ThroughputRun[]): Array<ThroughputRun & { samples: number[] }> {
   const best = new Map<string, ThroughputRun & { samples: number[] }>();
   for (const run of samples) {
-    const key = [run.net, run.framework, run.backend, run.mode, run.threads ?? ''].join('|');
+    const key = [run.net, run.framework, run.backend, run.mode, run.threads ?? '', run.workers ?? ''].join('|');
     const entry = best.get(key);
     if (!entry) best.set(key, { ...run, samples: [run.imagesPerSecond] });
     else {
@@ -247,6 +307,8 @@ interface RatioRow {
   net: NetName;
   mode: Mode;
   backend: string;
+  /** Training through the engine's trainer with this many threads; undefined: the plain minimize step on one thread. */
+  workers?: number;
   imagesPerSecond: number;
   /** PyTorch with 2 threads, the reference configuration. */
   torch2?: number;
@@ -273,6 +335,7 @@ function ratioRows(runs: ThroughputRun[]): RatioRow[] {
         net: r.net,
         mode: r.mode,
         backend: r.backend,
+        workers: r.workers,
         imagesPerSecond: r.imagesPerSecond,
         torch2,
         ratio: torch2 ? r.imagesPerSecond / torch2 : undefined,
@@ -291,7 +354,7 @@ function fixed(value: number | undefined, digits: number): string {
 
 function markdown(report: { date: string; machine: Record<string, unknown>; runs: ThroughputRun[]; skipped: SkippedRun[]; profiles: KernelProfile[] }): string {
   const lines = [
-    `# Throughput (batch ${BATCH})`,
+    `# Throughput (batch ${BATCH}; mobilenetv2-224 batch ${ALL_NETS['mobilenetv2-224'].batch})`,
     '',
     `${report.date}; ${String(report.machine.cpuModel)} x${String(report.machine.cpus)}, load average at start ${String(report.machine.loadAverage)}; tfjs ${tf.version.tfjs}, PyTorch ${String(report.machine.torch ?? 'n/a')}.`,
     '',
@@ -299,11 +362,13 @@ function markdown(report: { date: string; machine: Record<string, unknown>; runs
     '',
     'img/s: wall clock. img/CPU-s: per CPU-second of the process, i.e. the speed of one dedicated core (single-threaded runs only; robust to other jobs).',
     '',
-    '| net | mode | tfjs backend | tfjs img/s | PyTorch 2 threads | tfjs / PyTorch | PyTorch 1 thread | tfjs / PyTorch 1t | tfjs img/CPU-s | PyTorch 1t img/CPU-s | ratio per CPU-s |',
-    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    'workers: "-" is the bare training step (minimize) on one thread; a number is the engine\'s trainer (trainEpoch) with that many threads sharing each batch (data parallelism).',
+    '',
+    '| net | mode | tfjs backend | workers | tfjs img/s | PyTorch 2 threads | tfjs / PyTorch | PyTorch 1 thread | tfjs / PyTorch 1t | tfjs img/CPU-s | PyTorch 1t img/CPU-s | ratio per CPU-s |',
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...ratioRows(report.runs).map(
       (r) =>
-        `| ${r.net} | ${r.mode} | ${r.backend} | ${r.imagesPerSecond.toFixed(1)} | ${fixed(r.torch2, 1)} | ${fixed(r.ratio, 2)} | ${fixed(r.torch1, 1)} | ${fixed(r.ratioVsOneThread, 2)} | ${fixed(r.cpuSecond, 1)} | ${fixed(r.torch1CpuSecond, 1)} | ${fixed(r.ratioPerCpuSecond, 2)} |`,
+        `| ${r.net} | ${r.mode} | ${r.backend} | ${r.workers ?? '-'} | ${r.imagesPerSecond.toFixed(1)} | ${fixed(r.torch2, 1)} | ${fixed(r.ratio, 2)} | ${fixed(r.torch1, 1)} | ${fixed(r.ratioVsOneThread, 2)} | ${fixed(r.cpuSecond, 1)} | ${fixed(r.torch1CpuSecond, 1)} | ${fixed(r.ratioPerCpuSecond, 2)} |`,
     ),
   ];
   if (report.skipped.length > 0) lines.push('', 'Not measured:', '', ...report.skipped.map((s) => `- ${s.backend} ${s.net} ${s.mode}: ${s.reason}`));
@@ -370,6 +435,7 @@ async function main(): Promise<void> {
     skipped,
     profiles: quickestProfiles,
   };
+  await closeSharedReplicaPool();
   const outDir = path.join(repoRoot(), 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'throughput.json'), JSON.stringify(report, null, 2) + '\n');

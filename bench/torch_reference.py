@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""PyTorch side of `npm run bench:throughput`: the same two nets, the same batch and step.
+"""PyTorch side of `npm run bench:throughput`: the same nets, the same batch and step.
+
+mobilenetv2-224 is torchvision's mobilenet_v2 (random weights, 1000 classes) at batch 4, as on
+the tfjs side (bench/mobilenet-v2.ts, the Keras structure).
 
 Run with Debian's interpreter (`/usr/bin/python3`, which has python3-torch). Prints one JSON
 object on stdout: {"torch": version, "runs": [...]} (each run names its thread count); or {"error": ...} when torch
@@ -72,6 +75,20 @@ def images_per_second(step, batch: int, min_seconds: float, warmup: int = 3):
             return steps * batch / elapsed, steps * batch / cpu
 
 
+def mobilenet_v2() -> nn.Module:
+    import torchvision  # Debian's python3-torchvision; only this net needs it
+
+    return torchvision.models.mobilenet_v2(num_classes=1000)
+
+
+# name: (builder, input shape CHW, batch)
+NETS = {
+    "reference": (reference_net, (1, 28, 28), None),
+    "repvgg-a0-x0.5": (lambda: repvgg_a0(0.5), (3, 32, 32), None),
+    "mobilenetv2-224": (mobilenet_v2, (3, 224, 224), 4),
+}
+
+
 def measure(name: str, model: nn.Module, input_shape, batch: int, min_seconds: float):
     torch.manual_seed(0)
     x = torch.randn(batch, *input_shape)
@@ -107,14 +124,19 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[2], help="thread counts to measure, in order")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=3.0, help="minimum timed seconds per measurement")
+    parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
     args = parser.parse_args()
     runs = []
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for run in measure("reference", reference_net(), (1, 28, 28), args.batch, args.seconds) + measure(
-            "repvgg-a0-x0.5", repvgg_a0(0.5), (3, 32, 32), args.batch, args.seconds
-        ):
-            runs.append({**run, "threads": threads})
+        for name in args.nets:
+            build, shape, batch = NETS[name]
+            try:
+                measured = measure(name, build(), shape, batch or args.batch, args.seconds)
+            except ImportError as error:  # torchvision missing: the other nets still count
+                print(f"{name}: {error}", file=sys.stderr)
+                continue
+            runs.extend({**run, "threads": threads} for run in measured)
     print(json.dumps({"torch": torch.__version__, "runs": runs}))
 
 

@@ -13,7 +13,7 @@ import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import './style.css';
 import type { HostToWebviewMessage, InspectorInitMessage, RunStatus, SearchInitMessage, WebviewToHostMessage } from '../src/shared/webviewProtocol';
 import { WEBVIEW_PROTOCOL_VERSION } from '../src/shared/webviewProtocol';
-import type { ModelFormSummary, ModelReport } from '../src/shared/workerProtocol';
+import type { LatencyReport, ModelFormSummary, ModelReport } from '../src/shared/workerProtocol';
 import { renderBackendInfo } from './backendInfo';
 import { SearchCharts } from './charts';
 import { formatCount as fmtCount, formatPercent as fmtPct } from '../src/shared/format';
@@ -187,25 +187,40 @@ function renderSummary(s: SearchState): void {
       el('tbody', {},
         row('MACs', fmtCount(r.macsBefore), `${fmtCount(r.macsAfter)} (${fmtPct(r.macsAfter / r.macsBefore)}; target ${fmtPct(r.targetFraction)})`),
         row('Params', fmtCount(r.paramsBefore), fmtCount(r.paramsAfter)),
+        ...(r.latencyBefore !== undefined && r.latencyAfter !== undefined
+          ? [row('Latency (batch 1, median)', `${r.latencyBefore.toFixed(2)} ms`, `${r.latencyAfter.toFixed(2)} ms (${fmtChange(r.latencyBefore, r.latencyAfter)})`)]
+          : []),
         row('Accuracy', fmtPct(r.accuracyBefore), fmtPct(r.accuracyAfter)),
         ...(r.searchEndMacsFraction !== undefined
           ? [row('Search ended at (before projection)', '', `${fmtPct(r.searchEndMacsFraction)} of MACs; projection moved ${r.projectionMoved ?? 0} channel(s)`)]
           : []),
         row('Reparameterization max |diff|', '', r.reparamMaxAbsDiff.toExponential(2)),
         row('Wall time', '', `${r.wallSeconds.toFixed(0)} s on ${r.backend}`))),
+    r.latencyBefore !== undefined && r.latencyAfter !== undefined
+      ? el('p', { testid: 'summary-speed' }, `MACs ${fmtChange(r.macsBefore, r.macsAfter)}, latency ${fmtChange(r.latencyBefore, r.latencyAfter)} (${r.backend})`)
+      : '',
     el('p', { class: 'muted' }, `Deployed model: ${r.deployedModel}`),
   );
+}
+
+/** "-50%": the signed change from before to after. */
+function fmtChange(before: number, after: number): string {
+  const change = (100 * (after - before)) / before;
+  return `${change > 0 ? '+' : ''}${change.toFixed(0)}%`;
 }
 
 // ------------------------------------------------------------------------------------------------
 // Inspector
 
-function formTable(title: string, form: ModelFormSummary, testid: string): HTMLElement {
+function formTable(title: string, form: ModelFormSummary, testid: string, latency?: LatencyReport): HTMLElement {
   const total = form.totalMacs || 1;
+  // Measured milliseconds per layer, next to the MACs (the deployed form, after "Measure latency").
+  const layerMs = new Map(latency?.perLayer.map((l) => [l.name, l.medianMs]));
+  const msCell = (name: string) => (latency ? [el('td', { class: 'num', testid: `${testid}-ms` }, layerMs.has(name) ? layerMs.get(name)!.toFixed(3) : '–')] : []);
   return el('section', {},
     el('h2', {}, title),
     el('table', { testid, 'data-total-macs': String(form.totalMacs), 'data-total-params': String(form.totalParams) },
-      el('thead', {}, el('tr', {}, ...['Layer', 'Type', 'In', 'Out', 'Kernel', 'Stride', 'Output', 'MACs', 'Params', 'Share of MACs'].map((h, i) => el('th', i >= 2 ? { class: 'num' } : {}, h)))),
+      el('thead', {}, el('tr', {}, ...['Layer', 'Type', 'In', 'Out', 'Kernel', 'Stride', 'Output', 'MACs', 'Params', 'Share of MACs', ...(latency ? ['ms'] : [])].map((h, i) => el('th', i >= 2 ? { class: 'num' } : {}, h)))),
       el('tbody', {},
         ...form.layers.map((l) =>
           el('tr', { testid: `${testid}-row` },
@@ -218,11 +233,13 @@ function formTable(title: string, form: ModelFormSummary, testid: string): HTMLE
             el('td', { class: 'num' }, `${l.outHeight}×${l.outWidth}`),
             el('td', { class: 'num' }, fmtCount(l.macs)),
             el('td', { class: 'num' }, fmtCount(l.params)),
-            el('td', { class: 'num' }, el('span', { class: 'share' }, el('span', { class: 'share-bar', 'data-share': String(l.macs / total) }), fmtPct(l.macs / total)))))),
+            el('td', { class: 'num' }, el('span', { class: 'share' }, el('span', { class: 'share-bar', 'data-share': String(l.macs / total) }), fmtPct(l.macs / total))),
+            ...msCell(l.name)))),
       el('tfoot', {}, el('tr', {}, el('td', {}, 'Total'), el('td', {}), el('td', {}), el('td', {}), el('td', {}), el('td', {}), el('td', {}),
         el('td', { class: 'num', testid: `${testid}-total-macs` }, fmtCount(form.totalMacs)),
         el('td', { class: 'num', testid: `${testid}-total-params` }, fmtCount(form.totalParams)),
-        el('td', { class: 'num' }, '100%')))));
+        el('td', { class: 'num' }, '100%'),
+        ...(latency ? [el('td', { class: 'num' }, latency.medianMs.toFixed(3))] : [])))));
 }
 
 function renderInspector(msg: InspectorInitMessage): void {
@@ -245,7 +262,8 @@ function renderInspector(msg: InspectorInitMessage): void {
     header,
     el('div', { class: 'actions' },
       button('Prune with PaS', () => post({ type: 'startSearch' }), { disabled: !msg.canSearch, testid: 'start-search' }),
-      button('Reparameterize', () => post({ type: 'reparameterize' }), { secondary: true, disabled: !msg.canSearch, testid: 'reparameterize' })),
+      button('Reparameterize', () => post({ type: 'reparameterize' }), { secondary: true, disabled: !msg.canSearch, testid: 'reparameterize' }),
+      button('Measure latency', () => post({ type: 'measureLatency' }), { secondary: true, disabled: !msg.canSearch, testid: 'measure-latency' })),
     msg.canSearch ? '' : el('p', { class: 'muted' }, 'Restricted Mode: trust this workspace to prune or reparameterize.'),
     el('section', { class: 'cards' },
       el('div', { class: 'card', testid: 'inspector-input' }, el('div', { class: 'muted' }, 'Input'), el('div', { class: 'big' }, r.inputShape.join('×')), el('div', { class: 'muted' }, `${r.numClasses} classes`)),
@@ -254,7 +272,11 @@ function renderInspector(msg: InspectorInitMessage): void {
       el('div', { class: 'card', testid: 'inspector-groups', 'data-value': String(r.prunableGroups.length) }, el('div', { class: 'muted' }, 'Prunable groups'), el('div', { class: 'big' }, String(r.prunableGroups.length)), el('div', { class: 'muted' }, r.prunableGroups.map((g) => `${g.name}: ${g.width}`).join(', ')))),
     ...preflightSections(r),
     formTable('Training-time form', training, 'training-table'),
-    formTable('Deployed form (after reparameterization)', deployed, 'deployed-table'),
+    formTable('Deployed form (after reparameterization)', deployed, 'deployed-table', r.latency),
+    r.latency
+      ? el('p', { class: 'muted', testid: 'inspector-latency', 'data-value': String(r.latency.medianMs) },
+        `Latency of the deployed form: ${r.latency.medianMs.toFixed(3)} ms per pass (${r.latency.backend}, batch ${r.latency.batch}, median of ${r.latency.runs} runs); the ms column times each layer on its own.`)
+      : '',
   );
   // widths of the share bars are set through CSSOM (allowed by the CSP, unlike style attributes)
   for (const bar of Array.from(app.querySelectorAll<HTMLElement>('.share-bar'))) bar.style.width = `${Math.round(100 * Number(bar.dataset.share))}%`;

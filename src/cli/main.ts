@@ -82,7 +82,9 @@ function buildProgram(setExit: (code: number) => void): Command {
     program
       .command('inspect')
       .description('per-layer widths, MACs and params of a model, training-time and deployed forms')
-      .argument('<model>', 'path to model.json (or its folder), a .onnx file, or builtin:NAME'),
+      .argument('<model>', 'path to model.json (or its folder), a .onnx file, or builtin:NAME')
+      .option('--latency', 'also measure the deployed form: median latency of repeated runs on the backend, total and per layer')
+      .option('--batch <n>', 'images per timed pass with --latency', parsePositiveInt, 1),
   ).action(async (model: string, options) => {
     const output = new Output(!!options.json);
     await withBackend(options, output);

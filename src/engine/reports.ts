@@ -42,11 +42,25 @@ export interface ModelReport {
   unknownLayers?: Array<{ name: string; type: string; outputShape: number[] }>;
   /** Multi-branch blocks left unfused in the deployed form because a fusion would not be exact. */
   unfusedBlocks?: Array<{ block: string; reason: string }>;
+  /** Measured latency of the deployed form (`pas inspect --latency`). */
+  latency?: LatencyReport;
   /**
    * The deployed model's MACs as a function of the groups' kept counts (group names in the terms):
    * enough to preview a budget under width constraints without the engine (budgetPreview.ts).
    */
   macsFormula?: MacsFormulaTerm[];
+}
+
+/** Median wall time of forward passes on one backend (src/engine/latency.ts explains the method). */
+export interface LatencyReport {
+  backend: string;
+  batch: number;
+  warmup: number;
+  runs: number;
+  /** Median of the whole model's forward pass, ms. */
+  medianMs: number;
+  /** Median of each layer's own forward pass on recorded inputs, ms, in model order. */
+  perLayer: Array<{ name: string; type: string; medianMs: number }>;
 }
 
 /** One prunable group's width, as the search moves it. */
@@ -106,4 +120,9 @@ export interface SearchReport {
   projectionMoved?: number;
   /** The width constraints the run respected. */
   constraints?: { minKeep: number; roundTo: number; keep: string[] };
+  /** Median latency at batch 1, ms, same backend: the unpruned model's deployed form, and the pruned deployed model. */
+  latencyBefore?: number;
+  latencyAfter?: number;
+  /** Per-layer medians (ms) of both, joined by layer name: where the time is, and what pruning bought. */
+  latencyLayers?: Array<{ name: string; type: string; beforeMs: number; afterMs?: number }>;
 }

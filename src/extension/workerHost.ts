@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { formatCommandLine } from './core/cliArgs';
 import { Disposable } from './dispose';
 import { startWorker, type WorkerCallbacks, type WorkerRun } from './core/workerRunner';
+import { workerLaunch } from './core/workerLaunch';
 
 export class WorkerHost extends Disposable {
   readonly output: vscode.LogOutputChannel;
@@ -35,14 +36,19 @@ export class WorkerHost extends Disposable {
 
   /** Starts `cli <args>`; stderr and non-JSON stdout go to the log, events to `callbacks` and the log. */
   start(args: string[], callbacks: WorkerCallbacks, options: { timeoutMs?: number; cwd?: string; cancelGraceMs?: number } = {}): WorkerRun {
-    const fullArgs = [this.cliPath, ...args];
-    this.output.info(`$ ${formatCommandLine(this.executable, fullArgs)}`);
+    const launch = workerLaunch({
+      extensionPath: this.context.extensionPath,
+      hostExecutable: process.execPath,
+      configuredNode: vscode.workspace.getConfiguration('pas').get<string>('nodePath', ''),
+      env: process.env,
+      args,
+      cwd: options.cwd,
+    });
+    this.output.info(`$ ${formatCommandLine(launch.executable, launch.args)}`);
     const run = startWorker(
       {
-        executable: this.executable,
-        args: fullArgs,
-        cwd: options.cwd ?? this.context.extensionPath,
-        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', ...this.nativeDirEnv() },
+        ...launch,
+        env: { ...launch.env, ...this.nativeDirEnv() },
         timeoutMs: options.timeoutMs,
         // the CLI stops at the next batch/epoch boundary and writes a resumable checkpoint; SIGKILL
         // after the grace period would lose it, so searches get a long one

@@ -139,6 +139,11 @@ export interface OpenMessage {
   target: OpenTarget;
 }
 
+/** Inspect the model again with its deployed form's latency measured (`pas inspect --latency`). */
+export interface MeasureLatencyMessage {
+  type: 'measureLatency';
+}
+
 /** Run "PaS: Set Up Native Backend" (offered while a search runs on wasm). */
 export interface SetUpNativeBackendMessage {
   type: 'setUpNativeBackend';
@@ -162,6 +167,6 @@ export interface StartRunMessage {
   setup: unknown;
 }
 
-export type WebviewToHostMessage = ReadyMessage | CancelMessage | ReparameterizeMessage | StartSearchMessage | OpenMessage | SetupChangedMessage | BrowseDataMessage | StartRunMessage | SetUpNativeBackendMessage;
+export type WebviewToHostMessage = ReadyMessage | CancelMessage | ReparameterizeMessage | StartSearchMessage | OpenMessage | SetupChangedMessage | BrowseDataMessage | StartRunMessage | SetUpNativeBackendMessage | MeasureLatencyMessage;
 
 export const OPEN_TARGETS: readonly OpenTarget[] = ['report', 'deployedModel', 'outputFolder', 'log'];

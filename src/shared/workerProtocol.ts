@@ -16,7 +16,7 @@ export type PruneMethod = 'pas' | 'uniform' | 'magnitude';
 export type Phase = 'pretrain' | 'search' | 'finetune' | 'prune' | 'reparameterize' | 'evaluate';
 
 // The engine's domain types travel on the wire as they are: one definition, in the engine.
-export type { GroupWidth, LayerRow, ModelFormSummary, ModelReport, SearchReport } from '../engine/reports';
+export type { GroupWidth, LatencyReport, LayerRow, ModelFormSummary, ModelReport, SearchReport } from '../engine/reports';
 import type { GroupWidth, ModelReport, SearchReport } from '../engine/reports';
 
 export type WorkerEvent =

@@ -1,28 +1,57 @@
-import type { ModelFormSummary, ModelReport } from '../../shared/workerProtocol';
+import type { LatencyReport, ModelFormSummary, ModelReport } from '../../shared/workerProtocol';
+import { deployModel } from '../../engine/deploy';
 import { inspectModel } from '../../engine/inspect';
-import { loadModelSource } from '../../engine/model';
+import { measureLatency } from '../../engine/latency';
+import { imageInputShape, loadModelSource } from '../../engine/model';
 import { formatCount, formatTable, Output } from '../output';
 import { builtinOptionsFrom, ModelOptions } from '../options';
 
-export async function runInspect(modelSpec: string, options: ModelOptions, output: Output): Promise<void> {
+export interface InspectCliOptions extends ModelOptions {
+  /** Measure the deployed form's latency (median of repeated runs) on the chosen backend. */
+  latency?: boolean;
+  /** Images per timed forward pass (default 1). */
+  batch?: number;
+}
+
+export async function runInspect(modelSpec: string, options: InspectCliOptions, output: Output): Promise<void> {
   output.start('inspect', modelSpec);
   const loaded = await loadModelSource(modelSpec, builtinOptionsFrom(options));
   const report = inspectModel(loaded.model, loaded.source);
+  if (options.latency) {
+    // The deployed form is what runs after pruning, and its rows are the table's rows.
+    const deployment = await deployModel(loaded.model, imageInputShape(loaded.model, loaded.source));
+    report.latency = measureLatency(deployment.deployed, { batch: options.batch ?? 1 });
+    deployment.deployed.dispose();
+  }
   loaded.model.dispose();
   output.event({ type: 'inspect', report });
   output.event({ type: 'done' });
   printReport(report, output);
 }
 
-function printForm(title: string, form: ModelFormSummary, output: Output): void {
+function printForm(title: string, form: ModelFormSummary, output: Output, latency?: LatencyReport): void {
   output.text(`${title}: ${formatCount(form.totalMacs)} MACs, ${formatCount(form.totalParams)} params`);
+  const layerMs = new Map(latency?.perLayer.map((l) => [l.name, l.medianMs]));
+  const profiledMs = latency ? latency.perLayer.reduce((sum, l) => sum + l.medianMs, 0) : 0;
+  const pctOf = (part: number, whole: number) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '-');
   output.text(
     formatTable(
-      ['layer', 'type', 'in', 'out', 'k', 'stride', 'MACs', 'params', '% MACs'],
-      form.layers.map((l) => [l.name, l.type, l.inChannels, l.outChannels, l.kernelSize, l.stride, l.macs, l.params, form.totalMacs > 0 ? `${((100 * l.macs) / form.totalMacs).toFixed(1)}%` : '-']),
+      ['layer', 'type', 'in', 'out', 'k', 'stride', 'MACs', 'params', '% MACs', ...(latency ? ['ms', '% time'] : [])],
+      form.layers.map((l) => {
+        const ms = layerMs.get(l.name);
+        const timing = latency ? [ms === undefined ? '-' : ms.toFixed(3), ms === undefined ? '-' : pctOf(ms, profiledMs)] : [];
+        return [l.name, l.type, l.inChannels, l.outChannels, l.kernelSize, l.stride, l.macs, l.params, pctOf(l.macs, form.totalMacs), ...timing];
+      }),
     ),
   );
   output.text(`total${' '.repeat(4)}MACs ${form.totalMacs.toLocaleString('en-US')}  params ${form.totalParams.toLocaleString('en-US')}`);
+  if (latency) {
+    const inRows = form.layers.reduce((sum, l) => sum + (layerMs.get(l.name) ?? 0), 0);
+    output.text(
+      `latency (${latency.backend}, batch ${latency.batch}, median of ${latency.runs} runs after ${latency.warmup} warm-up): ${latency.medianMs.toFixed(3)} ms per pass; ` +
+        `layers one by one ${profiledMs.toFixed(3)} ms, of which ${(profiledMs - inRows).toFixed(3)} ms (${pctOf(profiledMs - inRows, profiledMs)}) in layers without MACs (activations, pooling, adds, reshapes)`,
+    );
+  }
   output.text();
 }
 
@@ -30,7 +59,7 @@ function printReport(report: ModelReport, output: Output): void {
   output.text(`model: ${report.modelPath}  input ${report.inputShape.join('x')}  classes ${report.numClasses}`);
   output.text();
   printForm('training-time form', report.trainingForm, output);
-  printForm('deployed form (reparameterized)', report.deployedForm, output);
+  printForm('deployed form (reparameterized)', report.deployedForm, output, report.latency);
   output.text(`prunable channel groups (one DBC mask each): ${report.prunableGroups.length}`);
   output.text(formatTable(['group', 'width', 'layers'], report.prunableGroups.map((g) => [g.name, g.width, g.layers.join(', ')])));
   const fixed = report.fixedGroups ?? [];

@@ -16,6 +16,7 @@ import { formatCount, formatTable, Output } from '../output';
 import { builtinOptionsFrom, ModelOptions } from '../options';
 import type { DeployedFormat } from '../../engine/onnx/saveDeployed';
 import { resolveWorkers, type WorkersChoice } from '../../engine/train/parallel/workerCount';
+import { percentChange } from '../../engine/latency';
 
 export interface SearchCliOptions extends ModelOptions {
   data: string;
@@ -361,6 +362,25 @@ function printSummary(report: SearchReport, outDir: string, output: Output): voi
   if (report.searchEndMacsFraction !== undefined) {
     output.text(`search: the masks ended at ${pct(report.searchEndMacsFraction)} of the MACs (target ${pct(report.targetFraction)}); the projection onto the budget then moved ${report.projectionMoved ?? 0} channel(s)`);
   }
+  printLatency(report, output);
   output.text(`deployed vs fine-tuned masked model: max abs diff ${report.reparamMaxAbsDiff.toExponential(2)}, accuracy ${pct(report.accuracyMasked)} -> ${pct(report.accuracyAfter)}`);
   output.text(`outputs: ${outDir} (${path.relative(outDir, report.deployedModel)}, searched/model.json, report.json)`);
+}
+
+/** "MACs -50%, latency -X%", and where the time went when the two are far apart. */
+function printLatency(report: SearchReport, output: Output): void {
+  if (report.latencyBefore === undefined || report.latencyAfter === undefined) return;
+  output.text(
+    `MACs ${percentChange(report.macsBefore, report.macsAfter)}, latency ${percentChange(report.latencyBefore, report.latencyAfter)} ` +
+      `(${report.latencyBefore.toFixed(2)} -> ${report.latencyAfter.toFixed(2)} ms per image, median at batch 1, ${report.backend})`,
+  );
+  const latencyRatio = report.latencyAfter / report.latencyBefore;
+  const macsRatio = report.macsAfter / report.macsBefore;
+  if (Math.max(latencyRatio / macsRatio, macsRatio / latencyRatio) <= 1.2 || !report.latencyLayers) return;
+  const slowest = [...report.latencyLayers].filter((l) => l.afterMs !== undefined).sort((a, b) => b.afterMs! - a.afterMs!).slice(0, 4);
+  output.text(
+    `latency and MACs ratios differ by more than 1.2x; the layers that hold the time after pruning: ` +
+      slowest.map((l) => `${l.name} (${l.type}) ${l.beforeMs.toFixed(3)} -> ${l.afterMs!.toFixed(3)} ms`).join(', ') +
+      ' (full profile: latencyLayers in report.json)',
+  );
 }

@@ -5,6 +5,7 @@ import type { BackendName, EpochEvent, Phase, WorkerEvent } from '../../shared/w
 import type { GroupWidth, SearchReport } from '../reports';
 import { defaultAugmentation, loadDataset, type Dataset } from '../data';
 import { deployGraph, EQUIVALENCE_TOLERANCE } from '../deploy';
+import { compareLatency } from '../latency';
 import { PasInputError } from '../errors';
 import { summarizeGraph } from '../graph/counting';
 import { graphFromModel, ModelGraph, modelFromGraph } from '../graph/modelGraph';
@@ -474,6 +475,7 @@ async function finish(context: RunContext, state: RunState, model: tf.LayersMode
     ...(state.searchEndMacsFraction !== undefined ? { searchEndMacsFraction: state.searchEndMacsFraction } : {}),
     projectionMoved: state.projectionMoved ?? 0,
     constraints: constraintsOf(settings),
+    ...(await deployedLatency(graph, deployment.deployed)),
   };
   deployment.deployed.dispose();
   await writeFileAtomic(path.join(outDir, 'report.json'), JSON.stringify({ ...report, history: state.history, settings }, null, 2));
@@ -571,4 +573,14 @@ function sizeRun(context: RunContext, state: RunState, model: tf.LayersModel): v
   const evaluationImages = epochs * dataset.validation.count + 3 * dataset.test.count;
   const seconds = (epochs * trainImages) / imagesPerSecond + evaluationImages / (3 * imagesPerSecond);
   context.hooks.emit({ type: 'estimate', backend: context.backend, imagesPerSecond, trainImages, epochs, stepsPerEpoch, batchSize: settings.batchSize, microBatch: state.microBatch, seconds });
+}
+
+/** Batch-1 latency of the unpruned model's deployed form and of the pruned deployed model (same backend). */
+async function deployedLatency(maskedGraph: ModelGraph, prunedDeployed: tf.LayersModel): Promise<ReturnType<typeof compareLatency>> {
+  const unpruned = await modelFromGraph(reparameterizeGraph(unmaskedGraph(maskedGraph)));
+  try {
+    return compareLatency(unpruned, prunedDeployed, 10);
+  } finally {
+    unpruned.dispose();
+  }
 }

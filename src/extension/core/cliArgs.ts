@@ -145,8 +145,8 @@ export function buildSearchArgs(o: SearchOptions): string[] {
   return args;
 }
 
-export function buildInspectArgs(model: string): string[] {
-  return ['inspect', model, '--json'];
+export function buildInspectArgs(model: string, options: { latency?: boolean } = {}): string[] {
+  return ['inspect', model, ...(options.latency ? ['--latency'] : []), '--json'];
 }
 
 export function buildReparamArgs(model: string, outDir: string): string[] {

@@ -17,6 +17,7 @@ export function validateWebviewMessage(raw: unknown): Validation {
     case 'reparameterize':
     case 'startSearch':
     case 'setUpNativeBackend':
+    case 'measureLatency':
       if (!only('type')) return { ok: false, reason: `unexpected fields in "${m.type}"` };
       return { ok: true, message: { type: m.type } };
     case 'open':
