@@ -197,7 +197,7 @@ async function fillSetupForm(page, { target, search, finetune }) {
   const targetMacs = Number(await frame.locator('[data-testid=setup-target-macs]').getAttribute('data-value'));
   const lowest = Number(await frame.locator('[data-testid=setup-lowest-fraction]').getAttribute('data-value'));
   await shot(page, 'setup-form');
-  await waitFor(async () => !(await frame.locator('[data-testid=setup-start]').getAttribute('disabled') !== null), 'an enabled Start button', 10_000);
+  await waitFor(async () => (await frame.locator('[data-testid=setup-start]').getAttribute('disabled')) === null, 'an enabled Start button', 10_000);
   await frame.locator('[data-testid=setup-start]').click();
   return { groups, targetMacs, lowest };
 }

@@ -33,7 +33,7 @@ describe('CLI: closed stdout and foreign model formats', function () {
 
   for (const json of [false, true]) {
     it(`inspect${json ? ' --json' : ''} into a closed pipe exits 0 without a stack trace`, async () => {
-      const args = ['inspect', 'builtin:repvgg-a0', '--input', '224,224,3', '--classes', '1000', '--backend', 'cpu', ...(json ? ['--json'] : [])];
+      const args = ['inspect', 'builtin:residual-cnn', '--backend', 'cpu', ...(json ? ['--json'] : [])];
       const result = await runWithClosedStdout(args, 0);
       assert.equal(result.signal, null);
       assert.equal(result.code, 0, result.stderr);
