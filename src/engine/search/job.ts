@@ -484,10 +484,18 @@ async function finish(context: RunContext, state: RunState, model: tf.LayersMode
   return report;
 }
 
-/** The input/output names of an ONNX original, which its deployed ONNX keeps (undefined if it is gone). */
+/**
+ * The input/output names of an ONNX original, which its deployed ONNX keeps. Undefined (default
+ * names) when the original was removed or changed during the run: the search's result is not lost.
+ */
 function onnxInterfaceOf(modelSpec: string) {
   if (!isOnnxPath(modelSpec)) return undefined;
-  const model = readOnnxModel(modelSpec);
+  let model;
+  try {
+    model = readOnnxModel(modelSpec);
+  } catch {
+    return undefined;
+  }
   const [input] = model.inputs;
   const [output] = model.outputs;
   return { file: modelSpec, inputName: input.name, outputName: output.name, inputBatchDim: input.shape?.[0] ?? 'batch', outputBatchDim: output.shape?.[0] ?? 'batch', opset: model.opset, producer: model.producer };
