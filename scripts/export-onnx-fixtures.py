@@ -113,12 +113,17 @@ def randomize_batchnorm(model, generator):
 
 
 def pytorch_macs(model, x):
-    """MACs per image of Conv2d and Linear layers, from forward hooks on the real forward pass."""
+    """MACs per image of Conv2d, ConvTranspose2d and Linear layers, from forward hooks on the real forward pass."""
     total = [0]
 
     def conv_hook(module, inputs, output):
         kh, kw = module.kernel_size
         total[0] += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+
+    def transposed_hook(module, inputs, output):
+        # Every input position scatters a kh x kw x (out / groups) window: MACs follow the input's size.
+        kh, kw = module.kernel_size
+        total[0] += inputs[0][0].numel() * (module.out_channels // module.groups) * kh * kw
 
     def linear_hook(module, inputs, output):
         total[0] += module.in_features * module.out_features
@@ -127,6 +132,8 @@ def pytorch_macs(model, x):
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             hooks.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.ConvTranspose2d):
+            hooks.append(module.register_forward_hook(transposed_hook))
         elif isinstance(module, nn.Linear):
             hooks.append(module.register_forward_hook(linear_hook))
     with torch.no_grad():
