@@ -9,6 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { deployModel } from '../../src/engine/deploy';
+import { PasInputError } from '../../src/engine/errors';
 import { loadLayersModelFromFile, saveLayersModelToDir } from '../../src/engine/io';
 import { completeBatchNormParameters } from '../../src/engine/io/batchNormDefaults';
 
@@ -100,5 +101,30 @@ describe('loading: BatchNormalization without scale/center, models that do not r
     assert.deepStrictEqual(result.completed, [{ layerName: 'bn', added: ['gamma'] }]);
     assert.deepStrictEqual(result.weightSpecs.map((s) => s.name), ['bn/beta', 'bn/moving_mean', 'bn/moving_variance', 'bn/gamma']);
     assert.deepStrictEqual(Array.from(new Float32Array(result.weightData, 24)), [1, 1]);
+  });
+
+  it('refuses a model tfjs builds but cannot run, naming the file and the layer', async () => {
+    const input = tf.input({ shape: [6, 6, 2], name: 'image' });
+    let x = tf.layers.conv2d({ name: 'conv', filters: 3, kernelSize: 3, padding: 'same' }).apply(input) as T;
+    x = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(x) as T;
+    x = tf.layers.dense({ name: 'logits', units: 4 }).apply(x) as T;
+    x = tf.layers.softmax({ name: 'probabilities' }).apply(x) as T;
+    const model = tf.model({ inputs: input, outputs: x });
+    const dir = path.join(scratch, 'softmax-axis-list');
+    await saveLayersModelToDir(model, dir, { overwrite: true });
+    model.dispose();
+    const modelJson = path.join(dir, 'model.json');
+    const json = JSON.parse(fs.readFileSync(modelJson, 'utf8'));
+    json.modelTopology.config.layers.find((layer: { name: string }) => layer.name === 'probabilities').config.axis = [1, 1, 8];
+    fs.writeFileSync(modelJson, JSON.stringify(json));
+
+    const tensorsBefore = tf.memory().numTensors;
+    await assert.rejects(loadLayersModelFromFile(modelJson), (error: unknown) => {
+      assert.ok(error instanceof PasInputError, String(error));
+      assert.ok(error.message.includes(modelJson), error.message);
+      assert.match(error.message, /the model does not run \(at layer 'probabilities'\): .*axis/);
+      return true;
+    });
+    assert.strictEqual(tf.memory().numTensors, tensorsBefore, 'the refused model leaked tensors');
   });
 });

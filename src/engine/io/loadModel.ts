@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { PasInputError } from '../errors';
 import { completeBatchNormParameters } from './batchNormDefaults';
 import { readCheckedModelJson } from './modelJson';
+import { assertModelRuns } from './runCheck';
 import { assertLayersLoadable } from './supportedLayers';
 import { readWeightsOfCheckedModel } from './weightShards';
 
@@ -77,7 +78,8 @@ async function findWeightMismatch(modelTopology: {}, weightSpecs: tf.io.WeightsM
  * @throws PasInputError naming `modelJsonPath`: everything {@link readModelArtifacts} refuses, a
  *   layer class TF.js cannot deserialize (checked before reading weights), a weight whose manifest
  *   shape differs from what the layer config implies (naming the layer and both shapes), weights
- *   missing from or extra in the manifest, and any other tfjs deserialization failure.
+ *   missing from or extra in the manifest, any other tfjs deserialization failure, and a model
+ *   tfjs builds but cannot run (one forward pass at batch 1 on zeros; see {@link assertModelRuns}).
  *
  * BatchNormalization layers with `scale: false` / `center: false` come back with gamma = 1 /
  * beta = 0 made explicit (see {@link completeBatchNormParameters}): tfjs cannot train them otherwise.
@@ -106,6 +108,12 @@ export async function loadLayersModelFromFile(modelJsonPath: string): Promise<tf
       throw new PasInputError(`TF.js cannot build the model from its topology: ${errorMessage(buildError)}`, modelJsonPath);
     }
     throw new PasInputError(mismatch ?? `TF.js cannot load the model: ${errorMessage(loadError)}`, modelJsonPath);
+  }
+  try {
+    assertModelRuns(model, modelJsonPath);
+  } catch (runError) {
+    model.dispose();
+    throw runError;
   }
   return model;
 }
