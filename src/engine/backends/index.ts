@@ -10,6 +10,7 @@
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendChoice, BackendName } from '../../shared/workerProtocol';
+import { installDilatedConvGradients } from './dilated-conv-gradients';
 import { registerWasmTrainingKernels } from './wasm-gradients';
 
 export type { BackendChoice, BackendName };
@@ -92,6 +93,8 @@ const LADDER: Record<BackendName, () => Promise<BackendInfo>> = {
  * skipped. Safe to call repeatedly (with the same or another choice).
  */
 export async function initBackend(choice: BackendChoice): Promise<BackendInfo> {
+  // Gradients are registered globally, for whichever backend runs them.
+  installDilatedConvGradients();
   if (choice !== 'auto') return LADDER[choice]();
   const skipped: string[] = [];
   for (const name of ['node-gpu', 'node', 'wasm', 'cpu'] as const) {
