@@ -11,6 +11,7 @@ import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendChoice, BackendName } from '../../shared/workerProtocol';
 import { loadedTfjsCoreCopies, loadNativePackage, NativeLoadError } from './nativeLoader';
+import { installDilatedConvGradients } from './dilated-conv-gradients';
 import { registerWasmTrainingKernels } from './wasm-gradients';
 
 export type { BackendChoice, BackendName };
@@ -122,6 +123,8 @@ function ladder(options: BackendOptions): Record<BackendName, () => Promise<Back
  * skipped. Safe to call repeatedly (with the same or another choice).
  */
 export async function initBackend(choice: BackendChoice, options: BackendOptions = {}): Promise<BackendInfo> {
+  // Gradients are registered globally, for whichever backend runs them.
+  installDilatedConvGradients();
   const rungs = ladder(options);
   if (choice !== 'auto') return rungs[choice]();
   const skipped: string[] = [];

@@ -5,7 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { PasInputError } from '../errors';
+import { completeBatchNormParameters } from './batchNormDefaults';
 import { readCheckedModelJson } from './modelJson';
+import { assertModelRuns } from './runCheck';
 import { assertLayersLoadable } from './supportedLayers';
 import { readWeightsOfCheckedModel } from './weightShards';
 
@@ -76,18 +78,27 @@ async function findWeightMismatch(modelTopology: {}, weightSpecs: tf.io.WeightsM
  * @throws PasInputError naming `modelJsonPath`: everything {@link readModelArtifacts} refuses, a
  *   layer class TF.js cannot deserialize (checked before reading weights), a weight whose manifest
  *   shape differs from what the layer config implies (naming the layer and both shapes), weights
- *   missing from or extra in the manifest, and any other tfjs deserialization failure.
+ *   missing from or extra in the manifest, any other tfjs deserialization failure, and a model
+ *   tfjs builds but cannot run (one forward pass at batch 1 on zeros; see {@link assertModelRuns}).
+ *
+ * BatchNormalization layers with `scale: false` / `center: false` come back with gamma = 1 /
+ * beta = 0 made explicit (see {@link completeBatchNormParameters}): tfjs cannot train them otherwise.
  */
 export async function loadLayersModelFromFile(modelJsonPath: string): Promise<tf.LayersModel> {
   const checked = await readCheckedModelJson(modelJsonPath);
   assertLayersLoadable(checked.layers, modelJsonPath);
   const artifacts = await readWeightsOfCheckedModel(checked, modelJsonPath);
-  const modelTopology = artifacts.modelTopology as {};
-  const weightSpecs = artifacts.weightSpecs ?? [];
+  // tfjs cannot train a BN without gamma/beta: make them explicit (the same function).
+  const { modelTopology, weightSpecs, weightData } = completeBatchNormParameters({
+    modelTopology: artifacts.modelTopology as {},
+    weightSpecs: artifacts.weightSpecs ?? [],
+    weightData: artifacts.weightData as ArrayBuffer,
+  });
+  let model: tf.LayersModel;
   try {
-    return await tf.loadLayersModel({
+    model = await tf.loadLayersModel({
       // tfjs deletes keys from the config while deserializing; give it a copy.
-      load: async () => ({ modelTopology: structuredClone(modelTopology), weightSpecs, weightData: artifacts.weightData }),
+      load: async () => ({ modelTopology: structuredClone(modelTopology), weightSpecs, weightData }),
     });
   } catch (loadError) {
     let mismatch: string | undefined;
@@ -98,4 +109,11 @@ export async function loadLayersModelFromFile(modelJsonPath: string): Promise<tf
     }
     throw new PasInputError(mismatch ?? `TF.js cannot load the model: ${errorMessage(loadError)}`, modelJsonPath);
   }
+  try {
+    assertModelRuns(model, modelJsonPath);
+  } catch (runError) {
+    model.dispose();
+    throw runError;
+  }
+  return model;
 }
