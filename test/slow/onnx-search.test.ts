@@ -20,10 +20,14 @@ describe('pas search --format onnx on every ONNX fixture family', function () {
   it('MobileNetV2 (ReLU6, depthwise, inverted residuals)', () => searchAndCheck(work, 'mobilenetv2'));
 
   // Squeeze-excitation and concatenation: the layer-rules registry's Multiply/Reshape/Concatenate rules.
-  for (const [name, needs] of [['efficientnet-b0', ['Multiply', 'Reshape']], ['densenet-tiny', ['Concatenate']]] as [FixtureName, string[]][]) {
-    it(`${name} (needs ${needs.join(', ')})`, async () => {
+  // DenseNet's BN -> ReLU -> conv after each concatenation holds the concatenated groups at full
+  // width (a BN there would re-fill dropped channels; docs/layers.md), so only its bottleneck convs
+  // prune: about 74% of its MACs is the floor, and its target is 85%.
+  const cases: Array<[FixtureName, string[], number]> = [['efficientnet-b0', ['Multiply', 'Reshape'], 0.5], ['densenet-tiny', ['Concatenate'], 0.85]];
+  for (const [name, needs, target] of cases) {
+    it(`${name} (needs ${needs.join(', ')}) to ${target * 100}% of its MACs`, async () => {
       assert.deepEqual(needs.filter((c) => !hasLayerRule(c)), [], 'the layer-rules registry has no rule for these classes');
-      await searchAndCheck(work, name);
+      await searchAndCheck(work, name, target);
     });
   }
 });
