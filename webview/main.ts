@@ -159,8 +159,8 @@ function renderSearch(view: SearchView): void {
   replaceChildren(
     body,
     ...s.groups.map((g) =>
-      el('tr', { testid: 'widths-row', 'data-group': g.name, 'data-original': String(g.originalWidth), 'data-searched': String(g.searchedWidth) },
-        el('td', {}, g.name),
+      el('tr', { testid: 'widths-row', 'data-group': g.name, 'data-original': String(g.originalWidth), 'data-searched': String(g.searchedWidth), 'data-min-width': String(g.minWidth ?? 1), 'data-fixed': String(!!g.fixed) },
+        el('td', {}, g.name, widthLimitMark(g)),
         el('td', { class: 'num' }, String(g.originalWidth)),
         el('td', { class: 'num' }, String(g.searchedWidth)),
         el('td', { class: 'num' }, fmtPct(g.originalWidth > 0 ? g.searchedWidth / g.originalWidth : 0)))),
@@ -168,6 +168,12 @@ function renderSearch(view: SearchView): void {
 
   charts?.update(s);
   renderSummary(s);
+}
+
+/** Marks a group the width constraints limit: held at full width (--keep), or with a floor above 1 (--min-keep, --round-to). */
+function widthLimitMark(g: SearchState['groups'][number]): string {
+  if (g.fixed) return ' (kept)';
+  return g.minWidth !== undefined && g.minWidth > 1 ? ` (min ${g.minWidth})` : '';
 }
 
 function renderSummary(s: SearchState): void {
