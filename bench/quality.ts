@@ -53,7 +53,8 @@ import { initBackend } from '../src/engine/backends';
 import { defaultAugmentation, findPackageRoot, loadDataset, type Dataset } from '../src/engine/data';
 import { summarizeGraph } from '../src/engine/graph/counting';
 import { graphFromModel } from '../src/engine/graph/modelGraph';
-import { saveLayersModelToDir, writeFileAtomic } from '../src/engine/io';
+import { loadLayersModelFromFile, saveLayersModelToDir, writeFileAtomic } from '../src/engine/io';
+import { measureLatency } from '../src/engine/latency';
 import { cosineLearningRate, evaluate, SGD_MOMENTUM as MOMENTUM, trainableVariables, trainEpoch, WEIGHT_DECAY } from '../src/engine/train/trainer';
 import { reparameterizeGraph } from '../src/engine/transform/reparameterize';
 import { buildBuiltin } from '../src/engine/zoo/builtins';
@@ -453,12 +454,18 @@ async function runPool<T, R>(items: T[], jobs: number, worker: (item: T) => Prom
 const pct = (v: number, digits = 2) => `${(100 * v).toFixed(digits)}%`;
 
 /**
- * Latency of a deployed model (batch 1, the shipping backend), in ms. The engine has no latency
- * function yet (the speed work adds one): this hook returns null and the table prints n/a; once
- * it exists, call it here and every row gets its measurement.
+ * Latency of a deployed model (batch 1, this process's backend: the shipping wasm one), in ms:
+ * the median of src/engine/latency.ts. Measured after every run has finished, one model at a
+ * time, so the parallel jobs do not contend with the timing.
  */
-async function deployedLatencyMs(_deployedModelJson: string): Promise<number | null> {
-  return null;
+async function deployedLatencyMs(deployedModelJson: string): Promise<number | null> {
+  if (!deployedModelJson.endsWith('.json')) return null;
+  const model = await loadLayersModelFromFile(deployedModelJson);
+  try {
+    return measureLatency(model, { batch: 1, runs: 30, perLayer: false }).medianMs;
+  } finally {
+    model.dispose();
+  }
 }
 
 interface Summary {
@@ -696,7 +703,7 @@ async function main(): Promise<number> {
     baselineRecipe: { optimizer: 'SGD', momentum: MOMENTUM, learningRate: BASELINE_LR, schedule: 'cosine', weightDecay: WEIGHT_DECAY, augmentation: 'pad-crop 2 + horizontal flip' },
     cliLearningRates: 'search 0.02 constant, finetune 0.02 cosine (the CLI defaults)',
     seedMeaning: 'a run\'s seed picks its training subset (--max-train), data order and augmentation; the baseline is trained once, with the first seed',
-    latency: 'n/a: the engine has no latency function yet (deployedLatencyMs is the hook)',
+    latency: 'median ms of 30 batch-1 forward passes after warm-up (src/engine/latency.ts), each deployed model measured alone after all runs finished, on this process\'s backend',
     baselineReused,
     layerNames,
     date: new Date().toISOString(),

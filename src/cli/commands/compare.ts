@@ -22,7 +22,7 @@ export interface CompareRow {
   macs: number;
   macsFraction: number;
   params: number;
-  /** Measured latency of the deployed model (batch 1); null until the engine has a latency function. */
+  /** Measured latency of the deployed model (batch 1, median; the job's latencyAfter); null when not measured. */
   latencyMs: number | null;
   epochs: { search: number; finetune: number };
   widths: Array<{ name: string; originalWidth: number; width: number }>;
@@ -49,7 +49,7 @@ export function compareRowOf(method: PruneMethod, report: SearchReport, outputDi
     macs: report.macsAfter,
     macsFraction: report.macsAfter / report.macsBefore,
     params: report.paramsAfter,
-    latencyMs: null,
+    latencyMs: report.latencyAfter ?? null,
     epochs: { search: report.epochs.search, finetune: report.epochs.finetune },
     widths: report.layers.map((l) => ({ name: l.name, originalWidth: l.originalWidth, width: l.searchedWidth })),
     ...(report.searchEndMacsFraction !== undefined ? { searchEndMacsFraction: report.searchEndMacsFraction } : {}),
