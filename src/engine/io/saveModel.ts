@@ -70,7 +70,7 @@ async function captureArtifacts(model: tf.LayersModel): Promise<tf.io.ModelArtif
  * tfjs 4.22's SeparableConv2D.getConfig leaves out depth_multiplier, so a saved model with a
  * multiplier above 1 would not load back: write it into the topology from the live layer.
  */
-function restoreDepthMultipliers(model: tf.LayersModel, topology: unknown): void {
+export function restoreDepthMultipliers(model: tf.LayersModel, topology: unknown): void {
   const config = (topology as { model_config?: any; config?: any } | undefined);
   const modelConfig = config?.model_config ?? config;
   const layers: any[] = Array.isArray(modelConfig?.config) ? modelConfig.config : modelConfig?.config?.layers ?? [];

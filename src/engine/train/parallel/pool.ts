@@ -7,6 +7,7 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import type { FromReplica, ModelTransfer, ToReplica } from './protocol';
+import { restoreDepthMultipliers } from '../../io/saveModel';
 
 /** The bundled replica entry (esbuild.js builds it next to cli.js), from dist/, dist/bench/ or the sources (tests). */
 export function replicaScriptPath(): string {
@@ -168,6 +169,8 @@ async function modelTransfer(model: tf.LayersModel): Promise<ModelTransfer> {
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     }),
   );
+  // The replicas rebuild the model from this topology: it must carry what tfjs's getConfig drops.
+  restoreDepthMultipliers(model, transfer!.modelTopology);
   return transfer!;
 }
 
