@@ -61,7 +61,7 @@ function addSearchOptions(command: Command): Command {
     .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)
     .option('--batch-size <n>', 'training batch size', parsePositiveInt, 64)
     .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
-    .option('--workers <n>', 'training threads sharing each batch, or auto (one per core; wasm backend only)', parseWorkersOption, 'auto')
+    .option('--workers <n>', 'training threads sharing each batch, or auto (one per core; wasm backend only; default 1: see docs/backends.md)', parseWorkersOption, 1)
     .addOption(new Option('--format <format>', 'deployed model format (default: onnx for an .onnx input, tfjs otherwise)').choices(DEPLOYED_FORMATS))
     .option('--micro-batch <n>', 'examples per forward/backward pass, gradients accumulated over the batch (default: sized from the memory estimate)', parsePositiveInt)
     .addOption(new Option('--input-range <range>', "the value range the model expects its pixels in (default: standardized with the data's mean and std)").choices(['0,1', '-1,1', '0,255']))

@@ -12,7 +12,7 @@ import type { LogEvent, WorkerEvent } from '../../src/shared/workerProtocol';
 import { makeRandom } from '../fuzz/fuzzing';
 import { CLI, makeTempDir, parseEvents, REPO_ROOT, runCli, runCliAndKill } from '../support/cli';
 
-const FAST = ['--data', 'sample', '--max-train', '320', '--max-test', '100', '--batch-size', '32', '--pretrain-epochs', '1', '--search-epochs', '1', '--finetune-epochs', '1', '--backend', 'wasm'];
+const FAST = ['--data', 'sample', '--max-train', '320', '--max-test', '100', '--batch-size', '32', '--pretrain-epochs', '1', '--search-epochs', '2', '--finetune-epochs', '3', '--backend', 'wasm'];
 
 /** Published model.json files under `dir` (temp folders of an interrupted save are not published). */
 function publishedModels(dir: string): string[] {

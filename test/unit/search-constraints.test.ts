@@ -11,6 +11,7 @@ import { graphFromModel } from '../../src/engine/graph/modelGraph';
 import { magnitudeSelection, projectOntoBudget, uniformSelection } from '../../src/engine/search/maskSelection';
 import { WidthConstraints, WidthLattice } from '../../src/engine/search/widthConstraints';
 import { MacsBudget } from '../../src/engine/budget/macsBudget';
+import { lowestKeptCount } from '../../src/engine/budgetPreview';
 import { insertMasks } from '../../src/engine/transform/masks';
 import { buildBuiltin } from '../../src/engine/zoo/builtins';
 import { makeTempDir, runCli } from '../support/cli';
@@ -113,5 +114,20 @@ describe('width constraints', function () {
       assert.match(result.stderr, /no prunable group: no_such_layer;/, 'only the unknown name is reported as unknown');
       assert.ok(!fs.existsSync(out), 'the output folder was created');
     });
+  });
+});
+
+describe('width constraints: one floor rule for the engine and the setup form', () => {
+  it('the lattice floor of every group equals the budget preview\'s lowest kept count', () => {
+    for (let width = 1; width <= 70; width++) {
+      for (const minKeep of [0, 0.05, 0.1, 0.25, 0.5, 0.99]) {
+        for (const roundTo of [1, 2, 4, 8, 16]) {
+          const constraints = { minKeep, roundTo, keep: [] as string[] };
+          const lattice = new WidthLattice([{ id: 'g', name: 'g', width }], constraints);
+          assert.equal(lattice.floor('g'), lowestKeptCount('g', width, constraints), `width ${width}, min-keep ${minKeep}, round-to ${roundTo}`);
+          for (const c of lattice.allowed('g')) assert.ok(c === width || roundTo === 1 || width < roundTo || c % roundTo === 0, `count ${c} of width ${width} is no multiple of ${roundTo}`);
+        }
+      }
+    }
   });
 });

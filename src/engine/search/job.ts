@@ -474,7 +474,7 @@ async function finish(context: RunContext, state: RunState, model: tf.LayersMode
     preprocessing: dataset.preprocessing,
     ...(state.searchEndMacsFraction !== undefined ? { searchEndMacsFraction: state.searchEndMacsFraction } : {}),
     projectionMoved: state.projectionMoved ?? 0,
-    constraints: constraintsOf(settings),
+    constraints: { ...constraintsOf(settings), keep: [...constraintsOf(settings).keep] },
     ...(await deployedLatency(graph, deployment.deployed)),
   };
   deployment.deployed.dispose();

@@ -4,20 +4,16 @@ import { PasInputError } from '../errors';
  * Limits on the widths a pruning method may choose (`--min-keep`, `--round-to`, `--keep`).
  * Without them the budget pull, strongest on high-resolution layers, can leave a layer (or a
  * whole residual stage) at one channel: "on target" and useless.
+ *
+ * The type, the "no constraints" value and the floor rule live in budgetPreview.ts (pure, no
+ * imports, so the extension's setup form previews with the very same rule); this module adds the
+ * lattice of allowed counts the methods walk.
  */
-export interface WidthConstraints {
-  /** No group keeps fewer than ceil(minKeep * width) channels, and never fewer than 1. */
-  minKeep: number;
-  /** Kept counts are multiples of this where the width allows (1: any count). */
-  roundTo: number;
-  /** Names of groups held at full width. */
-  keep: string[];
-}
+import { lowestKeptCount, NO_WIDTH_CONSTRAINTS, type WidthConstraints } from '../budgetPreview';
+
+export { NO_WIDTH_CONSTRAINTS, type WidthConstraints };
 
 export const DEFAULT_WIDTH_CONSTRAINTS: WidthConstraints = { minKeep: 0.1, roundTo: 1, keep: [] };
-
-/** Constraints that leave every count from 1 to the width allowed (the method's own behaviour). */
-export const NO_WIDTH_CONSTRAINTS: WidthConstraints = { minKeep: 0, roundTo: 1, keep: [] };
 
 export interface ConstrainedGroup {
   id: string;
@@ -84,11 +80,13 @@ export class WidthLattice {
   }
 }
 
-function allowedCounts(width: number, { minKeep, roundTo }: WidthConstraints): number[] {
-  const floor = Math.min(width, Math.max(1, Math.ceil(minKeep * width - 1e-9)));
+function allowedCounts(width: number, constraints: WidthConstraints): number[] {
+  // The floor rule of the budget preview (an empty name: held groups are handled by the caller).
+  const floor = lowestKeptCount('', width, { ...constraints, keep: [] });
+  const { roundTo } = constraints;
   const counts: number[] = [];
   if (roundTo > 1 && width >= roundTo) {
-    for (let c = Math.ceil(floor / roundTo) * roundTo; c < width; c += roundTo) counts.push(c);
+    for (let c = floor; c < width; c += roundTo) counts.push(c);
   } else {
     for (let c = floor; c < width; c++) counts.push(c);
   }
