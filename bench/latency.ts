@@ -3,7 +3,7 @@
  * Keras-layers MobileNetV2 (bench/mobilenet-v2.ts), both 224x224x3 and 1000 classes, pruned to 50%
  * of the deployed MACs with the uniform method (the paper's baseline: the same fraction of every
  * layer, no training needed to pick it), then deployed; the unpruned and pruned deployed models
- * are timed on the wasm backend at batch 1 (src/engine/latency.ts: medians, alternating halves).
+ * are timed on the wasm backend at batch 1 (src/engine/latency.ts: medians, alternating runs).
  *
  * Writes bench/results/latency.json and latency.md. Target (issue 12): latency ratio within 1.2x
  * of the MACs ratio.
@@ -62,6 +62,13 @@ async function measureNet(name: string, build: () => tf.LayersModel) {
     latencyBeforeMs: latency.latencyBefore,
     latencyAfterMs: latency.latencyAfter,
     latencyRatio,
+    /**
+     * Sums of the per-layer medians: short timed windows, so much less often hit by a preemption
+     * on a loaded machine than one whole pass of a few hundred ms.
+     */
+    layerSumBeforeMs: sum(latency.latencyLayers.map((l) => l.beforeMs)),
+    layerSumAfterMs: sum(latency.latencyLayers.map((l) => l.afterMs ?? 0)),
+    layerSumRatio: sum(latency.latencyLayers.map((l) => l.afterMs ?? 0)) / sum(latency.latencyLayers.map((l) => l.beforeMs)),
     /** latency ratio / MACs ratio: 1 = time falls exactly as the MACs do; target <= 1.2. */
     latencyOverMacs: latencyRatio / macsRatio,
     withinTarget: latencyRatio / macsRatio <= 1.2 && macsRatio / latencyRatio <= 1.2,
@@ -73,6 +80,8 @@ async function measureNet(name: string, build: () => tf.LayersModel) {
   for (const m of [original, masked, unpruned, deployment.deployed]) m.dispose();
   return result;
 }
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
 /** Share of the pruned model's per-layer time spent in layers that have no MACs (activations, pads, adds). */
 function shareWithoutMacs(layers: Array<{ type: string; afterMs?: number }>): number {
@@ -86,16 +95,16 @@ async function main(): Promise<void> {
   const loadAverage = os.loadavg().map((l) => Math.round(l * 100) / 100);
   const results = [];
   for (const [name, build] of Object.entries(NETS)) results.push(await measureNet(name, build));
-  const report = { date: new Date().toISOString(), backend: backend.name, threads: backend.threads, cpus: os.cpus().length, loadAverageAtStart: loadAverage, loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100), targetFraction: TARGET, runsPerHalf: runs, results };
+  const report = { date: new Date().toISOString(), backend: backend.name, threads: backend.threads, cpus: os.cpus().length, loadAverageAtStart: loadAverage, loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100), targetFraction: TARGET, runsPerModel: runs, results };
   const md = [
     '# Latency after pruning (wasm, batch 1)',
     '',
     `${report.date}; ${report.cpus} CPUs, load average ${loadAverage.join(' ')} at start, ${report.loadAverageAtEnd.join(' ')} at end (a shared machine: ratios from one run, not absolute times). ` +
-      `Both nets 224x224x3, 1000 classes, pruned to ${TARGET * 100}% of the deployed MACs with the uniform method, deployed (pruned + BN folded / RepVGG fused), median latency of ${runs} runs per half, halves alternating before/after.`,
+      `Both nets 224x224x3, 1000 classes, pruned to ${TARGET * 100}% of the deployed MACs with the uniform method, deployed (pruned + BN folded / RepVGG fused), median latency of ${runs} runs each, the runs of the unpruned and the pruned model alternating.`,
     '',
-    '| net | MACs before | MACs after | MACs ratio | latency before ms | latency after ms | latency ratio | latency ratio / MACs ratio | within 1.2x |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
-    ...results.map((r) => `| ${r.net} | ${(r.macsBefore / 1e6).toFixed(1)}M | ${(r.macsAfter / 1e6).toFixed(1)}M | ${r.macsRatio.toFixed(3)} | ${r.latencyBeforeMs.toFixed(1)} | ${r.latencyAfterMs.toFixed(1)} | ${r.latencyRatio.toFixed(3)} | ${r.latencyOverMacs.toFixed(2)} | ${r.withinTarget ? 'yes' : 'no'} |`),
+    '| net | MACs before | MACs after | MACs ratio | latency before ms | latency after ms | latency ratio | latency ratio / MACs ratio | within 1.2x | per-layer sum before / after ms | per-layer sum ratio |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |',
+    ...results.map((r) => `| ${r.net} | ${(r.macsBefore / 1e6).toFixed(1)}M | ${(r.macsAfter / 1e6).toFixed(1)}M | ${r.macsRatio.toFixed(3)} | ${r.latencyBeforeMs.toFixed(1)} | ${r.latencyAfterMs.toFixed(1)} | ${r.latencyRatio.toFixed(3)} | ${r.latencyOverMacs.toFixed(2)} | ${r.withinTarget ? 'yes' : 'no'} | ${r.layerSumBeforeMs.toFixed(1)} / ${r.layerSumAfterMs.toFixed(1)} | ${r.layerSumRatio.toFixed(3)} |`),
     '',
     ...results.flatMap((r) => [
       `## ${r.net}: slowest layers after pruning (${(100 * r.layersWithoutMacsShareAfter).toFixed(1)}% of the per-layer time is in layers without MACs)`,
