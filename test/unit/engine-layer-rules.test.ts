@@ -248,3 +248,42 @@ describe('engine: layer rules on converted-model shapes', () => {
     for (const name of ['a', 'b']) assert.match(fixed.find((g) => g.name === name)!.fixedReason!, /after a concatenation by BatchNormalization 'cat_bn'/);
   });
 });
+
+describe('layer rules: channel axes written as positive indices (Keras-converted models)', () => {
+  // Keras writes BatchNormalization(axis=3) and Concatenate(axis=3) for NHWC tensors (the real
+  // InceptionV3 does); axis -1 and axis 3 are the same channel axis of a rank-4 tensor.
+  const build = (axis: number) => {
+    const x = tf.input({ shape: [8, 8, 3] });
+    const a = tf.layers.conv2d({ name: 'a', filters: 6, kernelSize: 3, padding: 'same', useBias: false }).apply(x) as tf.SymbolicTensor;
+    const b = tf.layers.conv2d({ name: 'b', filters: 4, kernelSize: 1, useBias: false }).apply(x) as tf.SymbolicTensor;
+    const joined = tf.layers.concatenate({ name: 'join', axis }).apply([a, b]) as tf.SymbolicTensor;
+    const normed = tf.layers.batchNormalization({ name: 'bn', axis }).apply(joined) as tf.SymbolicTensor;
+    const y = tf.layers.conv2d({ name: 'c', filters: 5, kernelSize: 1 }).apply(tf.layers.reLU({ name: 'relu' }).apply(normed) as tf.SymbolicTensor) as tf.SymbolicTensor;
+    return tf.model({ inputs: x, outputs: tf.layers.flatten({ name: 'flat' }).apply(y) as tf.SymbolicTensor });
+  };
+  it('axis 3 and axis -1 give the same channel groups, and neither is refused as a non-channel axis', () => {
+    const names = (axis: number) => {
+      const model = build(axis);
+      const analysis = analyzeGraph(graphFromModel(model));
+      model.dispose();
+      return {
+        prunable: prunableGroups(analysis).map((g) => g.name).sort(),
+        reasons: fixedGroups(analysis).map((g) => g.fixedReason ?? ''),
+      };
+    };
+    const last = names(-1);
+    const positive = names(3);
+    assert.deepStrictEqual(positive, last);
+    assert.ok(!positive.reasons.some((r) => /non-channel axis/.test(r)), positive.reasons.join('; '));
+  });
+  it('a BatchNormalization over a spatial axis is still held fixed', () => {
+    const x = tf.input({ shape: [8, 8, 3] });
+    const a = tf.layers.conv2d({ name: 'a', filters: 6, kernelSize: 3, padding: 'same' }).apply(x) as tf.SymbolicTensor;
+    const normed = tf.layers.batchNormalization({ name: 'bn', axis: 1 }).apply(a) as tf.SymbolicTensor;
+    const y = tf.layers.conv2d({ name: 'c', filters: 5, kernelSize: 1 }).apply(normed) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: x, outputs: tf.layers.flatten({ name: 'flat' }).apply(y) as tf.SymbolicTensor });
+    const analysis = analyzeGraph(graphFromModel(model));
+    model.dispose();
+    assert.ok(fixedGroups(analysis).some((g) => /non-channel axis/.test(g.fixedReason ?? '')));
+  });
+});

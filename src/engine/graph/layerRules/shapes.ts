@@ -20,5 +20,5 @@ export const activationOf = (node: GraphNode) => String(node.config.activation ?
 /** A Keras axis argument refers to the channel (last) axis of a rank-`rank` tensor (with batch). */
 export function isChannelAxis(axis: unknown, outputRank: number): boolean {
   const a = Array.isArray(axis) ? (axis.length === 1 ? axis[0] : NaN) : axis ?? -1;
-  return a === -1 || a === outputRank;
+  return a === -1 || a === outputRank - 1;
 }
