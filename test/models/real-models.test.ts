@@ -134,4 +134,20 @@ describe('real Keras models from npm (nsfwjs 4.4.0): inspect, prune, deploy', fu
     assert.ok(Math.abs(ratio - 1) <= 0.03, `MACs after ${done.report!.macsAfter} vs target ${done.report!.targetMacs} (ratio ${ratio.toFixed(4)})`);
     assert.ok(done.report!.reparamMaxAbsDiff <= 1e-4);
   });
+  it('inception_v3: a short search (a few images) reaches the MACs target with its 94 BNs (axis 3, scale: false) prunable', () => {
+    const out = path.join(work, 'inception-search');
+    const data = writeStripeImageFolder(path.join(work, 'stripes-inception'), { classes: 5, perClass: 6, size: 64, seed: 9 });
+    const result = runCli(
+      ['search', path.join(REAL_DIR, 'inception_v3', 'model.json'), '--data', `folder:${data}`, '--max-train', '12', '--max-test', '4', '--batch-size', '4', '--pretrain-epochs', '0', '--search-epochs', '1', '--finetune-epochs', '0', '--target-macs', '0.5', '--backend', 'wasm', '--seed', '3', '--out', out, '--json'],
+      { timeoutMs: 1_000_000 },
+    );
+    assert.strictEqual(result.status, 0, result.stderr.slice(-3000));
+    const events = parseEvents(result.stdout);
+    const model = events.find((e) => e.type === 'model') as { groups: unknown[] } | undefined;
+    assert.ok(model && model.groups.length > 90, `prunable groups: ${model?.groups.length}`);
+    const done = events.find((e) => e.type === 'done') as DoneEvent;
+    const ratio = done.report!.macsAfter / done.report!.targetMacs;
+    assert.ok(Math.abs(ratio - 1) <= 0.03, `MACs after ${done.report!.macsAfter} vs target ${done.report!.targetMacs} (ratio ${ratio.toFixed(4)})`);
+    assert.ok(done.report!.reparamMaxAbsDiff <= 1e-4);
+  });
 });
