@@ -48,10 +48,8 @@ async function run(h) {
 
     try {
       await h.clearNotifications(page);
+      // The sample starts at once with the settings' defaults (no prompts since the setup form).
       await h.commandPalette(page, 'PaS: Try PaS on a Sample Model');
-      await h.answerQuickInput(page, '0.5');
-      await h.answerQuickInput(page, '1'); // search epochs
-      await h.answerQuickInput(page, '1'); // fine-tune epochs
       const frame = await h.webviewFrame(page, '[data-testid=backend][data-backend=node]', 180_000);
       await h.sleep(500);
       await h.shot(page, 'native-panel');

@@ -160,6 +160,21 @@ async function explorerMenu(page, relPath, item) {
   await menuItem.click();
 }
 
+/** Answers the open quick input: picks the row that shows `pick`, or types `text`; then Enter. */
+async function answerQuickInput(page, text, { pick } = {}) {
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout: 20_000 });
+  if (pick) {
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: pick }).first().waitFor({ timeout: 10_000 });
+    await input.fill(pick);
+  } else {
+    await input.fill(text);
+  }
+  await sleep(300);
+  await page.keyboard.press('Enter');
+  await sleep(500);
+}
+
 /** The webview frame that contains `selector` (webviews are nested iframes). */
 async function webviewFrame(page, selector, timeoutMs) {
   return waitFor(async () => {
