@@ -82,13 +82,18 @@ export function runsDataParallel(options: EpochOptions): boolean {
   return !options.teacher && !options.dataLoss && !options.maxSteps && !options.accumulate && (options.microBatch ?? share) >= share;
 }
 
+/** The variables L2 weight decay applies to: kernels (rank > 1) and DBC latents, as in the PaS scripts; not biases or BN parameters. */
+export function weightDecayed(variables: tf.Variable[]): tf.Variable[] {
+  return variables.filter((v) => v.shape.length > 1 || v.name.includes('latent'));
+}
+
 /** One epoch of SGD with momentum on softmax cross-entropy (+ extra loss + weight decay); stops after the current batch when asked. */
 export async function trainEpoch(model: tf.LayersModel, split: Split, options: EpochOptions): Promise<EpochResult> {
   if (runsDataParallel(options)) {
     return trainEpochDataParallel(model, split, options, await sharedReplicaPool(options.workers! - 1));
   }
   const optimizer = tf.train.momentum(options.learningRate, options.momentum);
-  const decayed = options.variables.filter((v) => v.shape.length > 1 || v.name.includes('latent'));
+  const decayed = weightDecayed(options.variables);
   const total = batchCount(split, options.batchSize);
   let lossSum = 0;
   let correct = 0;

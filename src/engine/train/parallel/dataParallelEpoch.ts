@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchCount, batches, type Split } from '../../data';
-import { disposeMomentumOptimizer, type EpochOptions, type EpochResult } from '../trainer';
+import { disposeMomentumOptimizer, weightDecayed, type EpochOptions, type EpochResult } from '../trainer';
 import { ReplicaPool, type Shard } from './pool';
 import { applyUpdate, movingStatIndices, readMovingStats, setMovingStats, shardGradients } from './shardStep';
 
@@ -21,7 +21,7 @@ export function shardSizes(size: number, parts: number): number[] {
  */
 export async function trainEpochDataParallel(model: tf.LayersModel, split: Split, options: EpochOptions, pool: ReplicaPool): Promise<EpochResult> {
   const variables = options.variables;
-  const decayed = variables.filter((v) => v.shape.length > 1 || v.name.includes('latent'));
+  const decayed = weightDecayed(variables);
   const indexOfVariable = new Map(model.weights.map((w, i) => [(w.read() as tf.Variable).name, i]));
   const trainable = variables.map((v) => {
     const index = indexOfVariable.get(v.name);
