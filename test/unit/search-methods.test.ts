@@ -1,5 +1,6 @@
 import { strict as assert } from 'assert';
-import { compareEpochs, formatCompareTable, type CompareReport } from '../../src/cli/commands/compare';
+import { formatCompareTable } from '../../src/cli/commands/compare';
+import { compareEpochs, type CompareReport } from '../../src/engine/compare/compare';
 import { methodSearches, PRUNE_METHOD_NAMES, PRUNE_METHODS } from '../../src/engine/search/methods';
 
 describe('the method table and compare', () => {

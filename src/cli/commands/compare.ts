@@ -1,61 +1,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import type { BackendName, PruneMethod, SearchReport } from '../../shared/workerProtocol';
+import type { BackendName, SearchReport } from '../../shared/workerProtocol';
+import { comparePlan, runComparison, type CompareReport } from '../../engine/compare/compare';
 import { PasInputError } from '../../engine/errors';
-import { writeFileAtomic } from '../../engine/io';
 import { defaultOutputDir } from '../../engine/outputPaths';
-import { methodSearches, PRUNE_METHOD_NAMES } from '../../engine/search/methods';
 import { isBuiltinSpec } from '../../engine/zoo/builtins';
 import { formatTable, Output } from '../output';
 import { EXIT_CANCELLED, runSearch, SearchCliOptions } from './search';
-
-/** Weight-training epochs after the start model, per method: the same total for every method. */
-export function compareEpochs(method: PruneMethod, searchEpochs: number, finetuneEpochs: number): { searchEpochs: number; finetuneEpochs: number } {
-  return methodSearches(method) ? { searchEpochs, finetuneEpochs } : { searchEpochs: 0, finetuneEpochs: searchEpochs + finetuneEpochs };
-}
-
-/** One method's result in compare.json. */
-export interface CompareRow {
-  method: PruneMethod;
-  outputDir: string;
-  accuracy: number;
-  macs: number;
-  macsFraction: number;
-  params: number;
-  /** Measured latency of the deployed model (batch 1, median; the job's latencyAfter); null when not measured. */
-  latencyMs: number | null;
-  epochs: { search: number; finetune: number };
-  widths: Array<{ name: string; originalWidth: number; width: number }>;
-  searchEndMacsFraction?: number;
-  wallSeconds: number;
-}
-
-export interface CompareReport {
-  model: string;
-  data: string;
-  targetFraction: number;
-  seed: number;
-  accuracyBefore: number;
-  macsBefore: number;
-  paramsBefore: number;
-  rows: CompareRow[];
-}
-
-export function compareRowOf(method: PruneMethod, report: SearchReport, outputDir: string): CompareRow {
-  return {
-    method,
-    outputDir,
-    accuracy: report.accuracyAfter,
-    macs: report.macsAfter,
-    macsFraction: report.macsAfter / report.macsBefore,
-    params: report.paramsAfter,
-    latencyMs: report.latencyAfter ?? null,
-    epochs: { search: report.epochs.search, finetune: report.epochs.finetune },
-    widths: report.layers.map((l) => ({ name: l.name, originalWidth: l.originalWidth, width: l.searchedWidth })),
-    ...(report.searchEndMacsFraction !== undefined ? { searchEndMacsFraction: report.searchEndMacsFraction } : {}),
-    wallSeconds: report.wallSeconds,
-  };
-}
 
 /**
  * `pas compare`: PaS and every baseline of the method table at the same MACs target, on the same
@@ -69,26 +20,23 @@ export async function runCompare(modelSpec: string, options: SearchCliOptions, b
   if (fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0) {
     throw new PasInputError('output folder already exists and is not empty; pass another --out', outDir);
   }
-  const reports: Array<{ method: PruneMethod; report: SearchReport; dir: string }> = [];
-  for (const method of PRUNE_METHOD_NAMES) {
-    const dir = path.join(outDir, method);
-    output.note(`== compare: ${method} (${reports.length + 1}/${PRUNE_METHOD_NAMES.length})`);
-    const code = await runSearch(modelSpec, { ...options, ...compareEpochs(method, options.searchEpochs, options.finetuneEpochs), method, out: dir }, backend, output);
-    if (code !== 0) return code === EXIT_CANCELLED ? EXIT_CANCELLED : code;
-    reports.push({ method, report: JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')) as SearchReport, dir });
-  }
-  const first = reports[0].report;
-  const compare: CompareReport = {
-    model: first.modelPath,
-    data: first.dataSpec,
-    targetFraction: first.targetFraction,
-    seed: first.seed,
-    accuracyBefore: first.accuracyBefore,
-    macsBefore: first.macsBefore,
-    paramsBefore: first.paramsBefore,
-    rows: reports.map(({ method, report, dir }) => compareRowOf(method, report, dir)),
-  };
-  await writeFileAtomic(path.join(outDir, 'compare.json'), JSON.stringify(compare, null, 2) + '\n');
+  const steps = comparePlan(outDir, options.searchEpochs, options.finetuneEpochs);
+  let exitCode = 0;
+  const outcome = await runComparison(outDir, steps, {
+    onStepStart: (step, index) => output.note(`== compare: ${step.method} (${index + 1}/${steps.length})`),
+    runOne: async (step) => {
+      const code = await runSearch(modelSpec, { ...options, searchEpochs: step.searchEpochs, finetuneEpochs: step.finetuneEpochs, method: step.method, out: step.outputDir }, backend, output);
+      if (code === EXIT_CANCELLED) return { kind: 'cancelled' };
+      if (code !== 0) {
+        exitCode = code;
+        return { kind: 'failed', reason: `exit code ${code}` };
+      }
+      return { kind: 'done', report: JSON.parse(fs.readFileSync(path.join(step.outputDir, 'report.json'), 'utf8')) as SearchReport };
+    },
+  });
+  if (outcome.kind === 'cancelled') return EXIT_CANCELLED;
+  if (outcome.kind === 'failed') return exitCode;
+  const compare = outcome.compare;
   output.text();
   output.text(formatCompareTable(compare));
   output.text();
