@@ -12,8 +12,9 @@
  * `retainContextWhenHidden`.
  */
 import type { MacsFormulaTerm } from '../engine/budgetPreview';
+import type { CompareReport } from '../engine/compare/compare';
 import type { RunSetup, SetupField } from './runSetup';
-import type { ModelReport, WorkerEvent } from './workerProtocol';
+import type { ModelReport, PruneMethod, WorkerEvent } from './workerProtocol';
 
 /** Bumped when a message changes shape; the webview shows a notice on a mismatch. */
 export const WEBVIEW_PROTOCOL_VERSION = 1;
@@ -51,6 +52,8 @@ export interface SearchInitMessage {
   /** Failure reason when `status` is `failed`. */
   failure?: string;
   history: PanelEvent[];
+  /** "Compare with baselines" of this run, when one was started (absent from an older host). */
+  compare?: CompareState;
 }
 
 /** Full state of an inspector editor. */
@@ -106,7 +109,36 @@ export interface SetupInitMessage {
   errors?: Partial<Record<SetupField, string>>;
 }
 
-export type HostToWebviewMessage = SearchInitMessage | InspectorInitMessage | SetupInitMessage | EventMessage | StatusMessage;
+/** One method's run in a comparison, as the panel shows it. */
+export interface CompareMethodProgress {
+  method: PruneMethod;
+  state: 'waiting' | 'running' | 'done' | 'cancelled' | 'failed';
+  /** Where the run writes (the finished run's own folder for the method it used). */
+  outputDir: string;
+  searchEpochs: number;
+  finetuneEpochs: number;
+  /** The latest progress line while it runs ("finetune epoch 2/4 · batch 3/10"), or why it failed. */
+  detail?: string;
+}
+
+/** "Compare with baselines" of a finished run: the runs one after another, then compare.json. */
+export interface CompareState {
+  status: 'running' | 'done' | 'cancelled' | 'failed';
+  /** The folder holding one subfolder per baseline and compare.json. */
+  compareDir: string;
+  methods: CompareMethodProgress[];
+  /** compare.json's content, once every run has finished. */
+  compare?: CompareReport;
+  failure?: string;
+}
+
+/** The comparison of this panel's run changed (a full state: it is small). */
+export interface CompareMessage {
+  type: 'compare';
+  state: CompareState;
+}
+
+export type HostToWebviewMessage = SearchInitMessage | InspectorInitMessage | SetupInitMessage | EventMessage | StatusMessage | CompareMessage;
 
 // ---------------------------------------------------------------------------------------------
 // Webview -> host
@@ -167,6 +199,16 @@ export interface StartRunMessage {
   setup: unknown;
 }
 
-export type WebviewToHostMessage = ReadyMessage | CancelMessage | ReparameterizeMessage | StartSearchMessage | OpenMessage | SetupChangedMessage | BrowseDataMessage | StartRunMessage | SetUpNativeBackendMessage | MeasureLatencyMessage;
+/** Run the baselines of the method table with this finished run's settings and compare (#11 item 5). */
+export interface CompareBaselinesMessage {
+  type: 'compareBaselines';
+}
+
+/** Stop the comparison: the running baseline is cancelled and the next one does not start. */
+export interface CancelCompareMessage {
+  type: 'cancelCompare';
+}
+
+export type WebviewToHostMessage = CompareBaselinesMessage | CancelCompareMessage | ReadyMessage | CancelMessage | ReparameterizeMessage | StartSearchMessage | OpenMessage | SetupChangedMessage | BrowseDataMessage | StartRunMessage | SetUpNativeBackendMessage | MeasureLatencyMessage;
 
 export const OPEN_TARGETS: readonly OpenTarget[] = ['report', 'deployedModel', 'outputFolder', 'log'];

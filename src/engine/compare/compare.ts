@@ -4,10 +4,11 @@
  * baselines"; how a run is executed (in-process for the CLI, a worker process for the extension)
  * is the caller's, passed in as `runOne`. No vscode import.
  */
+import { promises as fsp } from 'fs';
 import * as path from 'path';
 import type { PruneMethod, SearchReport } from '../../shared/workerProtocol';
-import { writeFileAtomic } from '../io';
-import { methodSearches, PRUNE_METHOD_NAMES } from '../search/methods';
+import { writeFileAtomic } from '../io/atomic';
+import { methodSearches, PRUNE_METHOD_NAMES } from '../search/methodKinds';
 
 /** The file a comparison writes into its folder. */
 export const COMPARE_FILE = 'compare.json';
@@ -149,6 +150,8 @@ export async function runComparison(compareDir: string, steps: readonly CompareS
   }
   const compare = compareReportOf(finished);
   const file = path.join(compareDir, COMPARE_FILE);
+  // the runs create their own folders inside it; a comparison of earlier runs only may not have one yet
+  await fsp.mkdir(compareDir, { recursive: true });
   await writeFileAtomic(file, JSON.stringify(compare, null, 2) + '\n');
   return { kind: 'done', compare, file };
 }

@@ -7,6 +7,7 @@
  */
 import { CLI_DEFAULTS, PREPROCESSING_OPTIONS, type DataChoice, type PreprocessingPreset, type RunSetup } from '../../shared/runSetup';
 import type { BackendChoice, PruneMethod } from '../../shared/workerProtocol';
+import { methodSearches } from '../../engine/search/methodKinds';
 
 export type { DataChoice };
 
@@ -87,7 +88,8 @@ function checkInt(name: string, value: number, min: number): void {
 /** Arguments after the CLI script for `pas search ... --json`. Throws RangeError on invalid numbers. */
 export function buildSearchArgs(o: SearchOptions): string[] {
   if (!(o.targetFraction > 0 && o.targetFraction < 1)) throw new RangeError(`target MACs fraction must be in (0, 1), got ${o.targetFraction}`);
-  checkInt('search epochs', o.searchEpochs, 1);
+  // a baseline selects its channels once and has no search phase (pas compare gives it 0 search epochs)
+  checkInt('search epochs', o.searchEpochs, o.method && !methodSearches(o.method) ? 0 : 1);
   checkInt('finetune epochs', o.finetuneEpochs, 0);
   const args = [
     'search',

@@ -32,6 +32,15 @@ export function chooseBuiltinOutputDir(model: string, baseDir: string, kind: Out
   return firstFree(path.resolve(baseDir), `${folderSafe(model)}-${kind}`, exists, []);
 }
 
+/**
+ * A fresh folder beside `dir` named after it: `/a/net-pas` + `compare` -> `/a/net-pas-compare`,
+ * then `/a/net-pas-compare-2`, ... (the comparison of a finished run, next to the run).
+ */
+export function chooseSiblingDir(dir: string, suffix: string, exists: (p: string) => boolean): string {
+  const resolved = path.resolve(dir);
+  return firstFree(path.dirname(resolved), `${folderSafe(path.basename(resolved) || 'run')}-${suffix}`, exists, [resolved]);
+}
+
 function firstFree(parent: string, base: string, exists: (p: string) => boolean, forbidden: string[]): string {
   for (let i = 1; i < 10000; i++) {
     const candidate = path.join(parent, i === 1 ? base : `${base}-${i}`);

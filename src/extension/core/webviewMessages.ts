@@ -18,6 +18,8 @@ export function validateWebviewMessage(raw: unknown): Validation {
     case 'startSearch':
     case 'setUpNativeBackend':
     case 'measureLatency':
+    case 'compareBaselines':
+    case 'cancelCompare':
       if (!only('type')) return { ok: false, reason: `unexpected fields in "${m.type}"` };
       return { ok: true, message: { type: m.type } };
     case 'open':
