@@ -11,7 +11,7 @@ import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-divider/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import './style.css';
-import type { HostToWebviewMessage, InspectorInitMessage, RunStatus, SearchInitMessage, WebviewToHostMessage } from '../src/shared/webviewProtocol';
+import type { CompareState, HostToWebviewMessage, InspectorInitMessage, RunStatus, SearchInitMessage, WebviewToHostMessage } from '../src/shared/webviewProtocol';
 import { WEBVIEW_PROTOCOL_VERSION } from '../src/shared/webviewProtocol';
 import type { LatencyReport, ModelFormSummary, ModelReport } from '../src/shared/workerProtocol';
 import { renderBackendInfo } from './backendInfo';
@@ -20,6 +20,7 @@ import { formatCount as fmtCount, formatPercent as fmtPct } from '../src/shared/
 import { el, replaceChildren } from './dom';
 import { renderSetup } from './setupForm';
 import { preflightSections } from './inspectorPreflight';
+import { renderCompare } from './compare';
 import { applySearchEvent, foldSearchEvents, initialSearchState, type SearchState } from './searchState';
 
 declare function acquireVsCodeApi(): { postMessage(message: WebviewToHostMessage): void };
@@ -38,6 +39,8 @@ interface SearchView {
   state: SearchState;
   status: RunStatus;
   failure?: string;
+  /** "Compare with baselines" of this run, once started. */
+  compare?: CompareState;
 }
 
 let search: SearchView | undefined;
@@ -85,6 +88,7 @@ function buildSearchSkeleton(init: SearchInitMessage): void {
       el('div', { class: 'chart-box' }, el('h2', {}, 'Loss and accuracy per epoch'), el('canvas', { id: 'curves-chart' })),
       el('div', { class: 'chart-box' }, el('h2', {}, 'MACs per epoch'), el('canvas', { id: 'macs-chart' }))),
     el('section', { id: 'summary', testid: 'summary', hidden: '' }),
+    el('section', { id: 'compare', testid: 'compare', hidden: '' }),
     el('section', {},
       el('h2', {}, 'Widths'),
       el('table', { id: 'widths-table', testid: 'widths-table' },
@@ -139,6 +143,7 @@ function renderSearch(view: SearchView): void {
     button('Open Deployed Model', () => post({ type: 'open', target: 'deployedModel' }), { secondary: true, disabled: !done, testid: 'open-deployed' }),
     button('Reveal Output Folder', () => post({ type: 'open', target: 'outputFolder' }), { secondary: true, disabled: running, testid: 'open-folder' }),
     button('Show Log', () => post({ type: 'open', target: 'log' }), { secondary: true, testid: 'open-log' }),
+    button('Compare with baselines', () => post({ type: 'compareBaselines' }), { secondary: true, disabled: !done || view.compare?.status === 'running', testid: 'compare-baselines' }),
   );
 
   const m = s.model;
@@ -168,6 +173,7 @@ function renderSearch(view: SearchView): void {
 
   charts?.update(s);
   renderSummary(s);
+  renderCompare(document.getElementById('compare')!, view.compare, post);
 }
 
 /** Marks a group the width constraints limit: held at full width (--keep), or with a floor above 1 (--min-keep, --round-to). */
@@ -303,7 +309,7 @@ window.addEventListener('message', (e: MessageEvent<HostToWebviewMessage>) => {
         search = undefined;
         renderSetup(app, msg, post);
       } else if (msg.view === 'search') {
-        search = { init: msg, state: foldSearchEvents(msg.history, initialSearchState()), status: msg.status, failure: msg.failure };
+        search = { init: msg, state: foldSearchEvents(msg.history, initialSearchState()), status: msg.status, failure: msg.failure, compare: msg.compare };
         buildSearchSkeleton(msg);
         renderSearch(search);
       } else {
@@ -313,6 +319,11 @@ window.addEventListener('message', (e: MessageEvent<HostToWebviewMessage>) => {
     case 'event':
       if (!search) return;
       for (const event of msg.events) search.state = applySearchEvent(search.state, event);
+      scheduleRender();
+      break;
+    case 'compare':
+      if (!search) return;
+      search.compare = msg.state;
       scheduleRender();
       break;
     case 'status':

@@ -10,6 +10,7 @@ import { defaultRunSetup, type RunSetup } from '../shared/runSetup';
 import { formatCount as fmt, formatPercent as pct } from '../shared/format';
 import type { OpenTarget, SearchRunInfo } from '../shared/webviewProtocol';
 import type { WorkerEvent } from '../shared/workerProtocol';
+import { CompareController } from './compareController';
 import { dataSpec, searchOptionsFromSetup } from './core/cliArgs';
 import { chooseBuiltinOutputDir, chooseOutputDir } from './core/outputNaming';
 import { Disposable } from './dispose';
@@ -35,6 +36,8 @@ export class SearchController extends Disposable {
   private readonly sessions = new Map<string, SearchSession>();
   private readonly panels = new Map<SearchSession, SearchPanel>();
   private readonly setupPanels = new Map<string, SetupPanel>();
+  /** "Compare with baselines" of finished runs, shown in their panels. */
+  private readonly compare: CompareController;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -42,6 +45,7 @@ export class SearchController extends Disposable {
     private readonly reparameterize: (modelPath: string) => Promise<void>,
   ) {
     super();
+    this.compare = this._register(new CompareController(host));
     this._register({
       dispose: () => {
         for (const panel of this.setupPanels.values()) panel.dispose();
@@ -156,6 +160,7 @@ export class SearchController extends Disposable {
       reparameterize: (s: SearchSession) => void this.reparameterizeResult(s),
       open: (s: SearchSession, target: OpenTarget) => void this.open(s, target),
       log: (m: string) => this.host.output.warn(m),
+      compare: this.compare,
     };
   }
 

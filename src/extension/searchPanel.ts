@@ -11,6 +11,7 @@ import { WEBVIEW_PROTOCOL_VERSION, type HostToWebviewMessage, type OpenTarget, t
 import { DeltaThrottle } from './core/searchHistory';
 import { validateWebviewMessage } from './core/webviewMessages';
 import type { SearchSession } from './searchSession';
+import type { CompareController } from './compareController';
 import { Disposable } from './dispose';
 import { SEARCH_PANEL_VIEW_TYPE } from './viewTypes';
 import { renderWebviewHtml, webviewOptions } from './webviewHtml';
@@ -19,6 +20,8 @@ export interface SearchPanelActions {
   reparameterize(session: SearchSession): void;
   open(session: SearchSession, target: OpenTarget): void;
   log(message: string): void;
+  /** "Compare with baselines"; absent: the panel ignores those messages. */
+  compare?: Pick<CompareController, 'stateOf' | 'onDidChange' | 'start' | 'cancel'>;
 }
 
 export class SearchPanel extends Disposable {
@@ -67,6 +70,11 @@ export class SearchPanel extends Disposable {
         this.post({ type: 'status', status, failure: session.failure });
       }),
     ].forEach((d) => this._register(d));
+    if (actions.compare) {
+      this._register(actions.compare.onDidChange(({ session: s, state }) => {
+        if (s === session && this.ready) this.post({ type: 'compare', state });
+      }));
+    }
   }
 
   reveal(): void {
@@ -92,6 +100,7 @@ export class SearchPanel extends Disposable {
           status: this.session.status,
           failure: this.session.failure,
           history: this.session.history.snapshot(),
+          compare: this.actions.compare?.stateOf(this.session),
         });
         break;
       case 'cancel':
@@ -102,6 +111,12 @@ export class SearchPanel extends Disposable {
         break;
       case 'open':
         this.actions.open(this.session, message.target);
+        break;
+      case 'compareBaselines':
+        void this.actions.compare?.start(this.session);
+        break;
+      case 'cancelCompare':
+        this.actions.compare?.cancel(this.session);
         break;
       default:
         this.actions.log(`search panel: "${message.type}" is not a live-view message; ignored`);
