@@ -8,7 +8,7 @@
 // Steps: build + package the .vsix, install it into a fresh code-server, open a temp workspace with
 // a tiny RepVGG model.json (made with the engine's zoo) and a corrupt one, then drive the UI like a
 // user: explorer context menu, the run-setup form, the search panel's webview, the inspector, the
-// reparameterize command, a worker killed mid-search and resumed from the notification, and a
+// reparameterize command, "Compare with baselines" on the finished run, a worker killed mid-search and resumed from the notification, and a
 // second code-server session in Restricted Mode (workspace trust on, folder not trusted).
 // PAS_E2E_ONLY=regex runs only the matching tests. Screenshots of every step go to test/e2e/artifacts/. Closing line:
 // `e2e: N passed, N failed`; exit code 1 on any failure.
@@ -406,6 +406,47 @@ async function main() {
       if (!fs.existsSync(deployed)) throw new Error(`deployed model ${deployed} missing`);
       if (JSON.stringify(folderHashes(path.join(ws, 'tiny-repvgg'))) !== JSON.stringify(inputBefore)) throw new Error('the model folder was modified (file contents differ)');
       log(`outputs: ${fs.readdirSync(outputDir).join(', ')}`);
+    });
+
+    await test('compare with baselines from the finished run\'s panel: three rows side by side, compare.json beside the run', page, async () => {
+      if (!outputDir) throw new Error('the first search did not finish; nothing to compare');
+      const inputBefore = folderHashes(path.join(ws, 'tiny-repvgg'));
+      const runBefore = folderHashes(outputDir);
+      await page.locator('.tabs-container .tab', { hasText: 'PaS: tiny-repvgg' }).first().click();
+      const frame = await webviewFrame(page, '[data-testid=compare-baselines]', 60_000);
+      await waitFor(async () => (await frame.locator('[data-testid=compare-baselines]').getAttribute('disabled')) === null, 'an enabled Compare with baselines button', 10_000);
+      await frame.locator('[data-testid=compare-baselines]').click();
+      // per-method progress: the finished PaS run is done, a baseline runs
+      await waitFor(async () => (await frame.locator('[data-testid=compare-progress-row][data-state=running]').count()) === 1, 'a baseline running', 60_000, 250);
+      await shot(page, 'compare-running');
+      const status = await waitFor(async () => {
+        const s = await frame.locator('[data-testid=compare-status]').getAttribute('data-status');
+        return s === 'running' ? undefined : s;
+      }, 'the end of the comparison', 900_000, 1000);
+      await sleep(1000);
+      await clearNotifications(page);
+      await shot(page, 'compare-done');
+      if (status !== 'done') throw new Error(`comparison ended ${status}: ${await frame.locator('[data-testid=compare-failure]').innerText().catch(() => '')}`);
+      const methods = await frame.locator('[data-testid=compare-row]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-method')));
+      if (methods.join(',') !== 'pas,uniform,magnitude') throw new Error(`comparison table rows: ${methods.join(',')}`);
+      const widthRows = await frame.locator('[data-testid=compare-widths-row]').count();
+      if (widthRows !== inspected.prunableGroups.length) throw new Error(`${widthRows} width rows side by side, the model has ${inspected.prunableGroups.length} prunable groups`);
+      if ((await frame.locator('[data-testid=compare-chart]').count()) !== 1) throw new Error('no comparison chart');
+      const compareDir = path.join(ws, 'tiny-repvgg-pas-compare');
+      const compare = JSON.parse(fs.readFileSync(path.join(compareDir, 'compare.json'), 'utf8'));
+      log(`compare.json: ${compare.rows.map((r) => `${r.method} acc ${r.accuracy} MACs ${r.macs} epochs ${r.epochs.search}+${r.epochs.finetune}`).join('; ')}`);
+      if (compare.rows.map((r) => r.method).join(',') !== 'pas,uniform,magnitude') throw new Error('compare.json rows differ from the table');
+      // equal weight-training epochs, and every baseline lands on the target like the search
+      const total = (r) => r.epochs.search + r.epochs.finetune;
+      if (!compare.rows.every((r) => total(r) === total(compare.rows[0]))) throw new Error('the methods trained for different epochs');
+      for (const r of compare.rows) {
+        if (!(Math.abs(r.macsFraction - compare.targetFraction) <= 0.03)) throw new Error(`${r.method} MACs fraction ${r.macsFraction}, target ${compare.targetFraction}`);
+      }
+      // the shown numbers are compare.json's
+      const shownMacs = await frame.locator('[data-testid=compare-row]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-macs'))));
+      if (shownMacs.join(',') !== compare.rows.map((r) => r.macs).join(',')) throw new Error(`table MACs ${shownMacs} != compare.json ${compare.rows.map((r) => r.macs)}`);
+      if (JSON.stringify(folderHashes(path.join(ws, 'tiny-repvgg'))) !== JSON.stringify(inputBefore)) throw new Error('the model folder was modified');
+      if (JSON.stringify(folderHashes(outputDir)) !== JSON.stringify(runBefore)) throw new Error('the finished run\'s folder was modified');
     });
 
     await test('a running search on the sample model is cancelled from the panel', page, async () => {

@@ -8,6 +8,8 @@ import * as path from 'path';
 import { COMPARE_FILE, comparePlan, type CompareReport, runComparison, type CompareStep, type StepOutcome } from '../../src/engine/compare/compare';
 import { methodSearches, PRUNE_METHOD_NAMES } from '../../src/engine/search/methods';
 import { CompareRun, type FinishedRun } from '../../src/extension/core/compareRun';
+import { chooseSiblingDir } from '../../src/extension/core/outputNaming';
+import { validateWebviewMessage } from '../../src/extension/core/webviewMessages';
 import { startWorker } from '../../src/extension/core/workerRunner';
 import type { CompareState } from '../../src/shared/webviewProtocol';
 import type { PruneMethod, SearchReport } from '../../src/shared/workerProtocol';
@@ -183,5 +185,20 @@ describe('compare: the extension host runs the baselines as workers (fake worker
     assert.equal(fake.launched.length, 1);
     assert.deepEqual(final.methods.map((m) => m.state), ['done', 'cancelled', 'cancelled']);
     assert.equal(fs.existsSync(path.join(compareDir, COMPARE_FILE)), false);
+  });
+});
+
+describe('compare: host-side helpers', () => {
+  it('the comparison folder is a new folder beside the run, never the run itself or an existing one', () => {
+    const taken = new Set([path.resolve('/ws/net-pas-compare')]);
+    assert.equal(chooseSiblingDir('/ws/net-pas', 'compare', (p) => taken.has(p)), path.resolve('/ws/net-pas-compare-2'));
+    assert.equal(chooseSiblingDir('/ws/net-pas/', 'compare', () => false), path.resolve('/ws/net-pas-compare'));
+  });
+
+  it('the panel may ask to compare and to cancel the comparison, with no extra fields', () => {
+    for (const type of ['compareBaselines', 'cancelCompare'] as const) {
+      assert.deepEqual(validateWebviewMessage({ type }), { ok: true, message: { type } });
+      assert.equal(validateWebviewMessage({ type, dir: '/etc' }).ok, false);
+    }
   });
 });
