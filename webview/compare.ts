@@ -32,6 +32,7 @@ export function renderCompare(section: HTMLElement, state: CompareState | undefi
     replaceChildren(section);
     return;
   }
+  const appearing = section.hidden;
   section.hidden = false;
   const cancel = el('vscode-button', { testid: 'compare-cancel', secondary: '' }, 'Cancel Comparison');
   cancel.addEventListener('click', () => post({ type: 'cancelCompare' }));
@@ -53,6 +54,8 @@ export function renderCompare(section: HTMLElement, state: CompareState | undefi
     ...(state.compare ? resultSections(state.compare) : []),
   );
   if (state.compare) chart = widthsChart(section.querySelector('canvas')!, state.compare);
+  // the section sits below the run's charts: bring it into view when the comparison starts
+  if (appearing && state.status === 'running') section.scrollIntoView({ block: 'start' });
 }
 
 function resultSections(c: CompareReport): HTMLElement[] {
@@ -64,7 +67,7 @@ function resultSections(c: CompareReport): HTMLElement[] {
     el('table', { testid: 'compare-table', 'data-rows': String(c.rows.length) },
       el('thead', {}, el('tr', {}, ...['Method', accuracyHeader, 'MACs', 'MACs %', 'Params', 'Latency ms'].map((h, i) => el('th', i > 0 ? { class: 'num' } : {}, h)))),
       el('tbody', {},
-        el('tr', { class: 'muted' }, el('td', {}, 'unpruned'), el('td', { class: 'num' }, fmtPct(c.accuracyBefore)), el('td', { class: 'num' }, fmtCount(c.macsBefore)), el('td', { class: 'num' }, '100%'), el('td', { class: 'num' }, fmtCount(c.paramsBefore)), el('td', { class: 'num' }, '–')),
+        el('tr', { class: 'muted' }, el('td', {}, 'unpruned'), el('td', { class: 'num' }, fmtPct(c.accuracyBefore)), el('td', { class: 'num' }, fmtCount(c.macsBefore)), el('td', { class: 'num' }, '100%'), el('td', { class: 'num' }, fmtCount(c.paramsBefore)), el('td', { class: 'num' }, c.latencyBefore === undefined ? '–' : c.latencyBefore.toFixed(2))),
         ...c.rows.map((r) =>
           el('tr', { testid: 'compare-row', 'data-method': r.method, 'data-accuracy': String(r.accuracy), 'data-macs': String(r.macs), 'data-params': String(r.params) },
             el('td', {}, r.method),
@@ -73,7 +76,9 @@ function resultSections(c: CompareReport): HTMLElement[] {
             el('td', { class: 'num' }, fmtPct(r.macsFraction)),
             el('td', { class: 'num' }, fmtCount(r.params)),
             el('td', { class: 'num' }, r.latencyMs === null ? 'n/a' : r.latencyMs.toFixed(2)))))),
-    el('div', { class: 'chart-box wide' }, el('h2', {}, 'Width per layer, per method'), el('canvas', { testid: 'compare-chart' })),
+    el('h2', {}, 'Width per layer, per method'),
+    // the canvas alone in a box of fixed height: Chart.js fills its parent (maintainAspectRatio off)
+    el('div', { class: 'compare-chart-box' }, el('canvas', { testid: 'compare-chart' })),
     el('table', { testid: 'compare-widths-table' },
       el('thead', {}, el('tr', {}, el('th', {}, 'Group'), el('th', { class: 'num' }, 'Original'), ...c.rows.map((r) => el('th', { class: 'num' }, r.method)))),
       el('tbody', {},

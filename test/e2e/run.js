@@ -425,7 +425,10 @@ async function main() {
       }, 'the end of the comparison', 900_000, 1000);
       await sleep(1000);
       await clearNotifications(page);
+      await frame.locator('[data-testid=compare-table]').scrollIntoViewIfNeeded();
       await shot(page, 'compare-done');
+      await frame.locator('[data-testid=compare-chart]').scrollIntoViewIfNeeded();
+      await shot(page, 'compare-done-widths');
       if (status !== 'done') throw new Error(`comparison ended ${status}: ${await frame.locator('[data-testid=compare-failure]').innerText().catch(() => '')}`);
       const methods = await frame.locator('[data-testid=compare-row]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-method')));
       if (methods.join(',') !== 'pas,uniform,magnitude') throw new Error(`comparison table rows: ${methods.join(',')}`);

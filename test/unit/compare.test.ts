@@ -28,7 +28,7 @@ function report(method: PruneMethod, search: number, finetune: number): SearchRe
     macsBefore: 1000, macsAfter: 400 + w, paramsBefore: 100, paramsAfter: 50 + w, accuracyBefore: 0.9, accuracyAfter: 0.8 + w / 100,
     accuracyMasked: 0.8, reparamMaxAbsDiff: 0, epochs: { pretrain: 0, search, finetune }, wallSeconds: w, deployedModel: 'd', searchedCheckpoint: 's',
     layers: [{ name: 'a', originalWidth: 8, searchedWidth: w }, { name: 'b', originalWidth: 16, searchedWidth: 2 * w }],
-    latencyAfter: w / 10,
+    latencyBefore: 1, latencyAfter: w / 10,
   };
 }
 
@@ -51,7 +51,7 @@ describe('compare: engine plan and runner', () => {
     if (outcome.kind !== 'done') return assert.fail(`comparison ended ${outcome.kind}`);
     const written: CompareReport = JSON.parse(fs.readFileSync(path.join(dir, COMPARE_FILE), 'utf8'));
     assert.deepEqual(written, outcome.compare);
-    assert.deepEqual(Object.keys(written).sort(), ['accuracyBefore', 'data', 'macsBefore', 'model', 'paramsBefore', 'rows', 'seed', 'targetFraction']);
+    assert.deepEqual(Object.keys(written).sort(), ['accuracyBefore', 'data', 'latencyBefore', 'macsBefore', 'model', 'paramsBefore', 'rows', 'seed', 'targetFraction']);
     assert.deepEqual(written.rows.map((r) => r.method), PRUNE_METHOD_NAMES);
     for (const row of written.rows) {
       const r = report(row.method, row.epochs.search, row.epochs.finetune);

@@ -50,7 +50,7 @@ export function formatCompareTable(compare: CompareReport): string {
   const summary = formatTable(
     ['method', 'accuracy', 'MACs', 'MACs %', 'params', 'latency ms', 'epochs (search+finetune)'],
     [
-      ['unpruned', pct(compare.accuracyBefore), compare.macsBefore, '100.00%', compare.paramsBefore, 'n/a', '-'],
+      ['unpruned', pct(compare.accuracyBefore), compare.macsBefore, '100.00%', compare.paramsBefore, compare.latencyBefore === undefined ? 'n/a' : compare.latencyBefore.toFixed(2), '-'],
       ...compare.rows.map((r) => [r.method, pct(r.accuracy), r.macs, pct(r.macsFraction), r.params, r.latencyMs === null ? 'n/a' : r.latencyMs.toFixed(2), `${r.epochs.search}+${r.epochs.finetune}`]),
     ],
   );

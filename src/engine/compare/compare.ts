@@ -51,6 +51,8 @@ export interface CompareReport {
   accuracyBefore: number;
   macsBefore: number;
   paramsBefore: number;
+  /** Measured latency of the unpruned model's deployed form (batch 1, median), when the first run measured it. */
+  latencyBefore?: number;
   rows: CompareRow[];
 }
 
@@ -91,6 +93,7 @@ export function compareReportOf(results: readonly CompareResult[]): CompareRepor
     accuracyBefore: first.accuracyBefore,
     macsBefore: first.macsBefore,
     paramsBefore: first.paramsBefore,
+    ...(first.latencyBefore !== undefined ? { latencyBefore: first.latencyBefore } : {}),
     rows: results.map(({ method, report, outputDir }) => compareRowOf(method, report, outputDir)),
   };
 }
