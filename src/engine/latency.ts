@@ -159,9 +159,22 @@ export interface LatencyComparison {
  * lands on both alike.
  */
 export function compareLatency(before: tf.LayersModel, after: tf.LayersModel, runs = 20): LatencyComparison {
-  const sessions = [new LatencySession(before, 1, 3, true), new LatencySession(after, 1, 3, true)];
+  const [b, a] = measureAlternating([before, after], runs);
+  return joinLatencies(b, a);
+}
+
+/**
+ * Median latency of several models at batch 1, whole and per layer, their runs interleaved
+ * (model 1, model 2, ..., model 1, ...) so that a busy spell of a shared machine lands on all alike.
+ */
+export function measureAlternating(models: tf.LayersModel[], runs = 20): LatencyReport[] {
+  const sessions = models.map((model) => new LatencySession(model, 1, 3, true));
   for (let r = 0; r < runs; r++) for (const session of sessions) session.runOnce();
-  const [b, a] = sessions.map((s) => s.finish());
+  return sessions.map((s) => s.finish());
+}
+
+/** Two latency reports as a before/after comparison, layers joined by name. */
+export function joinLatencies(b: LatencyReport, a: LatencyReport): LatencyComparison {
   const afterMs = new Map(a.perLayer.map((l) => [l.name, l.medianMs]));
   return {
     latencyBefore: b.medianMs,

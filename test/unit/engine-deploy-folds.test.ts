@@ -117,6 +117,29 @@ describe('engine: deploy folds keep outputs equal and remove what they can', () 
     }
   });
 
+  it("relu6 computed as tfjs-layers' slow minimum (Activation('relu6'), a conv's or dense's 'relu6') becomes ReLU(max_value 6) layers, outputs equal", async () => {
+    const input = tf.input({ shape: [8, 8, 3] });
+    let x = apply(L.conv2d({ name: 'conv_a', filters: 4, kernelSize: 3, padding: 'same', useBias: false }), input);
+    x = apply(L.activation({ name: 'act_relu6', activation: 'relu6' }), apply(L.batchNormalization({ name: 'bn_a' }), x));
+    x = apply(L.conv2d({ name: 'conv_b', filters: 5, kernelSize: 3, padding: 'same', activation: 'relu6' }), x);
+    x = apply(L.dense({ name: 'dense_relu6', units: 16, activation: 'relu6', biasInitializer: 'ones' }), apply(L.globalAveragePooling2d({ name: 'gap' }), x));
+    const model = tf.model({ inputs: input, outputs: apply(L.dense({ name: 'head', units: 3 }), x) });
+    const graph = graphFromModel(model);
+    model.dispose();
+    randomizeBatchNorm(graph, 9);
+    // Weights scaled up so that values above 6 are likely and the clip matters.
+    for (const layerName of ['conv_a', 'conv_b', 'dense_relu6']) {
+      const w = graph.weights.get(layerName)!.kernel.values;
+      for (let i = 0; i < w.length; i++) w[i] *= 8;
+    }
+    const deployed = reparameterizeGraph(graph);
+    await expectDeployedEqual(graph, deployed, 8, 'relu6 rewrites');
+    const slow = deployed.nodes.filter((n) => String(n.config.activation ?? '').toLowerCase() === 'relu6').map((n) => n.id);
+    assert.deepStrictEqual(slow, [], 'no relu6 activation is left');
+    const relu6Layers = deployed.nodes.filter((n) => n.className === 'ReLU' && n.config.max_value === 6).map((n) => n.id);
+    assert.deepStrictEqual(relu6Layers.sort(), ['act_relu6', 'conv_b_relu6', 'dense_relu6_relu6']);
+  });
+
   it('a ReLU after a conv whose output has another consumer stays a layer', async () => {
     const input = tf.input({ shape: [8, 8, 3] });
     const conv = apply(L.conv2d({ name: 'conv', filters: 4, kernelSize: 3, padding: 'same' }), input);

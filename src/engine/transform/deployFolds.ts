@@ -7,10 +7,14 @@
  * 3. an activation layer after a linear producer becomes the producer's `activation` when the layer
  *    computes that named activation exactly (ReLU -> 'relu'): tfjs-layers' Conv2D and Dense then run
  *    one fused kernel instead of a conv and a separate pass over the output.
+ * 4. a relu6 that tfjs-layers would compute as minimum(6, relu(x)) (an Activation('relu6') layer, or
+ *    a conv's 'relu6' activation) becomes a ReLU(max_value 6) layer: relu + clipByValue, the same
+ *    function; the wasm backend's broadcasting Minimum took 17x its time.
  * Which layers take part is the layer rules' `deploy` role; the algorithms test no class names.
  * On the wasm backend each removed layer was a full pass over a feature map (docs/latency.md).
  */
 import { DeployRole, ruleOf } from '../graph/layerRules';
+import { relu6LayerConfig } from '../graph/layerRules/channelwise';
 import { GraphIndex, GraphNode, ModelGraph } from '../graph/modelGraph';
 
 type Role<K extends DeployRole['kind']> = Extract<DeployRole, { kind: K }>;
@@ -27,6 +31,7 @@ export function applyDeployFolds(graph: ModelGraph): void {
   dropIdentities(graph);
   foldPaddings(graph);
   foldActivations(graph);
+  useFasterActivations(graph);
 }
 
 /** The layer is called once: its config may change without changing another call. */
@@ -100,5 +105,41 @@ function foldActivations(graph: ModelGraph): void {
     if (soleConsumer(index, producer) !== act || !deployOf(producer, 'linear')?.takesActivation?.(producer)) continue;
     producer.config.activation = name;
     bypass(graph, act);
+  }
+}
+
+function uniqueLayerName(graph: ModelGraph, wanted: string): string {
+  const taken = new Set(graph.nodes.map((n) => n.layerName));
+  let name = wanted;
+  for (let i = 1; taken.has(name); i++) name = `${wanted}_${i}`;
+  return name;
+}
+
+/** Activation layers with a faster stock equivalent become it; a producer's slow relu6 becomes a ReLU layer after it. */
+function useFasterActivations(graph: ModelGraph): void {
+  for (const node of graph.nodes) {
+    const faster = deployOf(node, 'activation')?.fasterLayer?.(node);
+    if (!faster) continue;
+    node.className = faster.className;
+    node.config = faster.config;
+  }
+  const index = new GraphIndex(graph);
+  for (const producer of [...graph.nodes]) {
+    const slowRelu6 = String(producer.config.activation ?? '').toLowerCase() === 'relu6';
+    if (!slowRelu6 || !deployOf(producer, 'linear') || index.isOutput(producer.id) || !calledOnce(graph, producer)) continue;
+    const name = uniqueLayerName(graph, `${producer.layerName}_relu6`);
+    const relu: GraphNode = {
+      id: name,
+      layerName: name,
+      className: 'ReLU',
+      config: relu6LayerConfig(name, producer.config.trainable ?? true),
+      inputs: [producer.id],
+      inputShapes: [producer.outputShape.slice()],
+      outputShape: producer.outputShape.slice(),
+      origin: producer.origin ?? producer.id,
+    };
+    producer.config.activation = 'linear';
+    for (const consumer of index.consumersOf(producer.id)) consumer.inputs = consumer.inputs.map((id) => (id === producer.id ? name : id));
+    graph.nodes.splice(graph.nodes.indexOf(producer) + 1, 0, relu);
   }
 }

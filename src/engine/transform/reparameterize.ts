@@ -25,8 +25,13 @@ export interface UnfusedBlock {
   reason: string;
 }
 
+export interface ReparameterizeOptions {
+  /** Apply {@link applyDeployFolds} (default true; false gives the form without them, to measure what they buy). */
+  speedFolds?: boolean;
+}
+
 /** {@link reparameterizeGraph}, and the blocks that could not be fused exactly (never fused wrongly). */
-export function reparameterizeWithReport(input: ModelGraph): { graph: ModelGraph; unfused: UnfusedBlock[] } {
+export function reparameterizeWithReport(input: ModelGraph, options: ReparameterizeOptions = {}): { graph: ModelGraph; unfused: UnfusedBlock[] } {
   const graph = cloneGraph(input);
   const unfused: UnfusedBlock[] = [];
   for (const block of findFusableBlocks(new GraphIndex(graph))) {
@@ -35,7 +40,7 @@ export function reparameterizeWithReport(input: ModelGraph): { graph: ModelGraph
   }
   foldBatchNorms(graph);
   foldMasks(graph);
-  applyDeployFolds(graph);
+  if (options.speedFolds !== false) applyDeployFolds(graph);
   return { graph, unfused };
 }
 

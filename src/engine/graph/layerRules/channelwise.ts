@@ -67,9 +67,21 @@ export const activation: LayerRule = {
   keepsZero: (node) => ZERO_PRESERVING_ACTIVATIONS.has(activationOf(node)),
   commutesWithMask: (node) => ZERO_PRESERVING_ACTIVATIONS.has(activationOf(node)),
   partOfUnit: always,
-  // The layer applies the very activation function a producer's `activation` config would.
-  deploy: { kind: 'activation', activationName: (node) => (typeof node.config.activation === 'string' ? node.config.activation : undefined) },
+  deploy: {
+    kind: 'activation',
+    // The layer applies the very activation function a producer's `activation` config would;
+    // relu6 is better off as a ReLU layer (see reLU below), so it is not offered.
+    activationName: (node) => (typeof node.config.activation === 'string' && !isRelu6(node.config.activation) ? node.config.activation : undefined),
+    fasterLayer: (node) => (isRelu6(node.config.activation) ? { className: 'ReLU', config: relu6LayerConfig(node.layerName, node.config.trainable ?? true) } : undefined),
+  },
 };
+
+const isRelu6 = (name: unknown) => typeof name === 'string' && name.toLowerCase() === 'relu6';
+
+/** A ReLU(max_value 6) layer's config: the same function as the 'relu6' activation, as relu + clipByValue. */
+export function relu6LayerConfig(name: string, trainable: boolean): Record<string, any> {
+  return { name, trainable, max_value: 6 };
+}
 
 /**
  * tfjs's ReLU takes max_value only; Keras's negative_slope and threshold do not survive conversion.

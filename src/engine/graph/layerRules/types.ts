@@ -52,7 +52,12 @@ export type DeployRole =
    * max_value 6 is 'relu6'): a linear producer before it can apply it as its own `activation`, one
    * layer (and, where tfjs fuses it, one kernel) fewer. Undefined: no named activation matches.
    */
-  | { kind: 'activation'; activationName(node: GraphNode): string | undefined }
+  | {
+      kind: 'activation';
+      activationName(node: GraphNode): string | undefined;
+      /** A stock layer computing the same function faster on tfjs (Keras class name and config), if any. */
+      fasterLayer?(node: GraphNode): { className: string; config: Record<string, any> } | undefined;
+    }
   /** The identity at inference (dropout): the deployed model skips it. */
   | { kind: 'identity' }
   /** Explicit zero padding: shifts a branch's window origin. */
