@@ -136,6 +136,7 @@ async function measureNet(net: Net) {
         fastestBeforeMs: beforeUnfolded.minMs,
         fastestAfterMs: afterUnfolded.minMs,
         fastestRatioOverMacs: afterUnfolded.minMs / beforeUnfolded.minMs / macsRatio,
+        layerSumRatio: sum(afterUnfolded.perLayer.map((l) => l.medianMs)) / sum(beforeUnfolded.perLayer.map((l) => l.medianMs)),
         layersBefore: beforeUnfolded.perLayer.length,
         layersWithoutMacsShareAfter: shareWithoutMacs(afterUnfolded.perLayer),
       },
@@ -177,10 +178,10 @@ async function main(): Promise<void> {
     `${report.date}; ${report.cpus} CPUs, load average ${loadAverage.join(' ')} at start, ${report.loadAverageAtEnd.join(' ')} at end (a shared machine: ratios from one run, not absolute times). ` +
       `All nets 224x224x3, pruned to ${TARGET * 100}% of the deployed MACs with the uniform method (round-to 8: every width a multiple of 8), deployed (pruned + BN folded / RepVGG fused + the speed folds: dropout skipped, TF-'same' ZeroPadding2D and ReLU taken into the conv), median latency of ${runs} runs each (and the fastest run, the least disturbed on a loaded machine), the runs of all forms of a net interleaved.`,
     '',
-    '| net | round-to | MACs before | MACs after | MACs ratio | latency before ms | latency after ms | latency ratio | latency ratio / MACs ratio | within 1.2x | fastest pass: before / after ms, ratio / MACs ratio | per-layer sum ratio | without folds: before / after ms | without folds: ratio / MACs ratio (fastest pass) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+    '| net | round-to | MACs before | MACs after | MACs ratio | latency before ms | latency after ms | latency ratio | latency ratio / MACs ratio | within 1.2x | fastest pass: before / after ms, ratio / MACs ratio | per-layer sum ratio | without folds: before / after ms | without folds: ratio / MACs ratio (fastest pass) | without folds: per-layer sum ratio |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
     ...results.map((r) =>
-      `| ${r.net} | ${r.roundTo} | ${fmt(r.macsBefore / 1e6, 1)}M | ${fmt(r.macsAfter / 1e6, 1)}M | ${fmt(r.macsRatio, 3)} | ${fmt(r.latencyBeforeMs, 1)} | ${fmt(r.latencyAfterMs, 1)} | ${fmt(r.latencyRatio, 3)} | ${fmt(r.latencyOverMacs, 2)} | ${r.withinTarget ? 'yes' : 'no'} | ${fmt(r.fastestBeforeMs, 1)} / ${fmt(r.fastestAfterMs, 1)}, ${fmt(r.fastestRatioOverMacs, 2)} | ${fmt(r.layerSumRatio, 3)} | ${fmt(r.withoutFolds.latencyBeforeMs, 1)} / ${fmt(r.withoutFolds.latencyAfterMs, 1)} | ${fmt(r.withoutFolds.latencyOverMacs, 2)} (${fmt(r.withoutFolds.fastestRatioOverMacs, 2)}) |`),
+      `| ${r.net} | ${r.roundTo} | ${fmt(r.macsBefore / 1e6, 1)}M | ${fmt(r.macsAfter / 1e6, 1)}M | ${fmt(r.macsRatio, 3)} | ${fmt(r.latencyBeforeMs, 1)} | ${fmt(r.latencyAfterMs, 1)} | ${fmt(r.latencyRatio, 3)} | ${fmt(r.latencyOverMacs, 2)} | ${r.withinTarget ? 'yes' : 'no'} | ${fmt(r.fastestBeforeMs, 1)} / ${fmt(r.fastestAfterMs, 1)}, ${fmt(r.fastestRatioOverMacs, 2)} | ${fmt(r.layerSumRatio, 3)} | ${fmt(r.withoutFolds.latencyBeforeMs, 1)} / ${fmt(r.withoutFolds.latencyAfterMs, 1)} | ${fmt(r.withoutFolds.latencyOverMacs, 2)} (${fmt(r.withoutFolds.fastestRatioOverMacs, 2)}) | ${fmt(r.withoutFolds.layerSumRatio, 3)} |`),
     ...(skipped.length ? ['', ...skipped.map((s) => `Skipped: ${s}.`)] : []),
     '',
     ...results.filter((r) => r.roundTo === 1).flatMap((r) => [
