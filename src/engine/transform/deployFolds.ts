@@ -9,7 +9,7 @@
  *    one fused kernel instead of a conv and a separate pass over the output.
  * 4. a relu6 that tfjs-layers would compute as minimum(6, relu(x)) (an Activation('relu6') layer, or
  *    a conv's 'relu6' activation) becomes a ReLU(max_value 6) layer: relu + clipByValue, the same
- *    function; the wasm backend's broadcasting Minimum took 17x its time.
+ *    function; the wasm backend's broadcasting Minimum took 12-31x its time (bench/wasm-ops.ts).
  * Which layers take part is the layer rules' `deploy` role; the algorithms test no class names.
  * On the wasm backend each removed layer was a full pass over a feature map (docs/latency.md).
  */
@@ -26,7 +26,7 @@ const deployOf = <K extends DeployRole['kind']>(node: GraphNode, kind: K): Role<
 const pair = (v: number | number[] | undefined, fallback: number): [number, number] =>
   v === undefined || v === null ? [fallback, fallback] : Array.isArray(v) ? [v[0], v[1] ?? v[0]] : [v, v];
 
-/** Applies every fold until none applies. The graph is changed in place. */
+/** Applies the folds in this order, each once over the graph. The graph is changed in place. */
 export function applyDeployFolds(graph: ModelGraph): void {
   dropIdentities(graph);
   foldPaddings(graph);

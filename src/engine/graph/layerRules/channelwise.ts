@@ -87,8 +87,8 @@ export function relu6LayerConfig(name: string, trainable: boolean): Record<strin
  * tfjs's ReLU takes max_value only; Keras's negative_slope and threshold do not survive conversion.
  * Without max_value it is the 'relu' a conv fuses into its kernel. With max_value 6 it is not
  * offered as 'relu6': tfjs-layers computes that activation as minimum(6, relu(x)), and the wasm
- * backend's broadcasting Minimum took 17x the time of the layer's relu + clipByValue (min of 22
- * runs, 112x112x96: 19.2 ms against 1.15 ms), so the fold would make the model slower.
+ * backend's broadcasting Minimum took 12-31x the time of the layer's relu + clipByValue (fastest
+ * of 22 runs at 112x112 with 40-96 channels, bench/wasm-ops.ts), so the fold would make the model slower.
  */
 export const reLU = followRule('ReLU', always, {
   partOfUnit: always,
