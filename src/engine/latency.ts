@@ -6,7 +6,11 @@
  *
  * Per-layer method: one forward pass records every layer's input tensors; then each run times
  * every layer's own `apply` on those recorded inputs, one layer after the other, and reads the
- * result back (`dataSync`) so that lazy backends finish the work inside the timing. The medians
+ * result back (`dataSync`) so that lazy backends (webgl) finish the work inside the timing. On the
+ * backends that compute each op when it is called (wasm, cpu) there is no read-back: it copied the
+ * whole output into a new JS array, and those copies (4.8 MB for MobileNetV2's 112x112x96 maps)
+ * set off garbage collections that landed on the same large layers run after run (a ReLU6 timed at
+ * 21 ms in one model and under 1 ms in its pruned twin, on the same machine). The medians
  * per layer are over the same runs; their sum is usually a little above the whole-model median
  * (one read-back per layer instead of one per model). Timing the layers interleaved in each run,
  * rather than one layer many times in a row, spreads a busy spell of a shared machine over all of
@@ -79,6 +83,14 @@ class LatencySession {
     this.layers.forEach((layer, i) => this.perLayerSamples[i].push(timeMs(layer.run)));
   }
 
+  /**
+   * The fastest whole pass so far: on a loaded machine nearly every pass is preempted, and the
+   * fastest one is the closest to the model's own cost (the bench reports it beside the median).
+   */
+  fastestMs(): number {
+    return Math.min(...this.totals);
+  }
+
   /** The medians so far; frees the recorded tensors. */
   finish(): LatencyReport {
     for (const layer of this.layers) layer.dispose();
@@ -109,8 +121,12 @@ interface LayerCall {
   dispose: () => void;
 }
 
+/** Backends whose kernels have finished when the op call returns (no read-back needed to time them). */
+const SYNCHRONOUS_BACKENDS = new Set(['wasm', 'cpu']);
+
 /** Every non-input layer with its recorded inputs from one forward pass of `input`. */
 function layerCalls(model: tf.LayersModel, input: tf.Tensor): LayerCall[] {
+  const computesWhenCalled = SYNCHRONOUS_BACKENDS.has(tf.getBackend());
   // Each layer at its first call site (a deployed model calls every layer once).
   const timed = model.layers.filter((l) => l.getClassName() !== 'InputLayer' && l.inboundNodes.length > 0);
   const symbolicOutputs = timed.map((l) => l.inboundNodes[0].outputTensors[0]);
@@ -130,7 +146,8 @@ function layerCalls(model: tf.LayersModel, input: tf.Tensor): LayerCall[] {
       name: layer.name,
       type: layer.getClassName(),
       run: () => tf.tidy(() => {
-        (layer.apply(inputs.length === 1 ? inputs[0] : inputs) as tf.Tensor).dataSync();
+        const output = layer.apply(inputs.length === 1 ? inputs[0] : inputs) as tf.Tensor;
+        if (!computesWhenCalled) output.dataSync();
       }),
       dispose: () => {
         const output = concrete.get(symbolicOutputs[index].id);
@@ -159,9 +176,22 @@ export interface LatencyComparison {
  * lands on both alike.
  */
 export function compareLatency(before: tf.LayersModel, after: tf.LayersModel, runs = 20): LatencyComparison {
-  const sessions = [new LatencySession(before, 1, 3, true), new LatencySession(after, 1, 3, true)];
+  const [b, a] = measureAlternating([before, after], runs);
+  return joinLatencies(b, a);
+}
+
+/**
+ * Median latency of several models at batch 1, whole and per layer, their runs interleaved
+ * (model 1, model 2, ..., model 1, ...) so that a busy spell of a shared machine lands on all alike.
+ */
+export function measureAlternating(models: tf.LayersModel[], runs = 20): Array<LatencyReport & { minMs: number }> {
+  const sessions = models.map((model) => new LatencySession(model, 1, 3, true));
   for (let r = 0; r < runs; r++) for (const session of sessions) session.runOnce();
-  const [b, a] = sessions.map((s) => s.finish());
+  return sessions.map((s) => ({ ...s.finish(), minMs: s.fastestMs() }));
+}
+
+/** Two latency reports as a before/after comparison, layers joined by name. */
+export function joinLatencies(b: LatencyReport, a: LatencyReport): LatencyComparison {
   const afterMs = new Map(a.perLayer.map((l) => [l.name, l.medianMs]));
   return {
     latencyBefore: b.medianMs,

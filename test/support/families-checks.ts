@@ -49,8 +49,14 @@ export async function loadWithStockTfjs(dir: string): Promise<tf.LayersModel> {
   return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
 }
 
-/** BNs of a (deployed) graph that directly follow a conv or dense layer: a deployment must have folded them. */
+/**
+ * BNs of a (deployed) graph that directly follow a linear conv or dense layer: a deployment must
+ * have folded them. (A conv that took over the ReLU after it is no longer linear: a BN after that
+ * ReLU, as in pre-activation DenseNet units, has nothing to fold into.)
+ */
 export function unfoldedBatchNorms(graph: ModelGraph): string[] {
   const byId = new Map(graph.nodes.map((n) => [n.id, n]));
-  return graph.nodes.filter((n) => n.className === 'BatchNormalization' && FOLDS_FOLLOWING_BN.has(byId.get(n.inputs[0])?.className ?? '')).map((n) => n.id);
+  const linearProducer = (node: ModelGraph['nodes'][number] | undefined) =>
+    node !== undefined && FOLDS_FOLLOWING_BN.has(node.className) && String(node.config.activation ?? 'linear') === 'linear';
+  return graph.nodes.filter((n) => n.className === 'BatchNormalization' && linearProducer(byId.get(n.inputs[0]))).map((n) => n.id);
 }

@@ -42,6 +42,25 @@ describe('measured latency', function () {
     model.dispose();
   });
 
+  it('on wasm the per-layer runs read nothing back (a read-back copies each output into a new JS array, whose garbage collections land on the large layers)', () => {
+    const model = heavyAndLight();
+    const original = tf.Tensor.prototype.dataSync;
+    let reads = 0;
+    tf.Tensor.prototype.dataSync = function (this: tf.Tensor) {
+      reads++;
+      return original.call(this);
+    } as typeof original;
+    try {
+      const report = measureLatency(model, { runs: 4, warmup: 2 });
+      assert.equal(report.perLayer.length, 2);
+    } finally {
+      tf.Tensor.prototype.dataSync = original;
+      model.dispose();
+    }
+    // One read-back per whole pass (warm-up and timed), none per layer.
+    assert.equal(reads, 2 + 4);
+  });
+
   it('formats changes as signed percentages', () => {
     assert.equal(percentChange(100, 50), '-50%');
     assert.equal(percentChange(2, 3), '+50%');

@@ -2,6 +2,7 @@ import { findFusableBlocks, FusableBlock, isMaskCommutingActivation } from '../g
 import { DeployRole, ruleOf } from '../graph/layerRules';
 import { cloneGraph, GraphIndex, GraphNode, ModelGraph } from '../graph/modelGraph';
 import { keptChannelIndices } from '../layers/dbc';
+import { applyDeployFolds } from './deployFolds';
 import { DBC_CLASS_NAME } from './masks';
 
 /**
@@ -9,7 +10,9 @@ import { DBC_CLASS_NAME } from './masks';
  * 1. every multi-branch block (3x3+BN, 1x1+BN, identity BN) becomes one conv with bias;
  * 2. every BN that follows a conv is folded into it;
  * 3. every DBC mask is folded into the conv that produces its channels (relu(z) * m == relu(z * m)
- *    for m in {0, 1}), so the deployed graph has no Add (of fused blocks), no BN and no mask.
+ *    for m in {0, 1}), so the deployed graph has no Add (of fused blocks), no BN and no mask;
+ * 4. the speed folds of {@link applyDeployFolds}: dropout skipped, TF-'same' zero padding and a
+ *    following ReLU taken into the conv.
  * The input graph is not modified.
  */
 export function reparameterizeGraph(input: ModelGraph): ModelGraph {
@@ -22,8 +25,13 @@ export interface UnfusedBlock {
   reason: string;
 }
 
+export interface ReparameterizeOptions {
+  /** Apply {@link applyDeployFolds} (default true; false gives the form without them, to measure what they buy). */
+  speedFolds?: boolean;
+}
+
 /** {@link reparameterizeGraph}, and the blocks that could not be fused exactly (never fused wrongly). */
-export function reparameterizeWithReport(input: ModelGraph): { graph: ModelGraph; unfused: UnfusedBlock[] } {
+export function reparameterizeWithReport(input: ModelGraph, options: ReparameterizeOptions = {}): { graph: ModelGraph; unfused: UnfusedBlock[] } {
   const graph = cloneGraph(input);
   const unfused: UnfusedBlock[] = [];
   for (const block of findFusableBlocks(new GraphIndex(graph))) {
@@ -32,6 +40,7 @@ export function reparameterizeWithReport(input: ModelGraph): { graph: ModelGraph
   }
   foldBatchNorms(graph);
   foldMasks(graph);
+  if (options.speedFolds !== false) applyDeployFolds(graph);
   return { graph, unfused };
 }
 

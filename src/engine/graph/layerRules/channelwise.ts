@@ -67,10 +67,33 @@ export const activation: LayerRule = {
   keepsZero: (node) => ZERO_PRESERVING_ACTIVATIONS.has(activationOf(node)),
   commutesWithMask: (node) => ZERO_PRESERVING_ACTIVATIONS.has(activationOf(node)),
   partOfUnit: always,
+  deploy: {
+    kind: 'activation',
+    // The layer applies the very activation function a producer's `activation` config would;
+    // relu6 is better off as a ReLU layer (see reLU below), so it is not offered.
+    activationName: (node) => (typeof node.config.activation === 'string' && !isRelu6(node.config.activation) ? node.config.activation : undefined),
+    fasterLayer: (node) => (isRelu6(node.config.activation) ? { className: 'ReLU', config: relu6LayerConfig(node.layerName, node.config.trainable ?? true) } : undefined),
+  },
 };
 
-/** tfjs's ReLU takes max_value only; Keras's negative_slope and threshold do not survive conversion. */
-export const reLU = followRule('ReLU', always, { partOfUnit: always });
+const isRelu6 = (name: unknown) => typeof name === 'string' && name.toLowerCase() === 'relu6';
+
+/** A ReLU(max_value 6) layer's config: the same function as the 'relu6' activation, as relu + clipByValue. */
+export function relu6LayerConfig(name: string, trainable: boolean): Record<string, any> {
+  return { name, trainable, max_value: 6 };
+}
+
+/**
+ * tfjs's ReLU takes max_value only; Keras's negative_slope and threshold do not survive conversion.
+ * Without max_value it is the 'relu' a conv fuses into its kernel. With max_value 6 it is not
+ * offered as 'relu6': tfjs-layers computes that activation as minimum(6, relu(x)), and the wasm
+ * backend's broadcasting Minimum took 12-31x the time of the layer's relu + clipByValue (fastest
+ * of 22 runs at 112x112 with 40-96 channels, bench/wasm-ops.ts), so the fold would make the model slower.
+ */
+export const reLU = followRule('ReLU', always, {
+  partOfUnit: always,
+  deploy: { kind: 'activation', activationName: (node) => (node.config.max_value === undefined || node.config.max_value === null ? 'relu' : undefined) },
+});
 export const leakyReLU = followRule('LeakyReLU', always, { partOfUnit: always });
 export const eLU = followRule('ELU', always, { partOfUnit: always });
 /** f(x) = x for x > theta, else 0: f(0) = 0 for theta >= 0. */
@@ -116,7 +139,7 @@ export const zeroPadding2D = followRule('ZeroPadding2D', always, { deploy: { kin
 export const channelwiseRules: LayerRule[] = [
   batchNormalization, activation, reLU, leakyReLU, eLU, thresholdedReLU, pReLU, softmax, rescaling, zeroPadding2D,
   ...SPATIAL_CLASSES.filter((name) => name !== 'ZeroPadding2D').map((name) => followRule(name, always)),
-  ...DROPOUT_CLASSES.map((name) => followRule(name, always)),
+  ...DROPOUT_CLASSES.map((name) => followRule(name, always, { deploy: { kind: 'identity' } })),
   ...NOISE_CLASSES.map((name) => followRule(name, () => false)),
   // PaS's own mask layer: x * m per channel.
   followRule('DepthwiseBinaryConv', always, { cutOutputs: (_node, w, keep) => { w.latent = sliceAxis(w.latent, 0, keep); } }),

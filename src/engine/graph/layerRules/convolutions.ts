@@ -28,20 +28,23 @@ function cutBias(weights: LayerWeights, keep: number[]): void {
 }
 
 /** A linear producer absorbs a following affine map only if nothing non-linear sits between them. */
-function linearDeploy(kernelName: string, outputAxis: number, branchOfBlock?: (node: GraphNode) => boolean): DeployRole {
+function linearDeploy(kernelName: string, outputAxis: number, extra: { branchOfBlock?: (node: GraphNode) => boolean; windowed?: boolean } = {}): DeployRole {
   return {
     kind: 'linear',
     canAbsorb: (node) => activationOf(node) === 'linear',
     canAbsorbMask: (node) => activationKeepsZero(activationOf(node)),
     scaleOutputs: scaleOutputsAlong(kernelName, outputAxis),
-    branchOfBlock,
+    branchOfBlock: extra.branchOfBlock,
+    takesActivation: (node) => activationOf(node) === 'linear',
+    takesSamePadding: extra.windowed ? (node) => node.config.padding === 'valid' && isUndilated(node) && isChannelsLast(node) : undefined,
   };
 }
 
+const isUndilated = (node: GraphNode) => pair(node.config.dilation_rate, 1).every((d) => d === 1);
+
 /** A conv that can be summed into a multi-branch block's fused conv: linear, undilated, channels last. */
 function isPlainConv(node: GraphNode): boolean {
-  const [dh, dw] = pair(node.config.dilation_rate, 1);
-  return dh === 1 && dw === 1 && activationOf(node) === 'linear' && isChannelsLast(node);
+  return isUndilated(node) && activationOf(node) === 'linear' && isChannelsLast(node);
 }
 
 export const conv2D: LayerRule = {
@@ -55,7 +58,7 @@ export const conv2D: LayerRule = {
   cutOutputs: (_node, w, keep) => { w.kernel = sliceAxis(w.kernel, 3, keep); cutBias(w, keep); },
   setWidth: (node, width) => { node.config.filters = width; },
   outputKernel: { weight: 'kernel', axis: 3 },
-  deploy: linearDeploy('kernel', 3, isPlainConv),
+  deploy: linearDeploy('kernel', 3, { branchOfBlock: isPlainConv, windowed: true }),
 };
 
 /** tfjs stores a transposed conv's kernel as [kh, kw, out, in]. */
@@ -93,7 +96,7 @@ export const depthwiseConv2D: LayerRule = {
     return [{ macs: positionsOf(node.outputShape) * kh * kw * outChannels(node), perInput: true, perOutput: false }];
   },
   cutOutputs: (_node, w, keep) => { w.depthwise_kernel = sliceAxis(w.depthwise_kernel, 2, keep); cutBias(w, keep); },
-  deploy: linearDeploy('depthwise_kernel', 2),
+  deploy: linearDeploy('depthwise_kernel', 2, { windowed: true }),
 };
 
 /** Depthwise part (follows the input, times its multiplier) then a pointwise conv into a new space. */

@@ -42,7 +42,24 @@ export type DeployRole =
       canAbsorb(node: GraphNode): boolean;
       /** A 0/1 mask folds in: its own activation, if any, commutes with the mask. */
       canAbsorbMask(node: GraphNode): boolean;
-      scaleOutputs(node: GraphNode, weights: LayerWeights, scale: ArrayLike<number>, shift?: ArrayLike<number>): void; branchOfBlock?(node: GraphNode): boolean }
+      scaleOutputs(node: GraphNode, weights: LayerWeights, scale: ArrayLike<number>, shift?: ArrayLike<number>): void; branchOfBlock?(node: GraphNode): boolean;
+      /** The layer's own `activation` can take over a following activation layer's (it is linear now). */
+      takesActivation?(node: GraphNode): boolean;
+      /** A 'valid' window op whose `padding` may become 'same' (undilated, channels last). */
+      takesSamePadding?(node: GraphNode): boolean }
+  /**
+   * An element-wise activation layer that computes exactly a Keras activation by name (ReLU with
+   * max_value 6 is 'relu6'): a linear producer before it can apply it as its own `activation`, one
+   * layer (and, where tfjs fuses it, one kernel) fewer. Undefined: no named activation matches.
+   */
+  | {
+      kind: 'activation';
+      activationName(node: GraphNode): string | undefined;
+      /** A stock layer computing the same function faster on tfjs (Keras class name and config), if any. */
+      fasterLayer?(node: GraphNode): { className: string; config: Record<string, any> } | undefined;
+    }
+  /** The identity at inference (dropout): the deployed model skips it. */
+  | { kind: 'identity' }
   /** Explicit zero padding: shifts a branch's window origin. */
   | { kind: 'padding'; padding(node: GraphNode): [[number, number], [number, number]] }
   /** A sum of branches: a multi-branch block when every input is a linear branch of one source. */
