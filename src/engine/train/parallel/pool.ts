@@ -85,6 +85,7 @@ export interface Shard {
 export class ReplicaPool {
   /** The topology (JSON) the replicas hold, once they hold one. */
   private topology?: string;
+  private rebuilt = 0;
 
   private constructor(private readonly replicas: Replica[]) {}
 
@@ -129,7 +130,8 @@ export class ReplicaPool {
       }),
     );
     this.topology = topology;
-    return replies.filter((m) => m.rebuilt).length;
+    this.rebuilt = replies.filter((m) => m.rebuilt).length;
+    return this.rebuilt;
   }
 
   /** Sends shard i to replica i+1 (fewer shards than replicas: the rest sit this step out). */
@@ -158,6 +160,22 @@ export class ReplicaPool {
         return reply.then((m) => m.weights);
       }),
     );
+  }
+
+  /** Every replica's tensor count and wasm heap size (for checks). */
+  async memory(): Promise<Array<{ numTensors: number; heapBytes: number }>> {
+    return Promise.all(
+      this.replicas.map((r) => {
+        const reply = r.reply('memory');
+        r.send({ type: 'memory' });
+        return reply.then(({ numTensors, heapBytes }) => ({ numTensors, heapBytes }));
+      }),
+    );
+  }
+
+  /** How many replicas rebuilt their model at the last `loadModel` (0: all kept theirs). */
+  get lastRebuilt(): number {
+    return this.rebuilt;
   }
 
   async close(): Promise<void> {

@@ -39,6 +39,8 @@ export type ToReplica =
   | { type: 'apply'; step: number }
   /** Reply with every weight of the model (tests: replicas hold identical weights). */
   | { type: 'weights' }
+  /** Reply with the replica's tensor count and wasm heap size (tests: nothing grows over epochs). */
+  | { type: 'memory' }
   | { type: 'close' };
 
 export type FromReplica =
@@ -48,4 +50,5 @@ export type FromReplica =
   /** The shard's gradients are in the exchange. `computeMs`: forward + backward + write; `applyMs`: the previous update. */
   | { type: 'gradients'; step: number; loss: number; correct: number; computeMs: number; applyMs: number }
   | { type: 'weights'; weights: Float32Array[] }
+  | { type: 'memory'; numTensors: number; heapBytes: number }
   | { type: 'error'; message: string };

@@ -91,6 +91,11 @@ async function handle(message: ToReplica): Promise<void> {
     case 'weights':
       send({ type: 'weights', weights: state.model!.weights.map((w) => Float32Array.from(w.read().dataSync() as Float32Array)) });
       return;
+    case 'memory': {
+      const backend = tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } };
+      send({ type: 'memory', numTensors: tf.memory().numTensors, heapBytes: backend.wasm.HEAPU8.byteLength });
+      return;
+    }
     case 'close':
       state.model?.dispose();
       parentPort!.close();
