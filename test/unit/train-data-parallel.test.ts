@@ -144,7 +144,7 @@ describe('data-parallel training (worker threads, wasm)', function () {
     const model = buildNet(true);
     const kernel = model.layers[0].weights[0].read() as tf.Variable;
     // Zeroing output channel 0 after every step: the next update starts from those zeros on every replica.
-    const channels = kernel.shape[3];
+    const channels = kernel.shape[3]!;
     const keep = tf.tensor(Float32Array.from({ length: kernel.size }, (_, k) => (k % channels === 0 ? 0 : 1)), kernel.shape);
     const clip = () => kernel.assign(tf.tidy(() => tf.mul(kernel, keep)));
     await trainEpoch(model, smallSplit(), epochOptions(model, 2, { onBatch: clip }));

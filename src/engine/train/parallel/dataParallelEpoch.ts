@@ -3,7 +3,7 @@ import { batchCount, batches, type Split } from '../../data';
 import { weightDecayed, type EpochOptions, type EpochResult } from '../trainer';
 import { createExchange, ExchangeViews } from './exchange';
 import { ReplicaPool, type Shard } from './pool';
-import { assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readMovingStats, setMovingStats, shardGradients } from './shardStep';
+import { assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readMovingStats, setMovingStats, shardGradients, weightsAt } from './shardStep';
 
 /** Where the time of the data-parallel steps went (milliseconds summed over the steps of the last epoch). */
 export interface StepProfile {
@@ -56,8 +56,9 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     return index;
   });
   const statIndices = movingStatIndices(model);
+  const stats = weightsAt(model, statIndices);
   const layout = flatLayout(variables.map((v) => v.shape));
-  const statLayout = flatLayout(statIndices.map((i) => model.weights[i].shape as number[]));
+  const statLayout = flatLayout(stats.map((w) => w.shape as number[]));
   const threads = pool.size + 1;
   const exchange = exchangeFor(threads, layout.total, statLayout.total);
   // This thread's gradients stay here: only it reads them (slot 0 of the exchange is unused).
@@ -108,7 +109,7 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     const y0 = tf.slice(y, 0, sizes[0]);
     const own = shardGradients(model, x0, y0, sizes[0] / size, variables, ownGradients, layout, extra);
     tf.dispose([x, y, x0, y0]);
-    readMovingStats(model, statIndices, exchange.statSlots[0], statLayout);
+    readMovingStats(stats, exchange.statSlots[0], statLayout);
     const t2 = performance.now();
     const others = await replies;
     const t3 = performance.now();
@@ -124,7 +125,7 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     const t4 = performance.now();
     pool.apply(done);
     assignFlat(variables, weights, layout);
-    setMovingStats(model, statIndices, exchange.stats, statLayout);
+    setMovingStats(stats, exchange.stats, statLayout);
     const t5 = performance.now();
     profile.steps++;
     profile.prepareMs += t1 - t0;

@@ -10,12 +10,12 @@ import { initBackend } from '../../backends';
 import '../../layers/dbc';
 import type { FromReplica, ToReplica } from './protocol';
 import { ExchangeViews } from './exchange';
-import { assignFlat, flatLayout, readMovingStats, setMovingStats, shardGradients, type FlatLayout } from './shardStep';
+import { assignFlat, flatLayout, readMovingStats, setMovingStats, shardGradients, weightsAt, type FlatLayout, type ModelWeight } from './shardStep';
 
 interface ReplicaState {
   model?: tf.LayersModel;
   variables: tf.Variable[];
-  movingStats: number[];
+  movingStats: ModelWeight[];
   exchange?: ExchangeViews;
   slot: number;
   layout: FlatLayout;
@@ -33,10 +33,11 @@ function send(message: FromReplica, transfer: ArrayBuffer[] = []): void {
 
 function setUp(model: tf.LayersModel, message: Extract<ToReplica, { type: 'model' | 'sync' }>): void {
   state.model = model;
-  state.variables = message.trainable.map((i) => model.weights[i].read() as tf.Variable);
-  state.movingStats = message.movingStats;
+  const weights = model.weights;
+  state.variables = message.trainable.map((i) => weights[i].read() as tf.Variable);
+  state.movingStats = weightsAt(model, message.movingStats);
   state.layout = flatLayout(state.variables.map((v) => v.shape));
-  state.statLayout = flatLayout(message.movingStats.map((i) => model.weights[i].shape as number[]));
+  state.statLayout = flatLayout(message.movingStats.map((i) => weights[i].shape as number[]));
   state.exchange = new ExchangeViews(message.exchange);
   state.slot = message.slot;
   if (state.layout.total !== message.exchange.gradientLength || state.statLayout.total !== message.exchange.statLength) {
@@ -75,7 +76,7 @@ async function handle(message: ToReplica): Promise<void> {
       const result = shardGradients(state.model!, x, y, message.scale, state.variables, exchange.scratch, state.layout);
       tf.dispose([x, y]);
       exchange.gradientSlots[state.slot].set(exchange.scratch);
-      readMovingStats(state.model!, state.movingStats, exchange.statSlots[state.slot], state.statLayout);
+      readMovingStats(state.movingStats, exchange.statSlots[state.slot], state.statLayout);
       send({ type: 'gradients', step: message.step, loss: result.crossEntropy, correct: result.correct, computeMs: performance.now() - started, applyMs: state.lastApplyMs });
       return;
     }
@@ -84,7 +85,7 @@ async function handle(message: ToReplica): Promise<void> {
       const exchange = state.exchange!;
       exchange.scratch.set(exchange.weights);
       assignFlat(state.variables, exchange.scratch, state.layout);
-      setMovingStats(state.model!, state.movingStats, exchange.stats, state.statLayout);
+      setMovingStats(state.movingStats, exchange.stats, state.statLayout);
       state.lastApplyMs = performance.now() - started;
       return;
     }

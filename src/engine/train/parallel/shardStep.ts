@@ -148,10 +148,21 @@ export class FlatMomentum {
   }
 }
 
-/** Overwrites the moving statistics (indices into `model.weights`) with their slices of `values`. */
-export function setMovingStats(model: tf.LayersModel, indices: number[], values: Float32Array, layout: FlatLayout): void {
-  indices.forEach((index, i) => {
-    const variable = model.weights[index];
+/** A weight of a layers model (`model.weights[i]`): BatchNorm moving statistics are written through it. */
+export type ModelWeight = tf.LayersModel['weights'][number];
+
+/**
+ * The BatchNorm moving statistics of `model`, resolved once: `model.weights` gathers every
+ * layer's weights on each access, too slow to call per variable per step.
+ */
+export function weightsAt(model: tf.LayersModel, indices: number[]): ModelWeight[] {
+  const weights = model.weights;
+  return indices.map((i) => weights[i]);
+}
+
+/** Overwrites the moving statistics with their slices of `values` (laid out as `layout`). */
+export function setMovingStats(stats: ModelWeight[], values: Float32Array, layout: FlatLayout): void {
+  stats.forEach((variable, i) => {
     const offset = layout.offsets[i];
     const value = tf.tensor(values.subarray(offset, offset + layout.sizes[i]), variable.shape as number[]);
     variable.write(value);
@@ -159,9 +170,9 @@ export function setMovingStats(model: tf.LayersModel, indices: number[], values:
   });
 }
 
-/** Reads the moving statistics (indices into `model.weights`) into `target` (laid out as `layout`). */
-export function readMovingStats(model: tf.LayersModel, indices: number[], target: Float32Array, layout: FlatLayout): void {
-  indices.forEach((index, i) => copyValuesInto(model.weights[index].read(), target, layout.offsets[i]));
+/** Reads the moving statistics into `target` (laid out as `layout`). */
+export function readMovingStats(stats: ModelWeight[], target: Float32Array, layout: FlatLayout): void {
+  stats.forEach((variable, i) => copyValuesInto(variable.read(), target, layout.offsets[i]));
 }
 
 /** The mean of the replicas' moving statistics (summed in double, first to last, as before). */
