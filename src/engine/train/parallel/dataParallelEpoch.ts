@@ -3,7 +3,7 @@ import { batchCount, batches, type Split } from '../../data';
 import { weightDecayed, type EpochOptions, type EpochResult } from '../trainer';
 import { createExchange, ExchangeViews } from './exchange';
 import { ReplicaPool, type Shard } from './pool';
-import { assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readMovingStats, setMovingStats, shardGradients, weightsAt } from './shardStep';
+import { addWeightDecay, assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readMovingStats, setMovingStats, shardGradients, weightsAt } from './shardStep';
 
 /** Where the time of the data-parallel steps went (milliseconds summed over the steps of the last epoch). */
 export interface StepProfile {
@@ -66,14 +66,12 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
   await pool.loadModel(model, trainable, statIndices, exchange.buffers);
   // A fresh optimizer per epoch, as in the single-thread trainer.
   const optimizer = new FlatMomentum(layout.total, options.learningRate, options.momentum);
-  const extra = (): tf.Scalar => {
-    let loss = tf.scalar(0);
-    if (options.extraLoss) loss = tf.add(loss, options.extraLoss());
-    if (options.weightDecay > 0 && decayed.length > 0) {
-      loss = tf.add(loss, tf.mul(tf.addN(decayed.map((v) => tf.sum(tf.square(v)))), options.weightDecay / 2));
-    }
-    return loss;
-  };
+  // The MACs-budget term goes through the tape; weight decay is added to the gradients in the
+  // update (addWeightDecay), so that it costs the main thread no tensor ops.
+  const extra = options.extraLoss;
+  const decayedSet = new Set(decayed);
+  const decayRanges = variables.flatMap((v, i): Array<[number, number]> => (decayedSet.has(v) ? [[layout.offsets[i], layout.offsets[i] + layout.sizes[i]]] : []));
+  const decayRate = options.weightDecay > 0 ? options.weightDecay : 0;
   const total = batchCount(split, options.batchSize);
   let lossSum = 0;
   let correct = 0;
@@ -119,6 +117,7 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     const used = others.length + 1;
     const weights = exchange.scratch;
     readFlat(variables, weights, layout);
+    const decayLoss = decayRate > 0 ? addWeightDecay(ownGradients, weights, decayRanges, decayRate) : 0;
     optimizer.apply(weights, [ownGradients, ...exchange.gradientSlots.slice(1, used)]);
     exchange.weights.set(weights);
     averageInto(exchange.stats, exchange.statSlots.slice(0, used));
@@ -137,7 +136,7 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     profile.replicaComputeMs += others.reduce((sum, r) => sum + r.computeMs, 0) / Math.max(1, others.length);
     profile.replicaApplyMs += others.reduce((sum, r) => sum + r.applyMs, 0) / Math.max(1, others.length);
 
-    let batchLoss = own.crossEntropy * (sizes[0] / size) + own.extraLoss;
+    let batchLoss = own.crossEntropy * (sizes[0] / size) + own.extraLoss + decayLoss;
     others.forEach((reply, i) => (batchLoss += reply.loss * shards[i].scale));
     lossSum += batchLoss * size;
     correct += own.correct + others.reduce((sum, r) => sum + r.correct, 0);

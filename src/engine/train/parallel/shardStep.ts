@@ -148,6 +148,25 @@ export class FlatMomentum {
   }
 }
 
+/**
+ * L2 weight decay `rate / 2 * sum(w^2)` over the flat ranges `[start, end)`, added to `gradients`
+ * as its gradient `rate * w` (in tfjs's float32 order: (rate / 2) * (2 * w)); returns the loss
+ * term. Plain loops on the flat vectors instead of ~5 tensor ops per decayed variable on the
+ * main thread's tape, which would make it the slowest replica.
+ */
+export function addWeightDecay(gradients: Float32Array, weights: Float32Array, ranges: Array<[number, number]>, rate: number): number {
+  const half = Math.fround(rate / 2);
+  let squares = 0;
+  for (const [start, end] of ranges) {
+    for (let k = start; k < end; k++) {
+      const w = weights[k];
+      squares += w * w;
+      gradients[k] += Math.fround(half * (2 * w));
+    }
+  }
+  return (rate / 2) * squares;
+}
+
 /** A weight of a layers model (`model.weights[i]`): BatchNorm moving statistics are written through it. */
 export type ModelWeight = tf.LayersModel['weights'][number];
 
