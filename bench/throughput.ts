@@ -23,7 +23,7 @@ import { buildReferenceNet } from './reference-net';
 import { buildMobileNetV2 } from './mobilenet-v2';
 import type { Split } from '../src/engine/data';
 import { trainableVariables, trainEpoch } from '../src/engine/train/trainer';
-import { closeSharedReplicaPool, coreCount } from '../src/engine/train/parallel';
+import { closeSharedReplicaPool, coreCount, lastDataParallelProfile } from '../src/engine/train/parallel';
 
 type NetName = 'reference' | 'repvgg-a0-x0.5' | 'mobilenetv2-224';
 type Mode = 'train' | 'infer';
@@ -45,6 +45,8 @@ interface ThroughputRun {
    * this is the speed on a dedicated core, and much less sensitive to other jobs than wall time.
    */
   imagesPerCpuSecond?: number;
+  /** Data-parallel runs: where a step's wall time went, ms per step (lastDataParallelProfile). */
+  stepBreakdown?: Record<string, number>;
 }
 
 interface SkippedRun {
@@ -235,9 +237,13 @@ async function benchTrainer(net: NetName, workers: number): Promise<ThroughputRu
   const seconds = (performance.now() - start) / 1000;
   const cpu = process.cpuUsage(cpuStart);
   model.dispose();
+  const profile = workers > 1 ? lastDataParallelProfile() : undefined;
+  const stepBreakdown = profile && profile.steps > 0
+    ? Object.fromEntries(Object.entries(profile).filter(([key]) => key !== 'steps').map(([key, ms]) => [key.replace(/Ms$/, ''), round(ms / profile.steps, 1)]))
+    : undefined;
   const imagesPerSecond = timed.count / seconds;
   console.log(`- wasm ${net} train, trainer with ${workers} worker(s): ${imagesPerSecond.toFixed(1)} img/s`);
-  return { net, framework: 'tfjs', backend: 'wasm', mode: 'train', batch: spec.batch, imagesPerSecond, imagesPerCpuSecond: timed.count / ((cpu.user + cpu.system) / 1e6), steps: spec.parallelSteps, workers };
+  return { net, framework: 'tfjs', backend: 'wasm', mode: 'train', batch: spec.batch, imagesPerSecond, imagesPerCpuSecond: timed.count / ((cpu.user + cpu.system) / 1e6), steps: spec.parallelSteps, workers, stepBreakdown };
 }
 
 /** The cpu backend, once: a couple of inference steps; training only where one step is short. */
@@ -372,6 +378,20 @@ function markdown(report: { date: string; machine: Record<string, unknown>; runs
     ),
   ];
   if (report.skipped.length > 0) lines.push('', 'Not measured:', '', ...report.skipped.map((s) => `- ${s.backend} ${s.net} ${s.mode}: ${s.reason}`));
+  const parallel = report.runs.filter((r) => r.stepBreakdown);
+  if (parallel.length > 0) {
+    const keys = Object.keys(parallel[0].stepBreakdown!);
+    lines.push(
+      '',
+      '## Data-parallel step: where the wall time went (ms per step, the fastest round)',
+      '',
+      'prepare: batch read-back and shards; ownCompute: main thread forward + backward (+ budget loss and weight decay) of its shard; wait: main thread idle until the slowest replica replied; reduce: summing the gradients into the SGD-momentum update (main thread only); apply: copying the update into the main model; replicaCompute / replicaApply: the same on a replica (mean over replicas).',
+      '',
+      `| net | workers | ${keys.join(' | ')} |`,
+      `| --- | ---: | ${keys.map(() => '---:').join(' | ')} |`,
+      ...parallel.map((r) => `| ${r.net} | ${r.workers} | ${keys.map((k) => r.stepBreakdown![k]).join(' | ')} |`),
+    );
+  }
   for (const p of report.profiles) {
     lines.push('', `## Kernel profile: ${p.net}, ${p.mode}, ${p.backend} (CPU time of the quickest profiled step of the rounds: ${p.stepMs} ms, in kernels ${p.kernelMs} ms)`, '', '| kernel | ms | calls | share of step |', '| --- | ---: | ---: | ---: |');
     lines.push(...p.kernels.map((k) => `| ${k.name} | ${k.ms} | ${k.calls} | ${(k.share * 100).toFixed(1)}% |`));

@@ -4,6 +4,7 @@ import { initBackend } from '../../src/engine/backends';
 import type { Split } from '../../src/engine/data';
 import { trainableVariables, trainEpoch, type EpochOptions } from '../../src/engine/train/trainer';
 import { closeSharedReplicaPool, parseWorkers, resolveWorkers, shardSizes, sharedReplicaPool } from '../../src/engine/train/parallel';
+import { FlatMomentum, flatLayout, readFlat } from '../../src/engine/train/parallel/shardStep';
 import { maxAbs, maxAbsDiff, seededValues } from '../support/tensors';
 
 /** 40 seeded 12x12x1 images, 4 classes: a few batches are enough to see replicas drift. */
@@ -119,5 +120,69 @@ describe('data-parallel training (worker threads, wasm)', function () {
     const replicas = await (await sharedReplicaPool(1)).weights();
     weightsOf(model).forEach((w, i) => assert.equal(maxAbsDiff(w, replicas[0][i]), 0));
     model.dispose();
+  });
+
+  it('keeps the replicas\' models across epochs: no rebuild, tensor count and wasm heap stable over epochs', async () => {
+    const model = buildNet(true);
+    const pool = await sharedReplicaPool(1);
+    await trainEpoch(model, smallSplit(), epochOptions(model, 2, { epoch: 0 }));
+    await trainEpoch(model, smallSplit(), epochOptions(model, 2, { epoch: 1 }));
+    const before = await pool.memory();
+    for (let epoch = 2; epoch < 8; epoch++) {
+      await trainEpoch(model, smallSplit(), epochOptions(model, 2, { epoch }));
+      assert.equal(pool.lastRebuilt, 0, `epoch ${epoch}: a replica rebuilt its model`);
+    }
+    const after = await pool.memory();
+    assert.equal(after[0].numTensors, before[0].numTensors, 'the replica holds more tensors after 6 more epochs');
+    assert.equal(after[0].heapBytes, before[0].heapBytes, 'the replica\'s wasm heap grew over 6 epochs');
+    const replicas = await pool.weights();
+    weightsOf(model).forEach((w, i) => assert.equal(maxAbsDiff(w, replicas[0][i]), 0));
+    model.dispose();
+  });
+
+  it('keeps a change made to the main model between steps (e.g. clipped latents) and the replicas follow it', async () => {
+    const model = buildNet(true);
+    const kernel = model.layers[0].weights[0].read() as tf.Variable;
+    // Zeroing output channel 0 after every step: the next update starts from those zeros on every replica.
+    const channels = kernel.shape[3]!;
+    const keep = tf.tensor(Float32Array.from({ length: kernel.size }, (_, k) => (k % channels === 0 ? 0 : 1)), kernel.shape);
+    const clip = () => kernel.assign(tf.tidy(() => tf.mul(kernel, keep)));
+    await trainEpoch(model, smallSplit(), epochOptions(model, 2, { onBatch: clip }));
+    const main = weightsOf(model);
+    const replica = (await (await sharedReplicaPool(1)).weights())[0];
+    const kernelIndex = model.weights.findIndex((w) => w.read() === kernel);
+    main.forEach((w, i) => {
+      if (i !== kernelIndex) assert.equal(maxAbsDiff(w, replica[i]), 0, `weight ${model.weights[i].originalName} differs`);
+    });
+    // Only the last clip (after the last update) is not on the replica yet: channel 0 alone may differ.
+    main[kernelIndex].forEach((v, k) => {
+      if (k % channels === 0) assert.equal(v, 0);
+      else assert.equal(v, replica[kernelIndex][k], `kernel value ${k} (not clipped) differs`);
+    });
+    assert.ok(replica[kernelIndex].some((v, k) => k % channels === 0 && v !== 0), 'the replica should still hold the last unclipped update of channel 0');
+    keep.dispose();
+    model.dispose();
+  });
+
+  it('applies SGD momentum bitwise like tf.train.momentum, gradients summed in order', () => {
+    const shapes = [[3, 3, 2, 4], [4], [7, 5]];
+    const variables = shapes.map((shape, i) => tf.variable(tf.tensor(seededValues(shape.reduce((a, b) => a * b, 1), 20 + i), shape)));
+    const reference = variables.map((v) => tf.variable(v.clone()));
+    const layout = flatLayout(shapes);
+    const flat = new FlatMomentum(layout.total, 0.05, 0.9);
+    const optimizer = tf.train.momentum(0.05, 0.9);
+    const weights = new Float32Array(layout.total);
+    for (let step = 0; step < 4; step++) {
+      const parts = [0, 1, 2].map((p) => seededValues(layout.total, 100 + step * 3 + p));
+      const summed = Float32Array.from(parts[0]);
+      for (const part of parts.slice(1)) for (let k = 0; k < summed.length; k++) summed[k] += part[k];
+      tf.tidy(() => optimizer.applyGradients(reference.map((v, i) => ({ name: v.name, tensor: tf.tensor(summed.subarray(layout.offsets[i], layout.offsets[i] + layout.sizes[i]), v.shape) }))));
+      readFlat(variables, weights, layout);
+      flat.apply(weights, parts);
+      variables.forEach((v, i) => v.assign(tf.tensor(weights.subarray(layout.offsets[i], layout.offsets[i] + layout.sizes[i]), v.shape)));
+    }
+    variables.forEach((v, i) => assert.equal(maxAbsDiff(v.dataSync() as Float32Array, reference[i].dataSync() as Float32Array), 0, `variable ${i} differs from tf.train.momentum`));
+    tf.dispose([...variables, ...reference]);
+    optimizer.dispose();
   });
 });

@@ -1,8 +1,35 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchCount, batches, type Split } from '../../data';
-import { disposeMomentumOptimizer, weightDecayed, type EpochOptions, type EpochResult } from '../trainer';
+import { weightDecayed, type EpochOptions, type EpochResult } from '../trainer';
+import { createExchange, ExchangeViews } from './exchange';
 import { ReplicaPool, type Shard } from './pool';
-import { applyUpdate, movingStatIndices, readMovingStats, setMovingStats, shardGradients } from './shardStep';
+import { addWeightDecay, assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readMovingStats, setMovingStats, shardGradients, weightsAt } from './shardStep';
+
+/** Where the time of the data-parallel steps went (milliseconds summed over the steps of the last epoch). */
+export interface StepProfile {
+  steps: number;
+  /** Batch read-back and slicing into shards. */
+  prepareMs: number;
+  /** Main thread: forward + backward + gradient read-back of its shard (extra terms included). */
+  ownComputeMs: number;
+  /** Main thread: waiting for the slowest replica after its own shard. */
+  waitMs: number;
+  /** Main thread: summing gradients and averaging moving statistics. */
+  reduceMs: number;
+  /** Main thread: posting the update and applying it. */
+  applyMs: number;
+  /** Replicas (mean over them): forward + backward + read-back, and applying the update. */
+  replicaComputeMs: number;
+  replicaApplyMs: number;
+  /** Wall time of the epoch's steps. */
+  totalMs: number;
+}
+
+let lastProfile: StepProfile | undefined;
+/** The step-time breakdown of the last data-parallel epoch (bench/throughput.ts prints it). */
+export function lastDataParallelProfile(): StepProfile | undefined {
+  return lastProfile;
+}
 
 /** Contiguous shard sizes of a batch of `size` over `parts` replicas (the first ones take the remainder); no empty shards. */
 export function shardSizes(size: number, parts: number): number[] {
@@ -29,93 +56,111 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     return index;
   });
   const statIndices = movingStatIndices(model);
-  await pool.loadModel(model, trainable, statIndices);
-  pool.newOptimizer(options.learningRate, options.momentum);
-  const optimizer = tf.train.momentum(options.learningRate, options.momentum);
-  const extra = (): tf.Scalar => {
-    let loss = tf.scalar(0);
-    if (options.extraLoss) loss = tf.add(loss, options.extraLoss());
-    if (options.weightDecay > 0 && decayed.length > 0) {
-      loss = tf.add(loss, tf.mul(tf.addN(decayed.map((v) => tf.sum(tf.square(v)))), options.weightDecay / 2));
-    }
-    return loss;
-  };
-  const total = batchCount(split, options.batchSize);
+  const stats = weightsAt(model, statIndices);
+  const layout = flatLayout(variables.map((v) => v.shape));
+  const statLayout = flatLayout(stats.map((w) => w.shape as number[]));
   const threads = pool.size + 1;
+  const exchange = exchangeFor(threads, layout.total, statLayout.total);
+  // This thread's gradients stay here: only it reads them (slot 0 of the exchange is unused).
+  const ownGradients = new Float32Array(layout.total);
+  await pool.loadModel(model, trainable, statIndices, exchange.buffers);
+  // A fresh optimizer per epoch, as in the single-thread trainer.
+  const optimizer = new FlatMomentum(layout.total, options.learningRate, options.momentum);
+  // The MACs-budget term goes through the tape; weight decay is added to the gradients in the
+  // update (addWeightDecay), so that it costs the main thread no tensor ops.
+  const extra = options.extraLoss;
+  const decayedSet = new Set(decayed);
+  const decayRanges = variables.flatMap((v, i): Array<[number, number]> => (decayedSet.has(v) ? [[layout.offsets[i], layout.offsets[i] + layout.sizes[i]]] : []));
+  const decayRate = options.weightDecay > 0 ? options.weightDecay : 0;
+  const total = batchCount(split, options.batchSize);
   let lossSum = 0;
   let correct = 0;
   let seen = 0;
   let done = 0;
   let stopped = false;
   const started = Date.now();
-  try {
-    for (const { x, y, size } of batches(split, options.batchSize, { shuffle: true, seed: options.seed, epoch: options.epoch, augment: options.augment })) {
-      const sizes = shardSizes(size, threads);
-      const xData = x.dataSync() as Float32Array;
-      const yData = y.dataSync() as Float32Array;
-      const imageSize = xData.length / size;
-      const classes = yData.length / size;
-      const shards: Shard[] = [];
-      let offset = sizes[0];
-      for (const n of sizes.slice(1)) {
-        shards.push({
-          x: xData.slice(offset * imageSize, (offset + n) * imageSize),
-          xShape: [n, ...x.shape.slice(1)],
-          y: yData.slice(offset * classes, (offset + n) * classes),
-          yShape: [n, classes],
-          scale: n / size,
-        });
-        offset += n;
-      }
-      // The replicas start on their shards while this thread computes its own.
-      const replies = pool.computeShards(done, shards);
-      const x0 = tf.slice(x, 0, sizes[0]);
-      const y0 = tf.slice(y, 0, sizes[0]);
-      const own = shardGradients(model, x0, y0, sizes[0] / size, variables, extra);
-      tf.dispose([x, y, x0, y0]);
-      const others = await replies;
-      // Fixed summation order (this thread, then replica 1, 2, ...): deterministic for a seed and
-      // a worker count, and computed once, so every replica applies the very same numbers.
-      const gradients = own.gradients.map((g, i) => {
-        const sum = Float32Array.from(g);
-        for (const reply of others) {
-          const other = reply.gradients[i];
-          for (let k = 0; k < sum.length; k++) sum[k] += other[k];
-        }
-        return sum;
+  const profile: StepProfile = { steps: 0, prepareMs: 0, ownComputeMs: 0, waitMs: 0, reduceMs: 0, applyMs: 0, replicaComputeMs: 0, replicaApplyMs: 0, totalMs: 0 };
+  lastProfile = profile;
+  for (const { x, y, size } of batches(split, options.batchSize, { shuffle: true, seed: options.seed, epoch: options.epoch, augment: options.augment })) {
+    const t0 = performance.now();
+    const sizes = shardSizes(size, threads);
+    const xData = x.dataSync() as Float32Array;
+    const yData = y.dataSync() as Float32Array;
+    const imageSize = xData.length / size;
+    const classes = yData.length / size;
+    const shards: Shard[] = [];
+    let offset = sizes[0];
+    for (const n of sizes.slice(1)) {
+      shards.push({
+        x: xData.slice(offset * imageSize, (offset + n) * imageSize),
+        xShape: [n, ...x.shape.slice(1)],
+        y: yData.slice(offset * classes, (offset + n) * classes),
+        yShape: [n, classes],
+        scale: n / size,
       });
-      const ownStats = readMovingStats(model, statIndices);
-      const movingStats = ownStats.map((s, i) => {
-        const mean = Float32Array.from(s);
-        for (let k = 0; k < mean.length; k++) {
-          let total = s[k];
-          for (const reply of others) total += reply.movingStats[i][k];
-          mean[k] = total / (others.length + 1);
-        }
-        return mean;
-      });
-      pool.apply(done, gradients, movingStats);
-      applyUpdate(optimizer, variables, gradients);
-      setMovingStats(model, statIndices, movingStats);
-
-      let batchLoss = own.crossEntropy * (sizes[0] / size) + own.extraLoss;
-      others.forEach((reply, i) => (batchLoss += reply.loss * shards[i].scale));
-      lossSum += batchLoss * size;
-      correct += own.correct + others.reduce((sum, r) => sum + r.correct, 0);
-      seen += size;
-      done++;
-      options.onBatch?.({ batch: done, batches: total, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: seen / Math.max(1e-3, (Date.now() - started) / 1000) });
-      // As in trainEpoch: let signal handlers and pipe writes run between steps.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (options.shouldStop?.()) {
-        stopped = true;
-        break;
-      }
+      offset += n;
     }
-  } finally {
-    disposeMomentumOptimizer(optimizer);
+    // The replicas start on their shards while this thread computes its own.
+    const replies = pool.computeShards(done, shards);
+    const t1 = performance.now();
+    const x0 = tf.slice(x, 0, sizes[0]);
+    const y0 = tf.slice(y, 0, sizes[0]);
+    const own = shardGradients(model, x0, y0, sizes[0] / size, variables, ownGradients, layout, extra);
+    tf.dispose([x, y, x0, y0]);
+    readMovingStats(stats, exchange.statSlots[0], statLayout);
+    const t2 = performance.now();
+    const others = await replies;
+    const t3 = performance.now();
+    // This thread computes the update once, from its current weights (so a change made between
+    // steps, e.g. clipped latents, is kept), summing the gradients in a fixed order (this thread,
+    // then replica 1, 2, ...): deterministic for a seed and a worker count. Every replica copies it.
+    const used = others.length + 1;
+    const weights = exchange.scratch;
+    readFlat(variables, weights, layout);
+    const decayLoss = decayRate > 0 ? addWeightDecay(ownGradients, weights, decayRanges, decayRate) : 0;
+    optimizer.apply(weights, [ownGradients, ...exchange.gradientSlots.slice(1, used)]);
+    exchange.weights.set(weights);
+    averageInto(exchange.stats, exchange.statSlots.slice(0, used));
+    const t4 = performance.now();
+    pool.apply(done);
+    assignFlat(variables, weights, layout);
+    setMovingStats(stats, exchange.stats, statLayout);
+    const t5 = performance.now();
+    profile.steps++;
+    profile.prepareMs += t1 - t0;
+    profile.ownComputeMs += t2 - t1;
+    profile.waitMs += t3 - t2;
+    profile.reduceMs += t4 - t3;
+    profile.applyMs += t5 - t4;
+    profile.totalMs += t5 - t0;
+    profile.replicaComputeMs += others.reduce((sum, r) => sum + r.computeMs, 0) / Math.max(1, others.length);
+    profile.replicaApplyMs += others.reduce((sum, r) => sum + r.applyMs, 0) / Math.max(1, others.length);
+
+    let batchLoss = own.crossEntropy * (sizes[0] / size) + own.extraLoss + decayLoss;
+    others.forEach((reply, i) => (batchLoss += reply.loss * shards[i].scale));
+    lossSum += batchLoss * size;
+    correct += own.correct + others.reduce((sum, r) => sum + r.correct, 0);
+    seen += size;
+    done++;
+    options.onBatch?.({ batch: done, batches: total, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: seen / Math.max(1e-3, (Date.now() - started) / 1000) });
+    // As in trainEpoch: let signal handlers and pipe writes run between steps.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (options.shouldStop?.()) {
+      stopped = true;
+      break;
+    }
   }
   const seconds = (Date.now() - started) / 1000;
   // Each replica runs its whole share in one pass: the micro-batch is that share.
   return { loss: lossSum / Math.max(1, seen), accuracy: correct / Math.max(1, seen), batches: done, stopped, seconds, imagesPerSecond: seen / Math.max(1e-3, seconds), microBatch: Math.ceil(options.batchSize / Math.max(1, options.workers ?? 1)) };
+}
+
+let cachedExchange: ExchangeViews | undefined;
+
+/** The shared exchange for this shape, kept while the shape stays (one model across a search's epochs). */
+function exchangeFor(threads: number, gradientLength: number, statLength: number): ExchangeViews {
+  const buffers = cachedExchange?.buffers;
+  if (cachedExchange && buffers && buffers.threads === threads && buffers.gradientLength === gradientLength && buffers.statLength === statLength) return cachedExchange;
+  cachedExchange = new ExchangeViews(createExchange(threads, gradientLength, statLength));
+  return cachedExchange;
 }

@@ -1,3 +1,3 @@
-export { trainEpochDataParallel, shardSizes } from './dataParallelEpoch';
+export { trainEpochDataParallel, shardSizes, lastDataParallelProfile, type StepProfile } from './dataParallelEpoch';
 export { ReplicaPool, sharedReplicaPool, closeSharedReplicaPool, replicaScriptPath } from './pool';
 export { coreCount, parseWorkers, resolveWorkers, type WorkersChoice } from './workerCount';

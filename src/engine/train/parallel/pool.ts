@@ -7,6 +7,7 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import type { FromReplica, ModelTransfer, ToReplica } from './protocol';
+import type { ExchangeBuffers } from './exchange';
 import { restoreDepthMultipliers } from '../../io/saveModel';
 
 /** The bundled replica entry (esbuild.js builds it next to cli.js), from dist/, dist/bench/ or the sources (tests). */
@@ -82,6 +83,10 @@ export interface Shard {
 }
 
 export class ReplicaPool {
+  /** The topology (JSON) the replicas hold, once they hold one. */
+  private topology?: string;
+  private rebuilt = 0;
+
   private constructor(private readonly replicas: Replica[]) {}
 
   /** Starts `count` replica threads, each with its own wasm backend; resolves once all are ready. */
@@ -106,20 +111,27 @@ export class ReplicaPool {
     return this.replicas.some((r) => r.failure !== undefined);
   }
 
-  /** Gives every replica a copy of the model; `trainable` and `movingStats` index `model.weights`. */
-  async loadModel(model: tf.LayersModel, trainable: number[], movingStats: number[]): Promise<void> {
+  /**
+   * Gives every replica the model for the coming epoch, and the exchange they share with the main
+   * thread (slot i for replica i). A replica that already holds a model of the same topology keeps
+   * it and takes the weights in place; only a new topology is rebuilt. Resolves to the number of
+   * replicas that rebuilt their model.
+   */
+  async loadModel(model: tf.LayersModel, trainable: number[], movingStats: number[], exchange: ExchangeBuffers): Promise<number> {
     const transfer = await modelTransfer(model);
-    await Promise.all(
+    const topology = JSON.stringify(transfer.modelTopology);
+    const weights = topology === this.topology ? model.weights.map((w) => w.read().dataSync() as Float32Array) : undefined;
+    const replies = await Promise.all(
       this.replicas.map((r) => {
         const reply = r.reply('loaded');
-        r.send({ type: 'model', model: transfer, trainable, movingStats });
+        const setup = { trainable, movingStats, exchange, slot: r.index };
+        r.send(weights ? { type: 'sync', weights, ...setup } : { type: 'model', model: transfer, ...setup });
         return reply;
       }),
     );
-  }
-
-  newOptimizer(learningRate: number, momentum: number): void {
-    for (const r of this.replicas) r.send({ type: 'optimizer', learningRate, momentum });
+    this.topology = topology;
+    this.rebuilt = replies.filter((m) => m.rebuilt).length;
+    return this.rebuilt;
   }
 
   /** Sends shard i to replica i+1 (fewer shards than replicas: the rest sit this step out). */
@@ -134,9 +146,9 @@ export class ReplicaPool {
     );
   }
 
-  /** Every replica applies the same summed gradients and takes the same moving statistics. */
-  apply(step: number, gradients: Float32Array[], movingStats: Float32Array[]): void {
-    for (const r of this.replicas) r.send({ type: 'apply', step, gradients, movingStats });
+  /** Every replica copies the update of `step` from the exchange. */
+  apply(step: number): void {
+    for (const r of this.replicas) r.send({ type: 'apply', step });
   }
 
   /** Every replica's weights, in `model.weights` order (for checks). */
@@ -148,6 +160,22 @@ export class ReplicaPool {
         return reply.then((m) => m.weights);
       }),
     );
+  }
+
+  /** Every replica's tensor count and wasm heap size (for checks). */
+  async memory(): Promise<Array<{ numTensors: number; heapBytes: number }>> {
+    return Promise.all(
+      this.replicas.map((r) => {
+        const reply = r.reply('memory');
+        r.send({ type: 'memory' });
+        return reply.then(({ numTensors, heapBytes }) => ({ numTensors, heapBytes }));
+      }),
+    );
+  }
+
+  /** How many replicas rebuilt their model at the last `loadModel` (0: all kept theirs). */
+  get lastRebuilt(): number {
+    return this.rebuilt;
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * A replica thread of data-parallel training (see protocol.ts): its own wasm backend with the
- * project's training kernels, its own copy of the model, and its own optimizer that applies the
- * same summed gradients as every other replica.
+ * project's training kernels and its own copy of the model, kept across epochs (a new model per
+ * epoch would grow the wasm heap, which never shrinks), updated from the shared exchange.
  */
 import { parentPort } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -9,62 +9,96 @@ import { initBackend } from '../../backends';
 // Registers the DBC mask layer, so that masked models deserialize here too.
 import '../../layers/dbc';
 import type { FromReplica, ToReplica } from './protocol';
-import { applyUpdate, setMovingStats, shardGradients, readMovingStats } from './shardStep';
-import { disposeMomentumOptimizer } from '../trainer';
+import { ExchangeViews } from './exchange';
+import { assignFlat, flatLayout, readMovingStats, setMovingStats, shardGradients, weightsAt, type FlatLayout, type ModelWeight } from './shardStep';
 
 interface ReplicaState {
   model?: tf.LayersModel;
   variables: tf.Variable[];
-  movingStats: number[];
-  optimizer?: tf.MomentumOptimizer;
+  movingStats: ModelWeight[];
+  exchange?: ExchangeViews;
+  slot: number;
+  layout: FlatLayout;
+  statLayout: FlatLayout;
+  /** Time spent applying the last update, reported with the next step's gradients. */
+  lastApplyMs: number;
 }
 
-const state: ReplicaState = { variables: [], movingStats: [] };
+const empty = flatLayout([]);
+const state: ReplicaState = { variables: [], movingStats: [], slot: 0, layout: empty, statLayout: empty, lastApplyMs: 0 };
 
 function send(message: FromReplica, transfer: ArrayBuffer[] = []): void {
   parentPort!.postMessage(message, transfer);
+}
+
+function setUp(model: tf.LayersModel, message: Extract<ToReplica, { type: 'model' | 'sync' }>): void {
+  state.model = model;
+  const weights = model.weights;
+  state.variables = message.trainable.map((i) => weights[i].read() as tf.Variable);
+  state.movingStats = weightsAt(model, message.movingStats);
+  state.layout = flatLayout(state.variables.map((v) => v.shape));
+  state.statLayout = flatLayout(message.movingStats.map((i) => weights[i].shape as number[]));
+  state.exchange = new ExchangeViews(message.exchange);
+  state.slot = message.slot;
+  if (state.layout.total !== message.exchange.gradientLength || state.statLayout.total !== message.exchange.statLength) {
+    throw new Error(`the replica's model does not match the exchange (${state.layout.total}/${message.exchange.gradientLength} gradient values, ${state.statLayout.total}/${message.exchange.statLength} statistics)`);
+  }
 }
 
 async function handle(message: ToReplica): Promise<void> {
   switch (message.type) {
     case 'model': {
       state.model?.dispose();
+      state.model = undefined;
       const model = await tf.loadLayersModel(
         tf.io.fromMemory({ modelTopology: message.model.modelTopology as object, weightSpecs: message.model.weightSpecs as tf.io.WeightsManifestEntry[], weightData: message.model.weightData }),
       );
-      state.model = model;
-      state.variables = message.trainable.map((i) => model.weights[i].read() as tf.Variable);
-      state.movingStats = message.movingStats;
-      send({ type: 'loaded' });
+      setUp(model, message);
+      send({ type: 'loaded', rebuilt: true });
       return;
     }
-    case 'optimizer':
-      if (state.optimizer) disposeMomentumOptimizer(state.optimizer);
-      state.optimizer = tf.train.momentum(message.learningRate, message.momentum);
-      return;
-    case 'step': {
+    case 'sync': {
       const model = state.model!;
+      model.weights.forEach((weight, i) => {
+        const value = tf.tensor(message.weights[i], weight.shape as number[]);
+        weight.write(value);
+        value.dispose();
+      });
+      setUp(model, message);
+      send({ type: 'loaded', rebuilt: false });
+      return;
+    }
+    case 'step': {
+      const started = performance.now();
+      const exchange = state.exchange!;
       const x = tf.tensor(message.x, message.xShape);
       const y = tf.tensor(message.y, message.yShape);
-      const result = shardGradients(model, x, y, message.scale, state.variables);
+      const result = shardGradients(state.model!, x, y, message.scale, state.variables, exchange.scratch, state.layout);
       tf.dispose([x, y]);
-      const movingStats = readMovingStats(model, state.movingStats);
-      send(
-        { type: 'gradients', step: message.step, gradients: result.gradients, movingStats, loss: result.crossEntropy, correct: result.correct },
-        [...result.gradients, ...movingStats].map((a) => a.buffer as ArrayBuffer),
-      );
+      exchange.gradientSlots[state.slot].set(exchange.scratch);
+      readMovingStats(state.movingStats, exchange.statSlots[state.slot], state.statLayout);
+      send({ type: 'gradients', step: message.step, loss: result.crossEntropy, correct: result.correct, computeMs: performance.now() - started, applyMs: state.lastApplyMs });
       return;
     }
-    case 'apply':
-      applyUpdate(state.optimizer!, state.variables, message.gradients);
-      setMovingStats(state.model!, state.movingStats, message.movingStats);
+    case 'apply': {
+      const started = performance.now();
+      const exchange = state.exchange!;
+      exchange.scratch.set(exchange.weights);
+      assignFlat(state.variables, exchange.scratch, state.layout);
+      setMovingStats(state.movingStats, exchange.stats, state.statLayout);
+      state.lastApplyMs = performance.now() - started;
       return;
+    }
     case 'weights':
       send({ type: 'weights', weights: state.model!.weights.map((w) => Float32Array.from(w.read().dataSync() as Float32Array)) });
       return;
+    case 'memory': {
+      const backend = tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } };
+      send({ type: 'memory', numTensors: tf.memory().numTensors, heapBytes: backend.wasm.HEAPU8.byteLength });
+      return;
+    }
     case 'close':
       state.model?.dispose();
-      if (state.optimizer) disposeMomentumOptimizer(state.optimizer);
       parentPort!.close();
       return;
   }
@@ -79,4 +113,3 @@ let queue: Promise<void> = initBackend('wasm').then(
 parentPort!.on('message', (message: ToReplica) => {
   queue = queue.then(() => handle(message)).catch((error: Error) => send({ type: 'error', message: error.stack ?? error.message }));
 });
-

@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
+import { asWasmBackend, floatView } from '../../backends/wasm-heap';
 
-/** What one replica computed for its shard of a batch. */
+/** What one replica computed for its shard of a batch (its gradients went into the flat vector it was given). */
 export interface ShardResult {
-  /** d(scale * loss)/d(variable), one per trainable variable, in the caller's order. */
-  gradients: Float32Array[];
   /** Mean cross-entropy of the shard (unscaled, without extra terms). */
   crossEntropy: number;
   /** The value of the extra terms (MACs budget, weight decay); 0 where none were given. */
@@ -12,10 +11,41 @@ export interface ShardResult {
   correct: number;
 }
 
+/** Where each variable sits in a flat vector that holds all of them end to end. */
+export interface FlatLayout {
+  offsets: number[];
+  sizes: number[];
+  total: number;
+}
+
+export function flatLayout(shapes: number[][]): FlatLayout {
+  const sizes = shapes.map((shape) => shape.reduce((a, b) => a * b, 1));
+  const offsets: number[] = [];
+  let total = 0;
+  for (const size of sizes) {
+    offsets.push(total);
+    total += size;
+  }
+  return { offsets, sizes, total };
+}
+
 /**
- * Gradients of `scale * crossEntropy(model(x), y) + extra()` with respect to `variables`
- * (training mode: BatchNorm uses the shard's statistics and updates its moving averages).
- * Shared by the main thread and the replica threads, so both compute exactly the same way.
+ * Copies a float32 tensor's values into `target` at `offset`. On wasm it reads the heap in place
+ * (dataSync would allocate a fresh copy of every gradient, every step).
+ */
+export function copyValuesInto(tensor: tf.Tensor, target: Float32Array, offset: number): void {
+  if (tf.getBackend() === 'wasm' && tensor.dtype === 'float32') {
+    target.set(floatView(asWasmBackend(tf.backend()), tensor), offset);
+  } else {
+    target.set(tensor.dataSync() as Float32Array, offset);
+  }
+}
+
+/**
+ * Gradients of `scale * crossEntropy(model(x), y) + extra()` with respect to `variables`, written
+ * into `into` (laid out as `layout`) (training mode: BatchNorm uses the shard's statistics and
+ * updates its moving averages). Shared by the main thread and the replica threads, so both
+ * compute exactly the same way.
  */
 export function shardGradients(
   model: tf.LayersModel,
@@ -23,6 +53,8 @@ export function shardGradients(
   y: tf.Tensor,
   scale: number,
   variables: tf.Variable[],
+  into: Float32Array,
+  layout: FlatLayout,
   extra?: () => tf.Scalar,
 ): ShardResult {
   let crossEntropy = 0;
@@ -48,9 +80,9 @@ export function shardGradients(
     // momentum optimizer per epoch a zero update leaves it unchanged as well).
     return variables.map((v) => grads[v.name] ?? tf.zerosLike(v));
   });
-  const gradients = gradientTensors.map((g) => g.dataSync() as Float32Array);
+  gradientTensors.forEach((g, i) => copyValuesInto(g, into, layout.offsets[i]));
   tf.dispose(gradientTensors);
-  return { gradients, crossEntropy, extraLoss, correct };
+  return { crossEntropy, extraLoss, correct };
 }
 
 /** Indices into `model.weights` of the BatchNorm moving mean and variance variables. */
@@ -58,24 +90,116 @@ export function movingStatIndices(model: tf.LayersModel): number[] {
   return model.weights.flatMap((w, i) => (/moving_(mean|variance)/.test(w.originalName) ? [i] : []));
 }
 
-/** Applies one update: the same optimizer on the same gradients gives the same weights everywhere. */
-export function applyUpdate(optimizer: tf.Optimizer, variables: tf.Variable[], gradients: Float32Array[]): void {
-  tf.tidy(() => {
-    optimizer.applyGradients(variables.map((v, i) => ({ name: v.name, tensor: tf.tensor(gradients[i], v.shape) })));
+/** Overwrites each variable with its slice of the flat vector `values` (laid out as `layout`). */
+export function assignFlat(variables: tf.Variable[], values: Float32Array, layout: FlatLayout): void {
+  variables.forEach((variable, i) => {
+    const offset = layout.offsets[i];
+    tf.tidy(() => variable.assign(tf.tensor(values.subarray(offset, offset + layout.sizes[i]), variable.shape)));
   });
 }
 
-/** Overwrites the moving statistics (indices into `model.weights`) with the given values. */
-export function setMovingStats(model: tf.LayersModel, indices: number[], values: Float32Array[]): void {
-  indices.forEach((index, i) => {
-    const variable = model.weights[index];
-    const value = tf.tensor(values[i], variable.shape as number[]);
+/** Copies the variables' values into the flat vector `target` (laid out as `layout`). */
+export function readFlat(variables: tf.Variable[], target: Float32Array, layout: FlatLayout): void {
+  variables.forEach((variable, i) => copyValuesInto(variable, target, layout.offsets[i]));
+}
+
+/**
+ * SGD with momentum over flat vectors: the update `tf.train.momentum` makes, in the same float32
+ * arithmetic (each product and sum rounded to float32: doubles are wide enough that rounding a
+ * double result to float32 gives the correctly rounded float32 result), fused into one pass that
+ * also sums the replicas' gradients in a fixed order. One thread computes the new weights; every
+ * replica copies them, so the replicas hold identical weights by construction.
+ */
+export class FlatMomentum {
+  private readonly accumulation: Float32Array;
+  /** The summed gradients (scratch, kept to avoid allocating every step). */
+  private readonly sum: Float32Array;
+  private readonly momentum: number;
+  private readonly step: number;
+
+  constructor(size: number, learningRate: number, momentum: number) {
+    this.accumulation = new Float32Array(size);
+    this.sum = new Float32Array(size);
+    this.momentum = Math.fround(momentum);
+    this.step = Math.fround(-learningRate);
+  }
+
+  /**
+   * `weights` holds the current values on entry and the new ones on return; `gradients` are the
+   * replicas' flat gradient vectors, summed first to last.
+   */
+  apply(weights: Float32Array, gradients: Float32Array[]): void {
+    const sum = this.sum;
+    sum.set(gradients[0]);
+    // Float32Array stores round to float32: each addition is a float32 addition.
+    for (let s = 1; s < gradients.length; s++) {
+      const other = gradients[s];
+      for (let k = 0; k < sum.length; k++) sum[k] += other[k];
+    }
+    const fround = Math.fround;
+    const accumulation = this.accumulation;
+    const m = this.momentum;
+    const c = this.step;
+    for (let k = 0; k < weights.length; k++) {
+      const a = fround(m * accumulation[k]) + sum[k];
+      accumulation[k] = a;
+      weights[k] = fround(c * accumulation[k]) + weights[k];
+    }
+  }
+}
+
+/**
+ * L2 weight decay `rate / 2 * sum(w^2)` over the flat ranges `[start, end)`, added to `gradients`
+ * as its gradient `rate * w` (in tfjs's float32 order: (rate / 2) * (2 * w)); returns the loss
+ * term. Plain loops on the flat vectors instead of ~5 tensor ops per decayed variable on the
+ * main thread's tape, which would make it the slowest replica.
+ */
+export function addWeightDecay(gradients: Float32Array, weights: Float32Array, ranges: Array<[number, number]>, rate: number): number {
+  const half = Math.fround(rate / 2);
+  let squares = 0;
+  for (const [start, end] of ranges) {
+    for (let k = start; k < end; k++) {
+      const w = weights[k];
+      squares += w * w;
+      gradients[k] += Math.fround(half * (2 * w));
+    }
+  }
+  return (rate / 2) * squares;
+}
+
+/** A weight of a layers model (`model.weights[i]`): BatchNorm moving statistics are written through it. */
+export type ModelWeight = tf.LayersModel['weights'][number];
+
+/**
+ * The BatchNorm moving statistics of `model`, resolved once: `model.weights` gathers every
+ * layer's weights on each access, too slow to call per variable per step.
+ */
+export function weightsAt(model: tf.LayersModel, indices: number[]): ModelWeight[] {
+  const weights = model.weights;
+  return indices.map((i) => weights[i]);
+}
+
+/** Overwrites the moving statistics with their slices of `values` (laid out as `layout`). */
+export function setMovingStats(stats: ModelWeight[], values: Float32Array, layout: FlatLayout): void {
+  stats.forEach((variable, i) => {
+    const offset = layout.offsets[i];
+    const value = tf.tensor(values.subarray(offset, offset + layout.sizes[i]), variable.shape as number[]);
     variable.write(value);
     value.dispose();
   });
 }
 
-/** Reads the moving statistics (indices into `model.weights`). */
-export function readMovingStats(model: tf.LayersModel, indices: number[]): Float32Array[] {
-  return indices.map((index) => Float32Array.from(model.weights[index].read().dataSync() as Float32Array));
+/** Reads the moving statistics into `target` (laid out as `layout`). */
+export function readMovingStats(stats: ModelWeight[], target: Float32Array, layout: FlatLayout): void {
+  stats.forEach((variable, i) => copyValuesInto(variable.read(), target, layout.offsets[i]));
+}
+
+/** The mean of the replicas' moving statistics (summed in double, first to last, as before). */
+export function averageInto(target: Float32Array, slots: Float32Array[]): void {
+  const count = slots.length;
+  for (let k = 0; k < target.length; k++) {
+    let total = 0;
+    for (const slot of slots) total += slot[k];
+    target[k] = total / count;
+  }
 }
