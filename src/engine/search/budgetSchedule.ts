@@ -44,6 +44,14 @@ export const SWITCH_MARGIN = 0.05;
  * "Settling").
  */
 export const FINAL_LATENT_STEP = 0.05;
+/**
+ * Below this many optimizer steps the search cannot bring the masks onto the budget by itself
+ * (the shortest searches measured in docs/search.md have 54 steps; a 2-step search, such as
+ * MobileNetV2 on 72 images in batches of 64, leaves the masks where they started), and the
+ * projection does the pruning: the job says so.
+ */
+export const FEW_SEARCH_STEPS = 40;
+
 /** Tolerance around the scheduled target, as a fraction of the final target's MACs. */
 export const TOLERANCE = 0.02;
 /** How many times the gain can double over the search (growth per step = 2^(DOUBLINGS / steps)). */

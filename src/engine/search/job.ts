@@ -22,7 +22,7 @@ import { isAllocationFailure, backendSurvived, outOfMemoryError } from '../train
 import { batchCount } from '../data';
 import { measureTrainingSpeed, microBatchFor } from './sizing';
 import { projectOntoBudget, selectionToLatents } from './maskSelection';
-import { BudgetSchedule, LatentStepScaler } from './budgetSchedule';
+import { BudgetSchedule, FEW_SEARCH_STEPS, LatentStepScaler } from './budgetSchedule';
 import { PRUNE_METHODS } from './methods';
 import { DEFAULT_WIDTH_CONSTRAINTS, validateWidthConstraints, WidthLattice } from './widthConstraints';
 import type { WidthConstraints } from './widthConstraints';
@@ -310,6 +310,9 @@ async function trainPhase(
     return masks!.budget.loss(model, target, settings.alpha * schedule!.budgetWeight(), floors);
   };
   hooks.emit({ type: 'phase', phase, epochs });
+  if (schedule && schedule.totalSteps < FEW_SEARCH_STEPS) {
+    hooks.emit({ type: 'log', message: `the search has ${schedule.totalSteps} optimizer step(s): too few for the budget loss to bring the masks onto the target (about ${FEW_SEARCH_STEPS} or more are needed), so the projection after it will do most of the pruning; more images, a smaller --batch-size or more --search-epochs give the search more steps` });
+  }
   const augment = defaultAugmentation(dataset);
   for (let epoch = state.epochsDone; epoch < epochs; epoch++) {
     let lastEmit = 0;
