@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from '../../src/engine/data/random';
 import { deployGraph } from '../../src/engine/deploy';
 import { graphFromModel, modelFromGraph } from '../../src/engine/graph/modelGraph';
-import { BudgetSchedule } from '../../src/engine/search/budgetSchedule';
+import { BudgetSchedule, FINAL_LATENT_STEP, LatentStepScaler, WARMUP_SHARE } from '../../src/engine/search/budgetSchedule';
 import { MacsBudget } from '../../src/engine/budget/macsBudget';
 import { insertMasks } from '../../src/engine/transform/masks';
 import * as fs from 'fs';
@@ -124,6 +124,68 @@ describe('MACs budget: differentiable MACs and the budget schedule', () => {
     assert.ok(Math.abs(schedule.gain - grown / 2) < 1e-9 * grown, `gain ${schedule.gain} vs ${grown} / 2`);
     for (let i = 0; i < 60; i++) schedule.observe(schedule.scheduledFraction());
     assert.equal(schedule.scheduledFraction(), 0.5);
+  });
+
+  it('the latents\' step is whole while the target moves, then anneals to its final fraction at the last step; the budget\'s share keeps its size', () => {
+    const steps = 80;
+    const schedule = new BudgetSchedule(steps, 0.3);
+    const scales: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      scales.push(schedule.latentStepScale());
+      assert.ok(Math.abs(schedule.budgetWeight() * schedule.latentStepScale() - schedule.gain) <= 1e-12 * schedule.gain, `step ${i}: budget weight x latent step != gain`);
+      schedule.observe(i % 2 ? 0.9 : 0.1); // alternating errors: the gain changes, the step factor must not care
+    }
+    const warmup = Math.round(WARMUP_SHARE * steps);
+    assert.deepEqual(scales.slice(0, warmup), new Array(warmup).fill(1));
+    for (let i = warmup + 1; i < steps; i++) assert.ok(scales[i] < scales[i - 1], `step ${i}: ${scales[i]} after ${scales[i - 1]}`);
+    assert.ok(Math.abs(scales[steps - 1] - FINAL_LATENT_STEP) <= 1e-12, `last step ${scales[steps - 1]}`);
+    // Resumed from a snapshot mid-hold, the factor continues where it was.
+    const resumed = new BudgetSchedule(steps, 0.3, schedule.snapshot());
+    assert.equal(resumed.latentStepScale(), schedule.latentStepScale());
+  });
+
+  it('once the masks have crossed the held target, the gain never grows again: the swing around the target dies out', () => {
+    const steps = 100;
+    const schedule = new BudgetSchedule(steps, 0.5);
+    const warmup = Math.round(WARMUP_SHARE * steps);
+    for (let i = 0; i < warmup; i++) schedule.observe(1); // lagging through the warm-up: the gain grows
+    for (let i = 0; i < 5; i++) schedule.observe(0.9); // still above the held target: it keeps growing
+    const before = schedule.gain;
+    assert.ok(before > 2, `gain ${before}`);
+    for (let i = 0; i < 5; i++) schedule.observe(0.1); // crossed (the average error changes sign within these steps)
+    const gains: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      schedule.observe(i % 7 < 4 ? 0.9 : 0.1); // swinging on both sides, off target on every step
+      gains.push(schedule.gain);
+    }
+    for (let i = 1; i < gains.length; i++) assert.ok(gains[i] <= gains[i - 1], `step ${i}: gain ${gains[i]} after ${gains[i - 1]}`);
+    assert.ok(gains[gains.length - 1] < before, `gain ${gains[gains.length - 1]} vs ${before} before the crossing`);
+    // Resumed from a snapshot, the schedule remembers the crossing.
+    const resumed = new BudgetSchedule(steps, 0.5, schedule.snapshot());
+    resumed.observe(0.9);
+    assert.ok(resumed.gain <= schedule.gain);
+  });
+
+  it('the latent step scaler keeps the given share of each latent\'s step and clips to [0, 1]', () => {
+    const layer = tf.layers.dense({ units: 4, inputShape: [1], useBias: false });
+    const model = tf.sequential({ layers: [layer] });
+    const latent = layer.weights[0];
+    latent.write(tf.tensor2d([[0.2, 0.6, 0.95, 0.05]]));
+    const scaler = new LatentStepScaler([latent]);
+    latent.write(tf.tensor2d([[0.4, 0.2, 1.5, -0.5]])); // an optimizer step of +0.2, -0.4, +0.55, -0.55
+    scaler.settle(0.25);
+    const expected = [0.2 + 0.05, 0.6 - 0.1, 0.95 + 0.1375, 0.05 - 0.1375].map((v) => Math.min(1, Math.max(0, v)));
+    const got = Array.from(latent.read().dataSync());
+    got.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= 1e-6, `latent ${i}: ${v} vs ${expected[i]}`));
+    latent.write(tf.tensor2d([[0.45, 0.7, 1, 0]])); // the next step starts from the settled values
+    scaler.settle(0.5);
+    const second = [0.25 + 0.1, 0.5 + 0.1, 1, 0];
+    Array.from(latent.read().dataSync()).forEach((v, i) => assert.ok(Math.abs(v - second[i]) <= 1e-6, `latent ${i} (second step): ${v} vs ${second[i]}`));
+    const before = tf.memory().numTensors;
+    scaler.settle(1);
+    assert.equal(tf.memory().numTensors, before, 'settling leaks no tensors');
+    scaler.dispose();
+    model.dispose();
   });
 });
 

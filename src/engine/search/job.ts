@@ -22,7 +22,7 @@ import { isAllocationFailure, backendSurvived, outOfMemoryError } from '../train
 import { batchCount } from '../data';
 import { measureTrainingSpeed, microBatchFor } from './sizing';
 import { projectOntoBudget, selectionToLatents } from './maskSelection';
-import { BudgetSchedule } from './budgetSchedule';
+import { BudgetSchedule, FEW_SEARCH_STEPS, LatentStepScaler } from './budgetSchedule';
 import { PRUNE_METHODS } from './methods';
 import { DEFAULT_WIDTH_CONSTRAINTS, validateWidthConstraints, WidthLattice } from './widthConstraints';
 import type { WidthConstraints } from './widthConstraints';
@@ -268,18 +268,9 @@ export function constraintsOf(settings: RunSettings): WidthConstraints {
   return settings.constraints ?? DEFAULT_WIDTH_CONSTRAINTS;
 }
 
-/**
- * Keeps the search's latents in [0, 1] (BinaryConnect's clipping of straight-through weights): a
- * channel is never more than 0.5 from changing state, so a layer the budget pull over-pruned can
- * come back within a few steps, and a strong pull cannot drive latents far below the threshold.
- */
-function clipLatents(model: tf.LayersModel, budget: MacsBudget): void {
-  tf.tidy(() => {
-    for (const group of budget.groups) {
-      const variable = model.getLayer(group.layerName).weights[0];
-      variable.write(tf.clipByValue(variable.read(), 0, 1));
-    }
-  });
+/** The searched latents: the variables the schedule's latent step factor and clipping act on. */
+function latentVariables(model: tf.LayersModel, budget: MacsBudget): tf.LayerVariable[] {
+  return budget.groups.map((group) => model.getLayer(group.layerName).weights[0]);
 }
 
 /** Kept counts with every group raised to its floor: what the budget loss counts. */
@@ -316,14 +307,18 @@ async function trainPhase(
     : undefined;
   const budgetLoss = () => {
     const target = schedule!.scheduledFraction() * masks!.budget.fullMacs;
-    return masks!.budget.loss(model, target, settings.alpha * schedule!.gain, floors);
+    return masks!.budget.loss(model, target, settings.alpha * schedule!.budgetWeight(), floors);
   };
   hooks.emit({ type: 'phase', phase, epochs });
+  if (schedule && schedule.totalSteps < FEW_SEARCH_STEPS) {
+    hooks.emit({ type: 'log', message: `the search has ${schedule.totalSteps} optimizer step(s): too few for the budget loss to bring the masks onto the target (about ${FEW_SEARCH_STEPS} or more are needed), so the projection after it will do most of the pruning; more images, a smaller --batch-size or more --search-epochs give the search more steps` });
+  }
   const augment = defaultAugmentation(dataset);
   for (let epoch = state.epochsDone; epoch < epochs; epoch++) {
     let lastEmit = 0;
     const learningRate = phase === 'search' ? baseLearningRate : cosineLearningRate(baseLearningRate, epoch, epochs);
     const currentMacs = () => (masks ? masks.budget.macsOf(masks.budget.keptCounts(model)) : 0);
+    const latentSteps = schedule ? new LatentStepScaler(latentVariables(model, masks!.budget)) : undefined;
     const result = await trainEpoch(model, dataset.train, {
       batchSize: settings.batchSize,
       learningRate,
@@ -362,10 +357,10 @@ async function trainPhase(
       workers: context.workers,
       onBatch: (p) => {
         if (schedule) {
+          latentSteps!.settle(schedule.latentStepScale(), schedule.switchMargin());
           const fraction = masks!.budget.macsOf(atFloors(masks!.budget.keptCounts(model), masks!.lattice)) / masks!.budget.fullMacs;
-          if (process.env.PAS_DEBUG_BUDGET) process.stderr.write(`budget ${p.batch} scheduled ${schedule.scheduledFraction().toFixed(3)} macs ${fraction.toFixed(3)} gain ${schedule.gain.toFixed(2)}\n`);
+          if (process.env.PAS_DEBUG_BUDGET) process.stderr.write(`budget ${p.batch} scheduled ${schedule.scheduledFraction().toFixed(3)} macs ${fraction.toFixed(3)} gain ${schedule.gain.toFixed(2)} latent-step ${schedule.latentStepScale().toFixed(3)}\n`);
           schedule.observe(fraction);
-          clipLatents(model, masks!.budget);
         }
         const now = Date.now();
         if (now - lastEmit < BATCH_EVENT_INTERVAL_MS && p.batch < p.batches) return;
@@ -375,6 +370,7 @@ async function trainPhase(
         hooks.emit({ type: 'batch', phase, epoch: epoch + 1, batch: p.batch, batches: p.batches, loss: p.loss, accuracy: p.accuracy, macs: currentMacs(), etaSeconds, imagesPerSecond: p.imagesPerSecond });
       },
     });
+    latentSteps?.dispose();
     if (result.stopped) return true;
     const validation = validationScore(context, model);
     const counts = masks ? masks.budget.keptCounts(model) : new Map<string, number>();
