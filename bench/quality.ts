@@ -41,7 +41,7 @@
  */
 import { spawn } from 'child_process';
 import { Command } from 'commander';
-import { parseFraction, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber } from '../src/cli/options';
+import { parseFraction, parseLatentPrior, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber } from '../src/cli/options';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -49,6 +49,7 @@ import * as readline from 'readline';
 import * as tf from '@tensorflow/tfjs';
 import type { PruneMethod, SearchReport, WorkerEvent } from '../src/shared/workerProtocol';
 import { methodSearches, PRUNE_METHOD_NAMES } from '../src/engine/search/methods';
+import { DEFAULT_LATENT_PRIOR } from '../src/engine/search/latentInit';
 import { initBackend } from '../src/engine/backends';
 import { defaultAugmentation, findPackageRoot, loadDataset, type Dataset } from '../src/engine/data';
 import { summarizeGraph } from '../src/engine/graph/counting';
@@ -79,6 +80,7 @@ interface Flags {
   widthMultiplier: number;
   batchSize: number;
   alpha?: number;
+  latentPrior?: number;
   jobs: number;
   reuseBaseline: boolean;
   reportOnly: boolean;
@@ -161,6 +163,7 @@ function parseFlags(argv: string[], root: string): Flags {
     .option('--max-train <n>', 'cap on the training images; passed to the CLI runs too', parsePositiveInt, 6000)
     .option('--batch-size <n>', 'batch size', parsePositiveInt, 64)
     .option('--alpha <x>', 'PaS budget-loss weight (default: the CLI\'s)', parsePositiveNumber)
+    .option('--latent-prior <x>', 'PaS latent importance-prior spread (default: the CLI\'s)', parseLatentPrior)
     .option('--jobs <n>', 'CLI runs at once; wasm is single-threaded, so up to the core count helps', parsePositiveInt, 2)
     .option('--reuse-baseline', 'reuse WORK/baseline and finished runs trained with the same settings', false)
     .option('--report-only', 'train nothing: write the results of the finished runs in WORK (with --reuse-baseline); safe while another bench fills WORK', false)
@@ -311,6 +314,7 @@ function cliArgs(flags: Flags, baselineJson: string, dataSpec: string, run: Plan
     '--json',
   ];
   if (flags.alpha !== undefined) args.push('--alpha', String(flags.alpha));
+  if (flags.latentPrior !== undefined && methodSearches(run.method)) args.push('--latent-prior', String(flags.latentPrior));
   if (flags.maxTrain !== undefined) args.push('--max-train', String(flags.maxTrain));
   return args;
 }
@@ -329,7 +333,9 @@ function reusableReport(outDir: string, flags: Flags, run: PlannedRun): SearchRe
     const epochs = epochsOf(flags, run.method);
     const same = s.method === run.method && s.targetFraction === run.target && s.seed === run.seed && s.batchSize === flags.batchSize
       && s.finetuneEpochs === epochs.finetune && (!methodSearches(run.method) || s.searchEpochs === epochs.search)
-      && (s.maxTrain ?? null) === (flags.maxTrain ?? null) && (flags.alpha === undefined || s.alpha === flags.alpha) && s.pretrainEpochs === 0;
+      && (s.maxTrain ?? null) === (flags.maxTrain ?? null) && (flags.alpha === undefined || s.alpha === flags.alpha)
+      // Runs from before the prior existed have no latentPrior: they started from equal latents.
+      && (!methodSearches(run.method) || (s.latentPrior ?? 0) === (flags.latentPrior ?? DEFAULT_LATENT_PRIOR)) && s.pretrainEpochs === 0;
     return same ? (saved as SearchReport) : undefined;
   } catch {
     return undefined;
@@ -699,6 +705,7 @@ async function main(): Promise<number> {
     maxTrain: flags.maxTrain ?? null,
     batchSize: flags.batchSize,
     alpha: flags.alpha ?? runs.find((r) => r.alpha !== undefined)?.alpha ?? null,
+    latentPrior: flags.latentPrior ?? DEFAULT_LATENT_PRIOR,
     jobs: flags.jobs,
     baselineRecipe: { optimizer: 'SGD', momentum: MOMENTUM, learningRate: BASELINE_LR, schedule: 'cosine', weightDecay: WEIGHT_DECAY, augmentation: 'pad-crop 2 + horizontal flip' },
     cliLearningRates: 'search 0.02 constant, finetune 0.02 cosine (the CLI defaults)',

@@ -30,6 +30,8 @@ export interface SearchCliOptions extends ModelOptions {
   seed: number;
   batchSize: number;
   alpha: number;
+  /** Spread of PaS's latent importance prior (--latent-prior). */
+  latentPrior?: number;
   maxTrain?: number;
   maxTest?: number;
   format?: DeployedFormat;
@@ -65,6 +67,7 @@ export function settingsFrom(modelSpec: string, options: SearchCliOptions): RunS
     batchSize: options.batchSize,
     seed: options.seed,
     alpha: options.alpha,
+    ...(options.latentPrior !== undefined ? { latentPrior: options.latentPrior } : {}),
     learningRates: { pretrain: 0.1, search: 0.02, finetune: 0.02 },
     maxTrain: options.maxTrain,
     maxTest: options.maxTest,

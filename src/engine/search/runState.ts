@@ -42,6 +42,11 @@ export interface RunSettings {
   microBatch?: number;
   /** Width constraints (absent in runs started before they existed: the defaults apply). */
   constraints?: WidthConstraints;
+  /**
+   * Spread of the importance prior on PaS's initial latents (latentInit.ts; 0: none). Absent:
+   * the default, DEFAULT_LATENT_PRIOR.
+   */
+  latentPrior?: number;
 }
 
 export type RunPhase = 'pretrain' | 'search' | 'finetune' | 'done';
