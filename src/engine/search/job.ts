@@ -22,6 +22,7 @@ import { isAllocationFailure, backendSurvived, outOfMemoryError } from '../train
 import { batchCount } from '../data';
 import { measureTrainingSpeed, microBatchFor } from './sizing';
 import { projectOntoBudget, selectionToLatents } from './maskSelection';
+import { maskedPhaseLearningRate } from './learningRateSchedule';
 import { DEFAULT_LATENT_PRIOR, initialSearchLatents, SEARCH_LATENT_INIT } from './latentInit';
 import { BudgetSchedule } from './budgetSchedule';
 import { PRUNE_METHODS } from './methods';
@@ -316,7 +317,7 @@ async function trainPhase(
   const augment = defaultAugmentation(dataset);
   for (let epoch = state.epochsDone; epoch < epochs; epoch++) {
     let lastEmit = 0;
-    const learningRate = phase === 'search' ? baseLearningRate : cosineLearningRate(baseLearningRate, epoch, epochs);
+    const learningRate = phase === 'pretrain' ? cosineLearningRate(baseLearningRate, epoch, epochs) : maskedPhaseLearningRate(settings, phase, epoch, baseLearningRate);
     const currentMacs = () => (masks ? masks.budget.macsOf(masks.budget.keptCounts(model)) : 0);
     const result = await trainEpoch(model, dataset.train, {
       batchSize: settings.batchSize,

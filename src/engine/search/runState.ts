@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../io';
 import type { DeployedFormat } from '../onnx/saveDeployed';
 import type { BudgetScheduleState } from './budgetSchedule';
 import type { WidthConstraints } from './widthConstraints';
+import type { LearningRateSchedule } from './learningRateSchedule';
 
 export const RUN_STATE_FILE = 'state.json';
 export const RUN_STATE_VERSION = 1;
@@ -47,6 +48,8 @@ export interface RunSettings {
    * the default, DEFAULT_LATENT_PRIOR.
    */
   latentPrior?: number;
+  /** The weights' learning-rate curve through search and fine-tune (learningRateSchedule.ts). Absent: the default. */
+  learningRateSchedule?: LearningRateSchedule;
 }
 
 export type RunPhase = 'pretrain' | 'search' | 'finetune' | 'done';
