@@ -17,7 +17,7 @@ import { methodSearches } from './methods';
 export type LearningRateSchedule = 'shared' | 'per-phase';
 
 export const LEARNING_RATE_SCHEDULES: readonly LearningRateSchedule[] = ['shared', 'per-phase'];
-export const DEFAULT_LEARNING_RATE_SCHEDULE: LearningRateSchedule = 'shared';
+export const DEFAULT_LEARNING_RATE_SCHEDULE: LearningRateSchedule = 'per-phase';
 
 export interface ScheduleSettings {
   method: PruneMethod;
