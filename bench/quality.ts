@@ -40,8 +40,8 @@
  * Test accuracy is always on the full 10,000-image test split (`--max-test` is never used).
  */
 import { spawn } from 'child_process';
-import { Command } from 'commander';
-import { parseFraction, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber } from '../src/cli/options';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseFraction, parseLatentPrior, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber } from '../src/cli/options';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -49,6 +49,8 @@ import * as readline from 'readline';
 import * as tf from '@tensorflow/tfjs';
 import type { PruneMethod, SearchReport, WorkerEvent } from '../src/shared/workerProtocol';
 import { methodSearches, PRUNE_METHOD_NAMES } from '../src/engine/search/methods';
+import { DEFAULT_LATENT_PRIOR } from '../src/engine/search/latentInit';
+import { DEFAULT_LEARNING_RATE_SCHEDULE, LEARNING_RATE_SCHEDULES, type LearningRateSchedule } from '../src/engine/search/learningRateSchedule';
 import { initBackend } from '../src/engine/backends';
 import { defaultAugmentation, findPackageRoot, loadDataset, type Dataset } from '../src/engine/data';
 import { summarizeGraph } from '../src/engine/graph/counting';
@@ -76,9 +78,13 @@ interface Flags {
   targets: number[];
   maxTrain?: number;
   seeds: number[];
+  /** Methods to run (all by default; fewer for a diagnostic). */
+  methods: Method[];
   widthMultiplier: number;
   batchSize: number;
   alpha?: number;
+  latentPrior?: number;
+  lrSchedule?: LearningRateSchedule;
   jobs: number;
   reuseBaseline: boolean;
   reportOnly: boolean;
@@ -157,10 +163,13 @@ function parseFlags(argv: string[], root: string): Flags {
     .option('--finetune-epochs <n>', 'PaS fine-tuning epochs; the baselines fine-tune for search + finetune epochs', parseNonNegativeInt, 2)
     .option('--targets <list>', 'MACs targets as fractions of the baseline\'s deployed MACs', parseTargets, [0.5, 0.3, 0.2])
     .option('--seeds <list>', 'seeds of the pruning runs; the baseline is trained with the first', parseSeeds, [1, 2, 3])
+    .option('--methods <list>', 'methods to run (a diagnostic: the checks need all three)', parseMethods, METHODS)
     .option('--width-multiplier <x>', 'width of builtin:default', parsePositiveNumber, 0.5)
     .option('--max-train <n>', 'cap on the training images; passed to the CLI runs too', parsePositiveInt, 6000)
     .option('--batch-size <n>', 'batch size', parsePositiveInt, 64)
     .option('--alpha <x>', 'PaS budget-loss weight (default: the CLI\'s)', parsePositiveNumber)
+    .option('--latent-prior <x>', 'PaS latent importance-prior spread (default: the CLI\'s)', parseLatentPrior)
+    .addOption(new Option('--lr-schedule <schedule>', 'learning-rate curve of the CLI runs (default: the CLI\'s)').choices(LEARNING_RATE_SCHEDULES))
     .option('--jobs <n>', 'CLI runs at once; wasm is single-threaded, so up to the core count helps', parsePositiveInt, 2)
     .option('--reuse-baseline', 'reuse WORK/baseline and finished runs trained with the same settings', false)
     .option('--report-only', 'train nothing: write the results of the finished runs in WORK (with --reuse-baseline); safe while another bench fills WORK', false)
@@ -183,6 +192,12 @@ function parseFlags(argv: string[], root: string): Flags {
 
 function parseSeeds(value: string): number[] {
   return value.split(',').map((part) => parseNonNegativeInt(part.trim()));
+}
+
+function parseMethods(value: string): Method[] {
+  const names = value.split(',').map((part) => part.trim());
+  for (const name of names) if (!(METHODS as string[]).includes(name)) throw new InvalidArgumentError(`unknown method '${name}' (${METHODS.join(', ')})`);
+  return names as Method[];
 }
 
 function parseTargets(value: string): number[] {
@@ -311,6 +326,8 @@ function cliArgs(flags: Flags, baselineJson: string, dataSpec: string, run: Plan
     '--json',
   ];
   if (flags.alpha !== undefined) args.push('--alpha', String(flags.alpha));
+  if (flags.latentPrior !== undefined && methodSearches(run.method)) args.push('--latent-prior', String(flags.latentPrior));
+  if (flags.lrSchedule !== undefined && methodSearches(run.method)) args.push('--lr-schedule', flags.lrSchedule);
   if (flags.maxTrain !== undefined) args.push('--max-train', String(flags.maxTrain));
   return args;
 }
@@ -329,7 +346,11 @@ function reusableReport(outDir: string, flags: Flags, run: PlannedRun): SearchRe
     const epochs = epochsOf(flags, run.method);
     const same = s.method === run.method && s.targetFraction === run.target && s.seed === run.seed && s.batchSize === flags.batchSize
       && s.finetuneEpochs === epochs.finetune && (!methodSearches(run.method) || s.searchEpochs === epochs.search)
-      && (s.maxTrain ?? null) === (flags.maxTrain ?? null) && (flags.alpha === undefined || s.alpha === flags.alpha) && s.pretrainEpochs === 0;
+      && (s.maxTrain ?? null) === (flags.maxTrain ?? null) && (flags.alpha === undefined || s.alpha === flags.alpha)
+      // Runs from before the prior existed have no latentPrior: they started from equal latents.
+      && (!methodSearches(run.method) || (s.latentPrior ?? 0) === (flags.latentPrior ?? DEFAULT_LATENT_PRIOR))
+      // Runs from before the schedule existed have none: they ran per phase.
+      && (!methodSearches(run.method) || (s.learningRateSchedule ?? 'per-phase') === (flags.lrSchedule ?? DEFAULT_LEARNING_RATE_SCHEDULE)) && s.pretrainEpochs === 0;
     return same ? (saved as SearchReport) : undefined;
   } catch {
     return undefined;
@@ -634,7 +655,7 @@ async function main(): Promise<number> {
 
   // 2. The pruning runs: every method at every target and seed; seeds outermost, so that a run
   // cut short still has every method at every target for the first seeds.
-  const plan: PlannedRun[] = flags.seeds.flatMap((seed) => flags.targets.flatMap((target) => METHODS.map((method) => ({ method, target, seed }))));
+  const plan: PlannedRun[] = flags.seeds.flatMap((seed) => flags.targets.flatMap((target) => flags.methods.map((method) => ({ method, target, seed }))));
   const runs = await runPool(plan, flags.jobs, (run) => runCli(root, flags, baselineJson, dataSpec, run));
 
   // 3. Results.
@@ -699,9 +720,13 @@ async function main(): Promise<number> {
     maxTrain: flags.maxTrain ?? null,
     batchSize: flags.batchSize,
     alpha: flags.alpha ?? runs.find((r) => r.alpha !== undefined)?.alpha ?? null,
+    latentPrior: flags.latentPrior ?? DEFAULT_LATENT_PRIOR,
+    learningRateSchedule: flags.lrSchedule ?? DEFAULT_LEARNING_RATE_SCHEDULE,
     jobs: flags.jobs,
     baselineRecipe: { optimizer: 'SGD', momentum: MOMENTUM, learningRate: BASELINE_LR, schedule: 'cosine', weightDecay: WEIGHT_DECAY, augmentation: 'pad-crop 2 + horizontal flip' },
-    cliLearningRates: 'search 0.02 constant, finetune 0.02 cosine (the CLI defaults)',
+    cliLearningRates: (flags.lrSchedule ?? DEFAULT_LEARNING_RATE_SCHEDULE) === 'shared'
+      ? 'base 0.02, one cosine per epoch over all weight-training epochs after the baseline (PaS: search then fine-tune along it; the baselines: fine-tune along it)'
+      : 'PaS: search at 0.02 constant, then 0.02 cosine over the fine-tune epochs; the baselines: 0.02 cosine over their fine-tune epochs',
     seedMeaning: 'a run\'s seed picks its training subset (--max-train), data order and augmentation; the baseline is trained once, with the first seed',
     latency: 'median ms of 30 batch-1 forward passes after warm-up (src/engine/latency.ts), each deployed model measured alone after all runs finished, on this process\'s backend',
     baselineReused,

@@ -12,7 +12,9 @@ import { DEPLOYED_FORMATS } from '../engine/onnx/saveDeployed';
 import { runCompare } from './commands/compare';
 import { endQuietlyOnClosedPipe } from './closedPipe';
 import { Output } from './output';
-import { BACKEND_CHOICES, parseFraction, parseNameList, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape, parseUnitInterval, parseWorkersOption } from './options';
+import { DEFAULT_LATENT_PRIOR } from '../engine/search/latentInit';
+import { DEFAULT_LEARNING_RATE_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/search/learningRateSchedule';
+import { BACKEND_CHOICES, parseFraction, parseLatentPrior, parseNameList, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape, parseUnitInterval, parseWorkersOption } from './options';
 import { PRUNE_METHOD_NAMES } from '../engine/search/methods';
 import { DEFAULT_WIDTH_CONSTRAINTS } from '../engine/search/widthConstraints';
 
@@ -61,6 +63,8 @@ function addSearchOptions(command: Command): Command {
     .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)
     .option('--batch-size <n>', 'training batch size', parsePositiveInt, 64)
     .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
+    .option('--latent-prior <spread>', `PaS: the searched latents start ordered by BN |gamma| within each layer, SPREAD apart from the most to the least important channel (0: all equal)`, parseLatentPrior, DEFAULT_LATENT_PRIOR)
+    .addOption(new Option('--lr-schedule <schedule>', 'learning rate of the weights after the trained model: shared = one cosine over search + fine-tune epochs (the same curve as a baseline of equal epochs); per-phase = constant during the search, then a cosine over the fine-tune').choices(LEARNING_RATE_SCHEDULES).default(DEFAULT_LEARNING_RATE_SCHEDULE))
     .option('--workers <n>', 'training threads sharing each batch, or auto (one per core; wasm backend only; default 1: see docs/backends.md)', parseWorkersOption, 1)
     .addOption(new Option('--format <format>', 'deployed model format (default: onnx for an .onnx input, tfjs otherwise)').choices(DEPLOYED_FORMATS))
     .option('--micro-batch <n>', 'examples per forward/backward pass, gradients accumulated over the batch (default: sized from the memory estimate)', parsePositiveInt)

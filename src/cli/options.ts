@@ -1,3 +1,4 @@
+import { SEARCH_LATENT_INIT } from '../engine/search/latentInit';
 import { InvalidArgumentError } from 'commander';
 import type { BackendChoice } from '../shared/workerProtocol';
 import type { BuiltinOptions } from '../engine/zoo/builtins';
@@ -47,6 +48,15 @@ export function parseFraction(value: string): number {
 export function parseUnitInterval(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`expected a fraction between 0 and 1, got '${value}'`);
+  return n;
+}
+
+/** The spread of PaS's latent importance prior (--latent-prior): every channel must start kept. */
+export function parseLatentPrior(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n >= 2 * (SEARCH_LATENT_INIT - 0.5)) {
+    throw new InvalidArgumentError(`expected a number >= 0 and < ${2 * (SEARCH_LATENT_INIT - 0.5)} (the latents start at ${SEARCH_LATENT_INIT}, and every channel must start above the 0.5 threshold), got '${value}'`);
+  }
   return n;
 }
 

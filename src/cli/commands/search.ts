@@ -9,6 +9,7 @@ import { runSearchJob } from '../../engine/search/job';
 import { fitBuiltinToData } from '../../engine/search/fitToData';
 import { parseNormalize, type InputRange } from '../../engine/data';
 import { methodSearches } from '../../engine/search/methods';
+import type { LearningRateSchedule } from '../../engine/search/learningRateSchedule';
 import { DEFAULT_WIDTH_CONSTRAINTS } from '../../engine/search/widthConstraints';
 import { holdsOnlyRunLeftovers, readRunState, RunSettings } from '../../engine/search/runState';
 import { describeFsError } from '../../engine/io/fsErrors';
@@ -30,6 +31,10 @@ export interface SearchCliOptions extends ModelOptions {
   seed: number;
   batchSize: number;
   alpha: number;
+  /** Spread of PaS's latent importance prior (--latent-prior). */
+  latentPrior?: number;
+  /** --lr-schedule. */
+  lrSchedule?: LearningRateSchedule;
   maxTrain?: number;
   maxTest?: number;
   format?: DeployedFormat;
@@ -65,6 +70,8 @@ export function settingsFrom(modelSpec: string, options: SearchCliOptions): RunS
     batchSize: options.batchSize,
     seed: options.seed,
     alpha: options.alpha,
+    ...(options.latentPrior !== undefined ? { latentPrior: options.latentPrior } : {}),
+    ...(options.lrSchedule !== undefined ? { learningRateSchedule: options.lrSchedule } : {}),
     learningRates: { pretrain: 0.1, search: 0.02, finetune: 0.02 },
     maxTrain: options.maxTrain,
     maxTest: options.maxTest,

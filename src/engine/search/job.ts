@@ -22,6 +22,8 @@ import { isAllocationFailure, backendSurvived, outOfMemoryError } from '../train
 import { batchCount } from '../data';
 import { measureTrainingSpeed, microBatchFor } from './sizing';
 import { projectOntoBudget, selectionToLatents } from './maskSelection';
+import { maskedPhaseLearningRate } from './learningRateSchedule';
+import { DEFAULT_LATENT_PRIOR, initialSearchLatents, SEARCH_LATENT_INIT } from './latentInit';
 import { BudgetSchedule, FEW_SEARCH_STEPS, LatentStepScaler } from './budgetSchedule';
 import { PRUNE_METHODS } from './methods';
 import { DEFAULT_WIDTH_CONSTRAINTS, validateWidthConstraints, WidthLattice } from './widthConstraints';
@@ -223,19 +225,12 @@ export async function runSearchJob(
   return { status: 'done', report, outDir: args.outDir };
 }
 
-/**
- * Initial latent of a searched mask: the DBC layer's own default in the official PaS code (its
- * model builders use 1.0). From 1.0 the budget pull needs to move a latent by 0.5 before any
- * channel changes state; in a short search the gain grows all that time and the layers then
- * cross the threshold together (docs/search.md). From 0.6 the masks respond within a few steps.
- */
-const SEARCH_LATENT_INIT = 0.6;
-
 /** Inserts the DBC masks: all kept for PaS (the search decides), the baseline's choice otherwise. */
 async function enterMaskedPhase(context: RunContext, state: RunState, trained: tf.LayersModel, budget: MacsBudget): Promise<tf.LayersModel> {
   const { settings } = context;
   const plain = graphFromModel(trained);
-  const { graph, layout } = insertMasks(plain, { initialValue: PRUNE_METHODS[settings.method].kind === 'search' ? SEARCH_LATENT_INIT : 1.0 });
+  const searching = PRUNE_METHODS[settings.method].kind === 'search';
+  const { graph, layout } = insertMasks(plain, searching ? { initialValue: SEARCH_LATENT_INIT, latents: initialSearchLatents(plain, settings.latentPrior ?? DEFAULT_LATENT_PRIOR) } : { initialValue: 1.0 });
   const method = PRUNE_METHODS[settings.method];
   if (method.kind === 'select') {
     const target = settings.targetFraction * budget.fullMacs;
@@ -316,7 +311,7 @@ async function trainPhase(
   const augment = defaultAugmentation(dataset);
   for (let epoch = state.epochsDone; epoch < epochs; epoch++) {
     let lastEmit = 0;
-    const learningRate = phase === 'search' ? baseLearningRate : cosineLearningRate(baseLearningRate, epoch, epochs);
+    const learningRate = phase === 'pretrain' ? cosineLearningRate(baseLearningRate, epoch, epochs) : maskedPhaseLearningRate(settings, phase, epoch, baseLearningRate);
     const currentMacs = () => (masks ? masks.budget.macsOf(masks.budget.keptCounts(model)) : 0);
     const latentSteps = schedule ? new LatentStepScaler(latentVariables(model, masks!.budget)) : undefined;
     const result = await trainEpoch(model, dataset.train, {

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../io';
 import type { DeployedFormat } from '../onnx/saveDeployed';
 import type { BudgetScheduleState } from './budgetSchedule';
 import type { WidthConstraints } from './widthConstraints';
+import type { LearningRateSchedule } from './learningRateSchedule';
 
 export const RUN_STATE_FILE = 'state.json';
 export const RUN_STATE_VERSION = 1;
@@ -42,6 +43,13 @@ export interface RunSettings {
   microBatch?: number;
   /** Width constraints (absent in runs started before they existed: the defaults apply). */
   constraints?: WidthConstraints;
+  /**
+   * Spread of the importance prior on PaS's initial latents (latentInit.ts; 0: none). Absent:
+   * the default, DEFAULT_LATENT_PRIOR.
+   */
+  latentPrior?: number;
+  /** The weights' learning-rate curve through search and fine-tune (learningRateSchedule.ts). Absent: the default. */
+  learningRateSchedule?: LearningRateSchedule;
 }
 
 export type RunPhase = 'pretrain' | 'search' | 'finetune' | 'done';
