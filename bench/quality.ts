@@ -54,7 +54,7 @@ import { DEFAULT_LEARNING_RATE_SCHEDULE, LEARNING_RATE_SCHEDULES, type LearningR
 import { initBackend } from '../src/engine/backends';
 import { defaultAugmentation, findPackageRoot, loadDataset, type Dataset } from '../src/engine/data';
 import { summarizeGraph } from '../src/engine/graph/counting';
-import { graphFromModel } from '../src/engine/graph/modelGraph';
+import { graphFromModel, modelFromGraph } from '../src/engine/graph/modelGraph';
 import { loadLayersModelFromFile, saveLayersModelToDir, writeFileAtomic } from '../src/engine/io';
 import { measureLatency } from '../src/engine/latency';
 import { cosineLearningRate, evaluate, SGD_MOMENTUM as MOMENTUM, trainableVariables, trainEpoch, WEIGHT_DECAY } from '../src/engine/train/trainer';
@@ -474,19 +474,53 @@ async function runPool<T, R>(items: T[], jobs: number, worker: (item: T) => Prom
 
 const pct = (v: number, digits = 2) => `${(100 * v).toFixed(digits)}%`;
 
+/** Rounds of latency measurement; the models are timed in turn within a round. */
+const LATENCY_ROUNDS = 5;
+
 /**
- * Latency of a deployed model (batch 1, this process's backend: the shipping wasm one), in ms:
- * the median of src/engine/latency.ts. Measured after every run has finished, one model at a
- * time, so the parallel jobs do not contend with the timing.
+ * Latency of every deployed model (batch 1, this process's backend: the shipping wasm one), in
+ * ms, measured after every run has finished so the parallel jobs do not contend with the timing.
+ * The baseline is deployed first (reparameterized like the CLI's deployed models: RepVGG
+ * branches fused, BN folded), so every row times the same kind of network. The models take turns
+ * in LATENCY_ROUNDS rounds (src/engine/latency.ts's median of 30 passes after warm-up each) and
+ * each model's figure is the median of its rounds: on a 0.3 ms network one garbage collection or
+ * JIT tier-up moved a single measurement by 3-10x (the first model timed, and 2 of 27 others, in
+ * the first x0.5 run), and taking turns spreads such events over all models instead of
+ * charging them to one.
  */
-async function deployedLatencyMs(deployedModelJson: string): Promise<number | null> {
-  if (!deployedModelJson.endsWith('.json')) return null;
-  const model = await loadLayersModelFromFile(deployedModelJson);
+async function deployedLatenciesMs(modelJsons: Array<{ file: string; deploy: boolean }>): Promise<Array<number | null>> {
+  const models: Array<tf.LayersModel | null> = [];
   try {
-    return measureLatency(model, { batch: 1, runs: 30, perLayer: false }).medianMs;
+    for (const { file, deploy } of modelJsons) {
+      if (!file.endsWith('.json')) {
+        models.push(null);
+        continue;
+      }
+      const loaded = await loadLayersModelFromFile(file);
+      if (!deploy) {
+        models.push(loaded);
+        continue;
+      }
+      const graph = graphFromModel(loaded);
+      loaded.dispose();
+      models.push(await modelFromGraph(reparameterizeGraph(graph)));
+    }
+    const rounds: number[][] = models.map(() => []);
+    for (let round = 0; round < LATENCY_ROUNDS; round++) {
+      models.forEach((model, i) => {
+        if (model) rounds[i].push(measureLatency(model, { batch: 1, runs: 30, perLayer: false }).medianMs);
+      });
+    }
+    return rounds.map((values, i) => (models[i] ? median(values) : null));
   } finally {
-    model.dispose();
+    for (const model of models) model?.dispose();
   }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 interface Summary {
@@ -670,7 +704,7 @@ async function main(): Promise<number> {
     accuracy: meta.accuracy,
     widths: firstReport?.layers.map((l) => l.originalWidth) ?? [],
     wallSeconds: meta.wallSeconds,
-    latencyMs: await deployedLatencyMs(baselineJson),
+    latencyMs: null,
   };
   const rows: Row[] = [baseline];
   const warnings: string[] = [];
@@ -687,7 +721,7 @@ async function main(): Promise<number> {
       accuracy: r.accuracyAfter,
       widths: r.layers.map((l) => l.searchedWidth),
       wallSeconds: r.wallSeconds,
-      latencyMs: await deployedLatencyMs(r.deployedModel),
+      latencyMs: null,
       searchEndMacsFraction: run.searchEndMacsFraction ?? null,
       projectionMoved: run.projectionMoved ?? null,
     });
@@ -696,6 +730,8 @@ async function main(): Promise<number> {
     if (Math.abs(r.accuracyBefore - meta.accuracy) > 1e-4) warnings.push(`${label}: the CLI measured the baseline at ${pct(r.accuracyBefore)}, the bench at ${pct(meta.accuracy)}`);
     if (Math.abs(r.targetMacs - run.target * r.macsBefore) > 0.5) warnings.push(`${label}: the CLI's target is ${r.targetMacs} MACs, not ${run.target} x ${r.macsBefore}`);
   }
+  const latencies = await deployedLatenciesMs(rows.map((row, i) => (i === 0 ? { file: baselineJson, deploy: true } : { file: runs.filter((r) => r.report)[i - 1].report!.deployedModel, deploy: false })));
+  rows.forEach((row, i) => (row.latencyMs = latencies[i]));
   const failed = runs.filter((r) => !r.report);
   for (const f of failed) warnings.push(`${f.method}@${f.target}/s${f.seed}: FAILED: ${f.error}`);
 
@@ -728,7 +764,7 @@ async function main(): Promise<number> {
       ? 'base 0.02, one cosine per epoch over all weight-training epochs after the baseline (PaS: search then fine-tune along it; the baselines: fine-tune along it)'
       : 'PaS: search at 0.02 constant, then 0.02 cosine over the fine-tune epochs; the baselines: 0.02 cosine over their fine-tune epochs',
     seedMeaning: 'a run\'s seed picks its training subset (--max-train), data order and augmentation; the baseline is trained once, with the first seed',
-    latency: 'median ms of 30 batch-1 forward passes after warm-up (src/engine/latency.ts), each deployed model measured alone after all runs finished, on this process\'s backend',
+    latency: 'ms, batch 1: each deployed model (the baseline reparameterized like the runs) timed after all runs finished, the models taking turns in 5 rounds of the median of 30 passes after warm-up (src/engine/latency.ts); the median of the rounds; on this process\'s backend',
     baselineReused,
     layerNames,
     date: new Date().toISOString(),
