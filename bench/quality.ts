@@ -321,6 +321,8 @@ function cliArgs(flags: Flags, baselineJson: string, dataSpec: string, run: Plan
     '--finetune-epochs', String(epochs.finetune),
     '--batch-size', String(flags.batchSize),
     '--seed', String(run.seed),
+    // the jobs share the cores: each run gets its share (the CLI's default, auto, is every core)
+    '--workers', String(Math.max(1, Math.floor(os.cpus().length / flags.jobs))),
     '--backend', BACKEND,
     '--out', outDir,
     '--json',
