@@ -56,7 +56,7 @@ import { defaultAugmentation, findPackageRoot, loadDataset, type Dataset } from 
 import { summarizeGraph } from '../src/engine/graph/counting';
 import { graphFromModel, modelFromGraph } from '../src/engine/graph/modelGraph';
 import { loadLayersModelFromFile, saveLayersModelToDir, writeFileAtomic } from '../src/engine/io';
-import { measureLatency } from '../src/engine/latency';
+import { measureLatency, median } from '../src/engine/latency';
 import { cosineLearningRate, evaluate, SGD_MOMENTUM as MOMENTUM, trainableVariables, trainEpoch, WEIGHT_DECAY } from '../src/engine/train/trainer';
 import { reparameterizeGraph } from '../src/engine/transform/reparameterize';
 import { buildBuiltin } from '../src/engine/zoo/builtins';
@@ -519,11 +519,6 @@ async function deployedLatenciesMs(modelJsons: Array<{ file: string; deploy: boo
   }
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 interface Summary {
   method: Method;

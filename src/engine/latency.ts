@@ -32,7 +32,8 @@ export interface LatencyOptions {
   perLayer?: boolean;
 }
 
-function median(values: number[]): number {
+/** The median of a list of timings (the mean of the middle two for an even count). */
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
