@@ -65,7 +65,7 @@ function addSearchOptions(command: Command): Command {
     .option('--alpha <x>', 'weight of the MACs budget loss', parsePositiveNumber, 8)
     .option('--latent-prior <spread>', `PaS: the searched latents start ordered by BN |gamma| within each layer, SPREAD apart from the most to the least important channel (0: all equal)`, parseLatentPrior, DEFAULT_LATENT_PRIOR)
     .addOption(new Option('--lr-schedule <schedule>', 'learning rate of the weights after the trained model: shared = one cosine over search + fine-tune epochs (the same curve as a baseline of equal epochs); per-phase = constant during the search, then a cosine over the fine-tune').choices(LEARNING_RATE_SCHEDULES).default(DEFAULT_LEARNING_RATE_SCHEDULE))
-    .option('--workers <n>', 'training threads sharing each batch, or auto (one per core; wasm backend only; default 1: see docs/backends.md)', parseWorkersOption, 1)
+    .option('--workers <n>', 'training threads sharing each batch, or auto (one per core; wasm backend only)', parseWorkersOption, 'auto')
     .addOption(new Option('--format <format>', 'deployed model format (default: onnx for an .onnx input, tfjs otherwise)').choices(DEPLOYED_FORMATS))
     .option('--micro-batch <n>', 'examples per forward/backward pass, gradients accumulated over the batch (default: sized from the memory estimate)', parsePositiveInt)
     .addOption(new Option('--input-range <range>', "the value range the model expects its pixels in (default: standardized with the data's mean and std)").choices(['0,1', '-1,1', '0,255']))

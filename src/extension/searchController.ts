@@ -92,7 +92,7 @@ export class SearchController extends Disposable {
     const outDir = request.model.startsWith('builtin:')
       ? chooseBuiltinOutputDir(request.model, this.builtinOutputBase(), 'pas', fs.existsSync)
       : chooseOutputDir(request.model, 'pas', fs.existsSync);
-    const options = { ...searchOptionsFromSetup(setup, request.model, outDir, readBackendSetting()), workers: workersSetting(vscode.workspace.getConfiguration('pas').get<string | number>('workers', 1)) };
+    const options = { ...searchOptionsFromSetup(setup, request.model, outDir, readBackendSetting()), workers: workersSetting(vscode.workspace.getConfiguration('pas').get<string | number>('workers', 'auto')) };
     const info: SearchRunInfo = {
       model: request.model,
       label: request.label,
@@ -297,8 +297,7 @@ function describeProgress(event: WorkerEvent): string | undefined {
   }
 }
 
-/** The `pas.workers` setting as a --workers value: a count, or 'auto'; anything else is the default, 1. */
+/** The `pas.workers` setting as a --workers value: a count, or 'auto'; anything else is the default, 'auto'. */
 function workersSetting(value: string | number): 'auto' | number {
-  if (value === 'auto') return 'auto';
-  return typeof value === 'number' && Number.isInteger(value) && value >= 1 ? value : 1;
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 ? value : 'auto';
 }

@@ -8,9 +8,9 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const CLI = path.join(REPO_ROOT, 'dist', 'cli.js');
 
 /** Runs the built CLI (npm test builds it first) and returns its result. */
-export function runCli(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): SpawnSyncReturns<string> {
+export function runCli(args: string[], options: { cwd?: string; timeoutMs?: number; nodeArgs?: string[] } = {}): SpawnSyncReturns<string> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run 'node esbuild.js' first`);
-  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: options.cwd ?? REPO_ROOT, timeout: options.timeoutMs ?? 300_000 });
+  return spawnSync(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], { encoding: 'utf8', cwd: options.cwd ?? REPO_ROOT, timeout: options.timeoutMs ?? 300_000 });
 }
 
 /** The JSON events of a --json run's stdout. */

@@ -60,12 +60,11 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
   const layout = flatLayout(variables.map((v) => v.shape));
   const statLayout = flatLayout(stats.map((w) => w.shape as number[]));
   const threads = pool.size + 1;
-  const exchange = exchangeFor(threads, layout.total, statLayout.total);
-  // This thread's gradients stay here: only it reads them (slot 0 of the exchange is unused).
-  const ownGradients = new Float32Array(layout.total);
-  await pool.loadModel(model, trainable, statIndices, exchange.buffers);
-  // A fresh optimizer per epoch, as in the single-thread trainer.
-  const optimizer = new FlatMomentum(layout.total, options.learningRate, options.momentum);
+  const weightLength = model.weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
+  const { exchange, ownGradients, optimizer } = epochBuffersFor(threads, layout.total, statLayout.total, weightLength);
+  await pool.loadModel(model, trainable, statIndices, exchange);
+  // A fresh optimizer state per epoch, as in the single-thread trainer.
+  optimizer.reset(options.learningRate, options.momentum);
   // The MACs-budget term goes through the tape; weight decay is added to the gradients in the
   // update (addWeightDecay), so that it costs the main thread no tensor ops.
   const extra = options.extraLoss;
@@ -155,12 +154,27 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
   return { loss: lossSum / Math.max(1, seen), accuracy: correct / Math.max(1, seen), batches: done, stopped, seconds, imagesPerSecond: seen / Math.max(1e-3, seconds), microBatch: Math.ceil(options.batchSize / Math.max(1, options.workers ?? 1)) };
 }
 
-let cachedExchange: ExchangeViews | undefined;
+interface EpochBuffers {
+  exchange: ExchangeViews;
+  /** This thread's gradients stay here: only it reads them (slot 0 of the exchange is unused). */
+  ownGradients: Float32Array;
+  optimizer: FlatMomentum;
+}
 
-/** The shared exchange for this shape, kept while the shape stays (one model across a search's epochs). */
-function exchangeFor(threads: number, gradientLength: number, statLength: number): ExchangeViews {
-  const buffers = cachedExchange?.buffers;
-  if (cachedExchange && buffers && buffers.threads === threads && buffers.gradientLength === gradientLength && buffers.statLength === statLength) return cachedExchange;
-  cachedExchange = new ExchangeViews(createExchange(threads, gradientLength, statLength));
-  return cachedExchange;
+let cached: EpochBuffers | undefined;
+
+/**
+ * The shared exchange and this thread's flat vectors for this shape, kept while the shape stays (one
+ * model across a search's epochs): made per epoch they were several model-sized arrays of garbage
+ * each epoch, which V8 let grow resident memory before collecting them.
+ */
+function epochBuffersFor(threads: number, gradientLength: number, statLength: number, weightLength: number): EpochBuffers {
+  const buffers = cached?.exchange.buffers;
+  if (cached && buffers && buffers.threads === threads && buffers.gradientLength === gradientLength && buffers.statLength === statLength && buffers.weightLength === weightLength) return cached;
+  cached = {
+    exchange: new ExchangeViews(createExchange(threads, gradientLength, statLength, weightLength)),
+    ownGradients: new Float32Array(gradientLength),
+    optimizer: new FlatMomentum(gradientLength),
+  };
+  return cached;
 }

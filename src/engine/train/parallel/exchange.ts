@@ -9,6 +9,8 @@
  * replica replied to the step (after each had copied the previous update).
  */
 export interface ExchangeBuffers {
+  /** Unique in the process: tells a replica whether an epoch brings the exchange it already has views of. */
+  id: number;
   threads: number;
   gradientLength: number;
   statLength: number;
@@ -18,14 +20,27 @@ export interface ExchangeBuffers {
   movingStats: SharedArrayBuffer;
   /** gradientLength floats of new weights, then statLength floats of averaged statistics. */
   update: SharedArrayBuffer;
+  weightLength: number;
+  /**
+   * Every weight of the model (`model.weights` order, end to end): how an epoch's start hands the
+   * main model to replicas that keep theirs, without a weight-sized message per replica per epoch
+   * (each one was garbage for two heaps, and V8 let such garbage grow resident memory by about a
+   * model's size per epoch before collecting it).
+   */
+  modelWeights: SharedArrayBuffer;
 }
 
-export function createExchange(threads: number, gradientLength: number, statLength: number): ExchangeBuffers {
+let exchangesMade = 0;
+
+export function createExchange(threads: number, gradientLength: number, statLength: number, weightLength: number): ExchangeBuffers {
   const bytes = Float32Array.BYTES_PER_ELEMENT;
   return {
+    id: ++exchangesMade,
     threads,
     gradientLength,
     statLength,
+    weightLength,
+    modelWeights: new SharedArrayBuffer(weightLength * bytes),
     gradients: new SharedArrayBuffer(threads * gradientLength * bytes),
     movingStats: new SharedArrayBuffer(threads * statLength * bytes),
     update: new SharedArrayBuffer((gradientLength + statLength) * bytes),
@@ -44,6 +59,7 @@ export class ExchangeViews {
   readonly statSlots: Float32Array[];
   readonly weights: Float32Array;
   readonly stats: Float32Array;
+  readonly modelWeights: Float32Array;
 
   constructor(readonly buffers: ExchangeBuffers) {
     const { threads, gradientLength, statLength } = buffers;
@@ -51,6 +67,12 @@ export class ExchangeViews {
     this.statSlots = Array.from({ length: threads }, (_, t) => new Float32Array(buffers.movingStats, t * statLength * 4, statLength));
     this.weights = new Float32Array(buffers.update, 0, gradientLength);
     this.stats = new Float32Array(buffers.update, gradientLength * 4, statLength);
+    this.modelWeights = new Float32Array(buffers.modelWeights);
     this.scratch = new Float32Array(gradientLength);
+  }
+
+  /** Whether `other` is this exchange (a message delivers new wrappers of the same SharedArrayBuffers). */
+  sameExchange(other: ExchangeBuffers): boolean {
+    return this.buffers.id === other.id;
   }
 }

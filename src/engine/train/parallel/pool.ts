@@ -7,7 +7,8 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import type { FromReplica, ModelTransfer, ToReplica } from './protocol';
-import type { ExchangeBuffers } from './exchange';
+import type { ExchangeViews } from './exchange';
+import { copyValuesInto } from './shardStep';
 import { restoreDepthMultipliers } from '../../io/saveModel';
 
 /** The bundled replica entry (esbuild.js builds it next to cli.js), from dist/, dist/bench/ or the sources (tests). */
@@ -114,18 +115,26 @@ export class ReplicaPool {
   /**
    * Gives every replica the model for the coming epoch, and the exchange they share with the main
    * thread (slot i for replica i). A replica that already holds a model of the same topology keeps
-   * it and takes the weights in place; only a new topology is rebuilt. Resolves to the number of
-   * replicas that rebuilt their model.
+   * it and takes the weights in place, from the exchange's `modelWeights` (which this fills); only a
+   * new topology is serialized and rebuilt. Resolves to the number of replicas that rebuilt their model.
    */
-  async loadModel(model: tf.LayersModel, trainable: number[], movingStats: number[], exchange: ExchangeBuffers): Promise<number> {
-    const transfer = await modelTransfer(model);
-    const topology = JSON.stringify(transfer.modelTopology);
-    const weights = topology === this.topology ? model.weights.map((w) => w.read().dataSync() as Float32Array) : undefined;
+  async loadModel(model: tf.LayersModel, trainable: number[], movingStats: number[], exchange: ExchangeViews): Promise<number> {
+    const topology = model.toJSON(null, true) as string;
+    const same = topology === this.topology;
+    let transfer: ModelTransfer | undefined;
+    if (same) {
+      let offset = 0;
+      for (const weight of model.weights) {
+        const value = weight.read();
+        copyValuesInto(value, exchange.modelWeights, offset);
+        offset += value.size;
+      }
+    } else transfer = await modelTransfer(model);
     const replies = await Promise.all(
       this.replicas.map((r) => {
         const reply = r.reply('loaded');
-        const setup = { trainable, movingStats, exchange, slot: r.index };
-        r.send(weights ? { type: 'sync', weights, ...setup } : { type: 'model', model: transfer, ...setup });
+        const setup = { trainable, movingStats, exchange: exchange.buffers, slot: r.index };
+        r.send(transfer ? { type: 'model', model: transfer, ...setup } : { type: 'sync', ...setup });
         return reply;
       }),
     );
@@ -163,12 +172,12 @@ export class ReplicaPool {
   }
 
   /** Every replica's tensor count and wasm heap size (for checks). */
-  async memory(): Promise<Array<{ numTensors: number; heapBytes: number }>> {
+  async memory(): Promise<Array<{ numTensors: number; heapBytes: number; jsHeapBytes: number; externalBytes: number }>> {
     return Promise.all(
       this.replicas.map((r) => {
         const reply = r.reply('memory');
         r.send({ type: 'memory' });
-        return reply.then(({ numTensors, heapBytes }) => ({ numTensors, heapBytes }));
+        return reply.then(({ numTensors, heapBytes, jsHeapBytes, externalBytes }) => ({ numTensors, heapBytes, jsHeapBytes, externalBytes }));
       }),
     );
   }

@@ -31,8 +31,8 @@ interface EpochSetup {
 export type ToReplica =
   /** A new model (another topology than the replica holds). */
   | ({ type: 'model'; model: ModelTransfer } & EpochSetup)
-  /** The same topology as the replica's model: overwrite its weights in place (`model.weights` order). */
-  | ({ type: 'sync'; weights: Float32Array[] } & EpochSetup)
+  /** The same topology as the replica's model: overwrite its weights in place from the exchange's `modelWeights`. */
+  | ({ type: 'sync' } & EpochSetup)
   /** Compute the gradients of `scale * crossEntropy(shard)`; `scale` = shard size / batch size. */
   | { type: 'step'; step: number; x: Float32Array; xShape: number[]; y: Float32Array; yShape: number[]; scale: number }
   /** Copy the update of step `step` from the exchange. */
@@ -50,5 +50,5 @@ export type FromReplica =
   /** The shard's gradients are in the exchange. `computeMs`: forward + backward + write; `applyMs`: the previous update. */
   | { type: 'gradients'; step: number; loss: number; correct: number; computeMs: number; applyMs: number }
   | { type: 'weights'; weights: Float32Array[] }
-  | { type: 'memory'; numTensors: number; heapBytes: number }
+  | { type: 'memory'; numTensors: number; heapBytes: number; jsHeapBytes: number; externalBytes: number }
   | { type: 'error'; message: string };

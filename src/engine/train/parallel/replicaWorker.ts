@@ -3,6 +3,7 @@
  * project's training kernels and its own copy of the model, kept across epochs (a new model per
  * epoch would grow the wasm heap, which never shrinks), updated from the shared exchange.
  */
+import * as v8 from 'v8';
 import { parentPort } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backends';
@@ -38,7 +39,8 @@ function setUp(model: tf.LayersModel, message: Extract<ToReplica, { type: 'model
   state.movingStats = weightsAt(model, message.movingStats);
   state.layout = flatLayout(state.variables.map((v) => v.shape));
   state.statLayout = flatLayout(message.movingStats.map((i) => weights[i].shape as number[]));
-  state.exchange = new ExchangeViews(message.exchange);
+  // Views of an exchange already held are kept: new ones every epoch were a gradient-sized scratch of garbage each.
+  if (!state.exchange?.sameExchange(message.exchange)) state.exchange = new ExchangeViews(message.exchange);
   state.slot = message.slot;
   if (state.layout.total !== message.exchange.gradientLength || state.statLayout.total !== message.exchange.statLength) {
     throw new Error(`the replica's model does not match the exchange (${state.layout.total}/${message.exchange.gradientLength} gradient values, ${state.statLayout.total}/${message.exchange.statLength} statistics)`);
@@ -54,17 +56,23 @@ async function handle(message: ToReplica): Promise<void> {
         tf.io.fromMemory({ modelTopology: message.model.modelTopology as object, weightSpecs: message.model.weightSpecs as tf.io.WeightsManifestEntry[], weightData: message.model.weightData }),
       );
       setUp(model, message);
+      collectGarbageIfExposed();
       send({ type: 'loaded', rebuilt: true });
       return;
     }
     case 'sync': {
       const model = state.model!;
-      model.weights.forEach((weight, i) => {
-        const value = tf.tensor(message.weights[i], weight.shape as number[]);
+      setUp(model, message);
+      const values = state.exchange!.modelWeights;
+      let offset = 0;
+      for (const weight of model.weights) {
+        const size = weight.shape.reduce((a: number, b) => a * (b ?? 1), 1);
+        const value = tf.tensor(values.subarray(offset, offset + size), weight.shape as number[]);
         weight.write(value);
         value.dispose();
-      });
-      setUp(model, message);
+        offset += size;
+      }
+      collectGarbageIfExposed();
       send({ type: 'loaded', rebuilt: false });
       return;
     }
@@ -94,7 +102,9 @@ async function handle(message: ToReplica): Promise<void> {
       return;
     case 'memory': {
       const backend = tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } };
-      send({ type: 'memory', numTensors: tf.memory().numTensors, heapBytes: backend.wasm.HEAPU8.byteLength });
+      collectGarbageIfExposed();
+      const heap = v8.getHeapStatistics();
+      send({ type: 'memory', numTensors: tf.memory().numTensors, heapBytes: backend.wasm.HEAPU8.byteLength, jsHeapBytes: heap.used_heap_size, externalBytes: heap.external_memory });
       return;
     }
     case 'close':
@@ -102,6 +112,14 @@ async function handle(message: ToReplica): Promise<void> {
       parentPort!.close();
       return;
   }
+}
+
+/**
+ * Once an epoch, where node runs with --expose-gc (the long-run memory test): as the main thread
+ * does before it reports resident memory, so that the figure is live memory, not V8's backlog.
+ */
+function collectGarbageIfExposed(): void {
+  (globalThis as { gc?: () => void }).gc?.();
 }
 
 // Messages are handled one at a time, in order, after the backend started: an 'apply' always

@@ -114,12 +114,18 @@ export class FlatMomentum {
   private readonly accumulation: Float32Array;
   /** The summed gradients (scratch, kept to avoid allocating every step). */
   private readonly sum: Float32Array;
-  private readonly momentum: number;
-  private readonly step: number;
+  private momentum = 0;
+  private step = 0;
 
-  constructor(size: number, learningRate: number, momentum: number) {
+  constructor(size: number, learningRate = 0, momentum = 0) {
     this.accumulation = new Float32Array(size);
     this.sum = new Float32Array(size);
+    this.reset(learningRate, momentum);
+  }
+
+  /** A fresh optimizer (zero momentum accumulation) with these settings, in the same memory. */
+  reset(learningRate: number, momentum: number): void {
+    this.accumulation.fill(0);
     this.momentum = Math.fround(momentum);
     this.step = Math.fround(-learningRate);
   }
