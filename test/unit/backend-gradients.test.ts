@@ -112,12 +112,36 @@ describe('wasm training kernels match the cpu backend', () => {
     assertAllClose(results, 'fused conv2d');
   });
 
+  it('clipByValue (ReLU6): the one-pass wasm gradient passes dy exactly where cpu does, both bounds included', async () => {
+    // Values on, just inside and just outside the bounds, for ReLU6's bounds (0, 6) and for bounds
+    // that float32 rounds inward (0.7 down, 1.1 up: x = fround(bound) is on the bound in float32).
+    const probes = [-1, 0, 1e-8, 0.7, Math.fround(0.7), 0.70001, 1.1, Math.fround(1.1), 1.2, 3, 6, 6.000001, 7, -0];
+    for (const [min, max] of [[0, 6], [0.7, 1.1]]) {
+      const results = await onWasmAndCpu(() => {
+        const x = tf.concat([tf.tensor1d(probes), tf.mul(seededTensor([64], 8), 8)]);
+        const weights = seededTensor(x.shape, 9);
+        return [tf.grad((a: tf.Tensor) => tf.sum(tf.mul(weights, tf.clipByValue(a, min, max))))(x)];
+      });
+      results.cpu[0].forEach((expected, i) => assert.strictEqual(results.wasm[0][i], expected, `[${min}, ${max}], element ${i}`));
+    }
+    await initBackend('wasm');
+    const x = tf.tensor1d(probes);
+    const { kernelNames } = await tf.profile(() => tf.grad((a: tf.Tensor) => tf.sum(tf.clipByValue(a, 0, 6)))(x));
+    x.dispose();
+    assert.ok(kernelNames.includes('PasClipByValueGrad') && !kernelNames.includes('LogicalAnd'), `kernels run: ${kernelNames.join(', ')}`);
+  });
+
   const depthwiseCases: Array<{ x: number[]; w: number[]; stride: number; pad: Pad }> = [
     { x: [2, 9, 7, 4], w: [3, 3, 4, 1], stride: 1, pad: 'same' },
     { x: [2, 9, 7, 4], w: [3, 3, 4, 1], stride: 2, pad: 'same' },
     { x: [2, 9, 7, 4], w: [3, 3, 4, 1], stride: 2, pad: 'valid' },
     { x: [2, 8, 9, 3], w: [3, 3, 3, 2], stride: 1, pad: 'valid' },
     { x: [1, 11, 10, 3], w: [5, 5, 3, 2], stride: 2, pad: 'same' },
+    // Multiplier 1 goes through XNNPACK (dy spread out at stride 2; images as channels for dW):
+    // uneven 'same' padding of a 5x5 filter at stride 2, and 'valid' leaving rows unread.
+    { x: [2, 10, 8, 5], w: [5, 5, 5, 1], stride: 2, pad: 'same' },
+    { x: [3, 8, 9, 6], w: [3, 3, 6, 1], stride: 1, pad: 'valid' },
+    { x: [2, 10, 11, 3], w: [3, 3, 3, 1], stride: 2, pad: 'valid' },
   ];
   for (const c of depthwiseCases) {
     it(`depthwise ${c.w[0]}x${c.w[1]} x${c.w[3]} stride ${c.stride} ${c.pad} on ${c.x.join('x')}`, async () => {

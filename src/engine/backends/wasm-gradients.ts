@@ -1,10 +1,11 @@
 /**
  * Makes the wasm backend able to train conv nets, and fast at it: registers the gradient kernels
  * tfjs-backend-wasm 4.22 lacks, gets wrong (MaxPoolGrad, Select on bool) or implements as slow
- * scalar loops, and cheaper BatchNorm gradients.
+ * scalar loops, and cheaper BatchNorm and ClipByValue gradients.
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchNormForwardKernel } from './batchnorm-forward';
+import { clipGradientKernel, installWasmClipGradient } from './clip-gradient';
 import { installWasmBatchNormGradients } from './batchnorm-gradient';
 import { conv2DGradientKernels } from './conv2d-gradients';
 import { copyFreeKernels } from './copy-free-kernels';
@@ -33,6 +34,7 @@ export function registerWasmTrainingKernels(): void {
     ...conv2DGradientKernels(),
     ...depthwiseGradientKernels(),
     fastTileKernel(),
+    clipGradientKernel(),
     maxPoolGradKernel(),
     ...copyFreeKernels(stockKernel('Cast'), stockKernel('Slice')),
     batchNormForwardKernel(stockKernel('FusedBatchNorm')),
@@ -45,5 +47,6 @@ export function registerWasmTrainingKernels(): void {
     tf.registerKernel(config);
   }
   installWasmBatchNormGradients();
+  installWasmClipGradient();
   registered = true;
 }
