@@ -272,6 +272,18 @@ describe('wasm training kernels match the cpu backend', () => {
     assertAllClose(results, 'where', 0);
   });
 
+  it('sum and mean over leading axes (XNNPACK pooling) match cpu\'s double sums on 32k rows with an offset', async () => {
+    // 3 + noise: a float32 running sum of 32k such values would drift past 1e-4.
+    const results = await onWasmAndCpu(() => {
+      const x = tf.add(seededTensor([8, 64, 64, 5], 40), 3);
+      const out: tf.Tensor[] = [];
+      for (const axes of [[0, 1, 2], [0, 1], [0]]) out.push(tf.sum(x, axes), tf.mean(x, axes), tf.mean(x, axes, true));
+      out.push(tf.sum(tf.reshape(x, [32768, 5]), 0), tf.mean(tf.slice(x, [0, 0, 0, 0], [1, 1, 64, 5]), [0, 1, 2]));
+      return out;
+    });
+    assertAllClose(results, 'leading-axis reduction', 1e-6);
+  });
+
   it('mean gradient over leading, inner and all axes', async () => {
     const results = await onWasmAndCpu(() => {
       const x = seededTensor([4, 5, 3, 6], 10);
