@@ -164,25 +164,27 @@ describe('data-parallel training (worker threads, wasm)', function () {
     model.dispose();
   });
 
-  it('applies SGD momentum bitwise like tf.train.momentum, gradients summed in order', () => {
-    const shapes = [[3, 3, 2, 4], [4], [7, 5]];
-    const variables = shapes.map((shape, i) => tf.variable(tf.tensor(seededValues(shape.reduce((a, b) => a * b, 1), 20 + i), shape)));
-    const reference = variables.map((v) => tf.variable(v.clone()));
-    const layout = flatLayout(shapes);
-    const flat = new FlatMomentum(layout.total, 0.05, 0.9);
-    const optimizer = tf.train.momentum(0.05, 0.9);
-    const weights = new Float32Array(layout.total);
-    for (let step = 0; step < 4; step++) {
-      const parts = [0, 1, 2].map((p) => seededValues(layout.total, 100 + step * 3 + p));
-      const summed = Float32Array.from(parts[0]);
-      for (const part of parts.slice(1)) for (let k = 0; k < summed.length; k++) summed[k] += part[k];
-      tf.tidy(() => optimizer.applyGradients(reference.map((v, i) => ({ name: v.name, tensor: tf.tensor(summed.subarray(layout.offsets[i], layout.offsets[i] + layout.sizes[i]), v.shape) }))));
-      readFlat(variables, weights, layout);
-      flat.apply(weights, parts);
-      variables.forEach((v, i) => v.assign(tf.tensor(weights.subarray(layout.offsets[i], layout.offsets[i] + layout.sizes[i]), v.shape)));
-    }
-    variables.forEach((v, i) => assert.equal(maxAbsDiff(v.dataSync() as Float32Array, reference[i].dataSync() as Float32Array), 0, `variable ${i} differs from tf.train.momentum`));
-    tf.dispose([...variables, ...reference]);
-    optimizer.dispose();
-  });
+  for (const threads of [1, 2, 3]) {
+    it(`applies SGD momentum bitwise like tf.train.momentum, gradients of ${threads} thread(s) summed in order`, () => {
+      const shapes = [[3, 3, 2, 4], [4], [7, 5]];
+      const variables = shapes.map((shape, i) => tf.variable(tf.tensor(seededValues(shape.reduce((a, b) => a * b, 1), 20 + i), shape)));
+      const reference = variables.map((v) => tf.variable(v.clone()));
+      const layout = flatLayout(shapes);
+      const flat = new FlatMomentum(layout.total, 0.05, 0.9);
+      const optimizer = tf.train.momentum(0.05, 0.9);
+      const weights = new Float32Array(layout.total);
+      for (let step = 0; step < 4; step++) {
+        const parts = Array.from({ length: threads }, (_, p) => seededValues(layout.total, 100 + step * 3 + p));
+        const summed = Float32Array.from(parts[0]);
+        for (const part of parts.slice(1)) for (let k = 0; k < summed.length; k++) summed[k] += part[k];
+        tf.tidy(() => optimizer.applyGradients(reference.map((v, i) => ({ name: v.name, tensor: tf.tensor(summed.subarray(layout.offsets[i], layout.offsets[i] + layout.sizes[i]), v.shape) }))));
+        readFlat(variables, weights, layout);
+        flat.apply(weights, parts);
+        variables.forEach((v, i) => v.assign(tf.tensor(weights.subarray(layout.offsets[i], layout.offsets[i] + layout.sizes[i]), v.shape)));
+      }
+      variables.forEach((v, i) => assert.equal(maxAbsDiff(v.dataSync() as Float32Array, reference[i].dataSync() as Float32Array), 0, `variable ${i} differs from tf.train.momentum`));
+      tf.dispose([...variables, ...reference]);
+      optimizer.dispose();
+    });
+  }
 });

@@ -135,6 +135,24 @@ export class FlatMomentum {
    * replicas' flat gradient vectors, summed first to last.
    */
   apply(weights: Float32Array, gradients: Float32Array[]): void {
+    const fround = Math.fround;
+    const accumulation = this.accumulation;
+    const m = this.momentum;
+    const c = this.step;
+    // One pass over the vectors where there are one or two gradient vectors (one or two threads:
+    // the summed gradient never goes through memory); each sum and product is rounded to float32
+    // as tfjs would, so the result is the same bit for bit as summing into a vector first.
+    if (gradients.length <= 2) {
+      const first = gradients[0];
+      const second = gradients.length === 2 ? gradients[1] : undefined;
+      for (let k = 0; k < weights.length; k++) {
+        const g = second ? fround(first[k] + second[k]) : first[k];
+        const a = fround(fround(m * accumulation[k]) + g);
+        accumulation[k] = a;
+        weights[k] = fround(c * a) + weights[k];
+      }
+      return;
+    }
     const sum = this.sum;
     sum.set(gradients[0]);
     // Float32Array stores round to float32: each addition is a float32 addition.
@@ -142,10 +160,6 @@ export class FlatMomentum {
       const other = gradients[s];
       for (let k = 0; k < sum.length; k++) sum[k] += other[k];
     }
-    const fround = Math.fround;
-    const accumulation = this.accumulation;
-    const m = this.momentum;
-    const c = this.step;
     for (let k = 0; k < weights.length; k++) {
       const a = fround(m * accumulation[k]) + sum[k];
       accumulation[k] = a;
