@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchNormForwardKernel } from './batchnorm-forward';
+import { installBatchNormMovingAverages } from './batchnorm-moving-averages';
 import { clipGradientKernel, installWasmClipGradient } from './clip-gradient';
 import { installWasmBatchNormGradients } from './batchnorm-gradient';
 import { conv2DGradientKernels } from './conv2d-gradients';
@@ -48,5 +49,6 @@ export function registerWasmTrainingKernels(): void {
   }
   installWasmBatchNormGradients();
   installWasmClipGradient();
+  installBatchNormMovingAverages();
   registered = true;
 }
