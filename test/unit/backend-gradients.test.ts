@@ -284,6 +284,33 @@ describe('wasm training kernels match the cpu backend', () => {
     assertAllClose(results, 'leading-axis reduction', 1e-6);
   });
 
+  it('add, sub and multiply by a per-channel vector (XNNPACK depthwise path) equal the element-wise ops bit for bit', async () => {
+    await initBackend('wasm');
+    const ops = { add: tf.add, sub: tf.sub, mul: tf.mul } as const;
+    for (const shape of [[3, 5, 4, 6], [7, 9, 6], [11, 6]]) {
+      const x = tf.mul(seededTensor(shape, 41), 100);
+      for (const vShape of [[6], [...shape.slice(1).map(() => 1), 6].slice(-shape.length), [1, 6]]) {
+        const v = tf.reshape(seededTensor([6], 42), vShape);
+        const full = tf.broadcastTo(v, shape);
+        for (const [name, op] of Object.entries(ops)) {
+          for (const [label, ours, reference] of [
+            ['x op v', op(x, v), op(x, full)],
+            ['v op x', op(v, x), op(full, x)],
+          ] as const) {
+            assert.deepEqual(ours.shape, reference.shape);
+            const got = ours.dataSync();
+            const want = reference.dataSync();
+            const differing = want.findIndex((w, k) => !Object.is(w, got[k]));
+            assert.equal(differing, -1, `${name} ${label}, x ${shape.join('x')}, v ${vShape.join('x')}: element ${differing} is ${got[differing]}, not ${want[differing]}`);
+            tf.dispose([ours, reference]);
+          }
+        }
+        tf.dispose([v, full]);
+      }
+      x.dispose();
+    }
+  });
+
   it('mean gradient over leading, inner and all axes', async () => {
     const results = await onWasmAndCpu(() => {
       const x = seededTensor([4, 5, 3, 6], 10);

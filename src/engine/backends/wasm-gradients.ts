@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchNormForwardKernel } from './batchnorm-forward';
 import { installBatchNormMovingAverages } from './batchnorm-moving-averages';
+import { channelBroadcastKernels } from './channel-broadcast-kernels';
 import { clipGradientKernel, installWasmClipGradient } from './clip-gradient';
 import { installWasmBatchNormGradients } from './batchnorm-gradient';
 import { conv2DGradientKernels } from './conv2d-gradients';
@@ -42,6 +43,7 @@ export function registerWasmTrainingKernels(): void {
     transposeFreeBatchMatMulKernel(stockKernel('BatchMatMul')),
     safeSelectKernel(stockKernel('Select')),
     ...leadingAxisReductionKernels(stockKernel('Sum'), stockKernel('Mean')),
+    ...channelBroadcastKernels({ Add: stockKernel('Add'), Sub: stockKernel('Sub'), Multiply: stockKernel('Multiply') }),
   ];
   for (const config of kernels) {
     if (tf.getKernel(config.kernelName, 'wasm')) tf.unregisterKernel(config.kernelName, 'wasm');
