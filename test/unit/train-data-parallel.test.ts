@@ -4,7 +4,7 @@ import { initBackend } from '../../src/engine/backends';
 import type { Split } from '../../src/engine/data';
 import { trainableVariables, trainEpoch, type EpochOptions } from '../../src/engine/train/trainer';
 import { closeSharedReplicaPool, parseWorkers, resolveWorkers, shardSizes, sharedReplicaPool } from '../../src/engine/train/parallel';
-import { FlatMomentum, flatLayout, readFlat } from '../../src/engine/train/parallel/shardStep';
+import { FlatMomentum, flatLayout, readFlat, updateRanges } from '../../src/engine/train/parallel/shardStep';
 import { maxAbs, maxAbsDiff, seededValues } from '../support/tensors';
 
 /** 40 seeded 12x12x1 images, 4 classes: a few batches are enough to see replicas drift. */
@@ -68,15 +68,30 @@ describe('data-parallel training (worker threads, wasm)', function () {
     assert.equal(parseWorkers('two'), undefined);
   });
 
-  it('keeps every replica bitwise identical to the main model after several steps (BN moving stats included)', async () => {
-    const model = buildNet(true);
-    const result = await trainEpoch(model, smallSplit(), epochOptions(model, 2));
-    assert.equal(result.batches, 3);
-    const main = weightsOf(model);
-    const replicas = await (await sharedReplicaPool(1)).weights();
-    assert.equal(replicas.length, 1);
-    main.forEach((w, i) => assert.equal(maxAbsDiff(w, replicas[0][i]), 0, `weight ${model.weights[i].originalName} differs between replicas`));
-    model.dispose();
+  for (const workers of [2, 3]) {
+    it(`keeps every replica bitwise identical to the main model after several steps (BN moving stats included), ${workers} threads splitting the update`, async () => {
+      const model = buildNet(true);
+      const result = await trainEpoch(model, smallSplit(), epochOptions(model, workers));
+      assert.equal(result.batches, 3);
+      const main = weightsOf(model);
+      const replicas = await (await sharedReplicaPool(workers - 1)).weights();
+      assert.equal(replicas.length, workers - 1);
+      for (const replica of replicas) main.forEach((w, i) => assert.equal(maxAbsDiff(w, replica[i]), 0, `weight ${model.weights[i].originalName} differs between replicas`));
+      model.dispose();
+    });
+  }
+
+  it('2 and 3 threads (the update split two and three ways) reach the same weights (no BN)', async () => {
+    // Without BatchNorm the shard statistics do not matter, so 2 and 3 threads compute the same
+    // update up to the order of float additions in the gradient sums.
+    const results: Float32Array[][] = [];
+    for (const workers of [2, 3]) {
+      const model = buildNet(false);
+      await trainEpoch(model, smallSplit(), epochOptions(model, workers));
+      results.push(weightsOf(model));
+      model.dispose();
+    }
+    results[0].forEach((w, i) => assert.ok(maxAbsDiff(w, results[1][i]) <= 1e-5 * maxAbs(w), `weight ${i}: 2 vs 3 threads differ by ${maxAbsDiff(w, results[1][i])}`));
   });
 
   it('is deterministic for a seed and a worker count', async () => {
@@ -170,7 +185,10 @@ describe('data-parallel training (worker threads, wasm)', function () {
       const variables = shapes.map((shape, i) => tf.variable(tf.tensor(seededValues(shape.reduce((a, b) => a * b, 1), 20 + i), shape)));
       const reference = variables.map((v) => tf.variable(v.clone()));
       const layout = flatLayout(shapes);
-      const flat = new FlatMomentum(layout.total, 0.05, 0.9);
+      const flat = new FlatMomentum(new Float32Array(layout.total), 0.05, 0.9);
+      // The same update cut into three ranges (as threads split it): bit for bit the same.
+      const cut = new FlatMomentum(new Float32Array(layout.total), 0.05, 0.9);
+      const cutWeights = new Float32Array(layout.total);
       const optimizer = tf.train.momentum(0.05, 0.9);
       const weights = new Float32Array(layout.total);
       for (let step = 0; step < 4; step++) {
@@ -179,7 +197,10 @@ describe('data-parallel training (worker threads, wasm)', function () {
         for (const part of parts.slice(1)) for (let k = 0; k < summed.length; k++) summed[k] += part[k];
         tf.tidy(() => optimizer.applyGradients(reference.map((v, i) => ({ name: v.name, tensor: tf.tensor(summed.subarray(layout.offsets[i], layout.offsets[i] + layout.sizes[i]), v.shape) }))));
         readFlat(variables, weights, layout);
+        cutWeights.set(weights);
         flat.apply(weights, parts);
+        for (const [from, to] of updateRanges(layout.total, 3)) cut.apply(cutWeights, parts, from, to);
+        assert.equal(maxAbsDiff(cutWeights, weights), 0, 'the update cut into ranges differs');
         variables.forEach((v, i) => v.assign(tf.tensor(weights.subarray(layout.offsets[i], layout.offsets[i] + layout.sizes[i]), v.shape)));
       }
       variables.forEach((v, i) => assert.equal(maxAbsDiff(v.dataSync() as Float32Array, reference[i].dataSync() as Float32Array), 0, `variable ${i} differs from tf.train.momentum`));

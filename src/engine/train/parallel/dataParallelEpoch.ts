@@ -3,7 +3,7 @@ import { batchCount, batches, type Split } from '../../data';
 import { weightDecayed, type EpochOptions, type EpochResult } from '../trainer';
 import { createExchange, ExchangeViews } from './exchange';
 import { ReplicaPool, type Shard } from './pool';
-import { addWeightDecay, assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readMovingStats, setMovingStats, shardGradients, weightsAt } from './shardStep';
+import { addWeightDecay, assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readMovingStats, setMovingStats, shardGradients, updateRanges, weightsAt } from './shardStep';
 
 /** Where the time of the data-parallel steps went (milliseconds summed over the steps of the last epoch). */
 export interface StepProfile {
@@ -110,16 +110,25 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     const t2 = performance.now();
     const others = await replies;
     const t3 = performance.now();
-    // This thread computes the update once, from its current weights (so a change made between
-    // steps, e.g. clipped latents, is kept), summing the gradients in a fixed order (this thread,
-    // then replica 1, 2, ...): deterministic for a seed and a worker count. Every replica copies it.
+    // The update starts from this thread's current weights (so a change made between steps, e.g.
+    // clipped latents, is kept) and sums the gradients in a fixed order (this thread, then replica
+    // 1, 2, ...): deterministic for a seed and a worker count. The threads split it into ranges;
+    // each element's result is the same whichever thread computes it. Every replica copies it.
     const used = others.length + 1;
     const weights = exchange.scratch;
     readFlat(variables, weights, layout);
     const decayLoss = decayRate > 0 ? addWeightDecay(ownGradients, weights, decayRanges, decayRate) : 0;
-    optimizer.apply(weights, [ownGradients, ...exchange.gradientSlots.slice(1, used)]);
-    exchange.weights.set(weights);
+    const ranges = updateRanges(layout.total, used);
+    const [, ownEnd] = ranges[0];
+    // The replicas' ranges read this thread's weights and gradients from the exchange.
+    exchange.weights.set(weights.subarray(ownEnd), ownEnd);
+    exchange.gradientSlots[0].set(ownGradients.subarray(ownEnd), ownEnd);
+    const reduced = pool.reduce(done, ranges.slice(1), used, options.learningRate, options.momentum);
+    optimizer.apply(weights, [ownGradients, ...exchange.gradientSlots.slice(1, used)], 0, ownEnd);
     averageInto(exchange.stats, exchange.statSlots.slice(0, used));
+    await reduced;
+    exchange.weights.set(weights.subarray(0, ownEnd));
+    weights.set(exchange.weights.subarray(ownEnd), ownEnd);
     const t4 = performance.now();
     pool.apply(done);
     assignFlat(variables, weights, layout);
@@ -171,10 +180,7 @@ let cached: EpochBuffers | undefined;
 function epochBuffersFor(threads: number, gradientLength: number, statLength: number, weightLength: number): EpochBuffers {
   const buffers = cached?.exchange.buffers;
   if (cached && buffers && buffers.threads === threads && buffers.gradientLength === gradientLength && buffers.statLength === statLength && buffers.weightLength === weightLength) return cached;
-  cached = {
-    exchange: new ExchangeViews(createExchange(threads, gradientLength, statLength, weightLength)),
-    ownGradients: new Float32Array(gradientLength),
-    optimizer: new FlatMomentum(gradientLength),
-  };
+  const exchange = new ExchangeViews(createExchange(threads, gradientLength, statLength, weightLength));
+  cached = { exchange, ownGradients: new Float32Array(gradientLength), optimizer: new FlatMomentum(exchange.accumulation) };
   return cached;
 }

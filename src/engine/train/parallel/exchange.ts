@@ -20,6 +20,8 @@ export interface ExchangeBuffers {
   movingStats: SharedArrayBuffer;
   /** gradientLength floats of new weights, then statLength floats of averaged statistics. */
   update: SharedArrayBuffer;
+  /** gradientLength floats: the momentum buffer, each thread updating its range of it. */
+  accumulation: SharedArrayBuffer;
   weightLength: number;
   /**
    * Every weight of the model (`model.weights` order, end to end): how an epoch's start hands the
@@ -44,6 +46,7 @@ export function createExchange(threads: number, gradientLength: number, statLeng
     gradients: new SharedArrayBuffer(threads * gradientLength * bytes),
     movingStats: new SharedArrayBuffer(threads * statLength * bytes),
     update: new SharedArrayBuffer((gradientLength + statLength) * bytes),
+    accumulation: new SharedArrayBuffer(gradientLength * bytes),
   };
 }
 
@@ -60,6 +63,7 @@ export class ExchangeViews {
   readonly weights: Float32Array;
   readonly stats: Float32Array;
   readonly modelWeights: Float32Array;
+  readonly accumulation: Float32Array;
 
   constructor(readonly buffers: ExchangeBuffers) {
     const { threads, gradientLength, statLength } = buffers;
@@ -68,6 +72,7 @@ export class ExchangeViews {
     this.weights = new Float32Array(buffers.update, 0, gradientLength);
     this.stats = new Float32Array(buffers.update, gradientLength * 4, statLength);
     this.modelWeights = new Float32Array(buffers.modelWeights);
+    this.accumulation = new Float32Array(buffers.accumulation);
     this.scratch = new Float32Array(gradientLength);
   }
 

@@ -155,6 +155,18 @@ export class ReplicaPool {
     );
   }
 
+  /** Replica i+1 updates `ranges[i]` of the exchange's weights; resolves when all have. */
+  async reduce(step: number, ranges: Array<[number, number]>, threads: number, learningRate: number, momentum: number): Promise<void> {
+    await Promise.all(
+      ranges.map(([from, to], i) => {
+        const replica = this.replicas[i];
+        const reply = replica.reply('reduced');
+        replica.send({ type: 'reduce', step, from, to, threads, learningRate, momentum });
+        return reply;
+      }),
+    );
+  }
+
   /** Every replica copies the update of `step` from the exchange. */
   apply(step: number): void {
     for (const r of this.replicas) r.send({ type: 'apply', step });

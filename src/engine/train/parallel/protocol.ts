@@ -6,10 +6,12 @@ import type { ExchangeBuffers } from './exchange';
  * Every replica holds the same model. A step: the main thread sends each replica its shard of the
  * batch; each replica writes its shard's gradients (already scaled by its share of the batch) and
  * its BatchNorm moving statistics into its slot of the shared exchange (exchange.ts) and replies;
- * the main thread sums the gradients in a fixed order (its own first, then replica 1, 2, ...),
- * applies SGD momentum to get the new weights, averages the moving statistics, writes both into
- * the exchange and posts 'apply'; every replica copies that update. So the replicas hold the very
- * same weights as the main thread after every step.
+ * the main thread writes its current weights and its gradients into the exchange and posts
+ * 'reduce': each thread (the main one too) updates its range of the weights, summing the gradients
+ * in a fixed order (the main thread's first, then replica 1, 2, ...) and applying SGD momentum;
+ * once every replica replied, the main thread averages the moving statistics and posts 'apply';
+ * every replica copies that update. So the replicas hold the very same weights as the main thread
+ * after every step.
  */
 
 /** A model as `model.save` hands it over: the topology JSON and one weight buffer. */
@@ -35,6 +37,11 @@ export type ToReplica =
   | ({ type: 'sync' } & EpochSetup)
   /** Compute the gradients of `scale * crossEntropy(shard)`; `scale` = shard size / batch size. */
   | { type: 'step'; step: number; x: Float32Array; xShape: number[]; y: Float32Array; yShape: number[]; scale: number }
+  /**
+   * Update `[from, to)` of the exchange's weights and momentum buffer from the gradients of the
+   * first `threads` slots (SGD momentum, `FlatMomentum`): the threads split the update.
+   */
+  | { type: 'reduce'; step: number; from: number; to: number; threads: number; learningRate: number; momentum: number }
   /** Copy the update of step `step` from the exchange. */
   | { type: 'apply'; step: number }
   /** Reply with every weight of the model (tests: replicas hold identical weights). */
@@ -49,6 +56,8 @@ export type FromReplica =
   | { type: 'loaded'; rebuilt: boolean }
   /** The shard's gradients are in the exchange. `computeMs`: forward + backward + write; `applyMs`: the previous update. */
   | { type: 'gradients'; step: number; loss: number; correct: number; computeMs: number; applyMs: number }
+  /** This replica's range of the update is in the exchange. */
+  | { type: 'reduced'; step: number }
   | { type: 'weights'; weights: Float32Array[] }
   | { type: 'memory'; numTensors: number; heapBytes: number; jsHeapBytes: number; externalBytes: number }
   | { type: 'error'; message: string };

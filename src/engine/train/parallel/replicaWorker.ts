@@ -11,7 +11,7 @@ import { initBackend } from '../../backends';
 import '../../layers/dbc';
 import type { FromReplica, ToReplica } from './protocol';
 import { ExchangeViews } from './exchange';
-import { assignFlat, flatLayout, readMovingStats, setMovingStats, shardGradients, weightsAt, type FlatLayout, type ModelWeight } from './shardStep';
+import { assignFlat, FlatMomentum, flatLayout, readMovingStats, setMovingStats, shardGradients, weightsAt, type FlatLayout, type ModelWeight } from './shardStep';
 
 interface ReplicaState {
   model?: tf.LayersModel;
@@ -23,10 +23,12 @@ interface ReplicaState {
   statLayout: FlatLayout;
   /** Time spent applying the last update, reported with the next step's gradients. */
   lastApplyMs: number;
+  /** SGD momentum over the exchange's shared momentum buffer (this replica updates its range). */
+  optimizer: FlatMomentum;
 }
 
 const empty = flatLayout([]);
-const state: ReplicaState = { variables: [], movingStats: [], slot: 0, layout: empty, statLayout: empty, lastApplyMs: 0 };
+const state: ReplicaState = { variables: [], movingStats: [], slot: 0, layout: empty, statLayout: empty, lastApplyMs: 0, optimizer: new FlatMomentum(new Float32Array(0)) };
 
 function send(message: FromReplica, transfer: ArrayBuffer[] = []): void {
   parentPort!.postMessage(message, transfer);
@@ -40,7 +42,10 @@ function setUp(model: tf.LayersModel, message: Extract<ToReplica, { type: 'model
   state.layout = flatLayout(state.variables.map((v) => v.shape));
   state.statLayout = flatLayout(message.movingStats.map((i) => weights[i].shape as number[]));
   // Views of an exchange already held are kept: new ones every epoch were a gradient-sized scratch of garbage each.
-  if (!state.exchange?.sameExchange(message.exchange)) state.exchange = new ExchangeViews(message.exchange);
+  if (!state.exchange?.sameExchange(message.exchange)) {
+    state.exchange = new ExchangeViews(message.exchange);
+    state.optimizer = new FlatMomentum(state.exchange.accumulation);
+  }
   state.slot = message.slot;
   if (state.layout.total !== message.exchange.gradientLength || state.statLayout.total !== message.exchange.statLength) {
     throw new Error(`the replica's model does not match the exchange (${state.layout.total}/${message.exchange.gradientLength} gradient values, ${state.statLayout.total}/${message.exchange.statLength} statistics)`);
@@ -86,6 +91,13 @@ async function handle(message: ToReplica): Promise<void> {
       exchange.gradientSlots[state.slot].set(exchange.scratch);
       readMovingStats(state.movingStats, exchange.statSlots[state.slot], state.statLayout);
       send({ type: 'gradients', step: message.step, loss: result.crossEntropy, correct: result.correct, computeMs: performance.now() - started, applyMs: state.lastApplyMs });
+      return;
+    }
+    case 'reduce': {
+      const exchange = state.exchange!;
+      state.optimizer.configure(message.learningRate, message.momentum);
+      state.optimizer.apply(exchange.weights, exchange.gradientSlots.slice(0, message.threads), message.from, message.to);
+      send({ type: 'reduced', step: message.step });
       return;
     }
     case 'apply': {

@@ -107,45 +107,45 @@ export function readFlat(variables: tf.Variable[], target: Float32Array, layout:
  * SGD with momentum over flat vectors: the update `tf.train.momentum` makes, in the same float32
  * arithmetic (each product and sum rounded to float32: doubles are wide enough that rounding a
  * double result to float32 gives the correctly rounded float32 result), fused into one pass that
- * also sums the replicas' gradients in a fixed order. One thread computes the new weights; every
- * replica copies them, so the replicas hold identical weights by construction.
+ * also sums the replicas' gradients in a fixed order. Each element's result depends only on that
+ * element, so the vector can be cut into ranges that different threads update (the data-parallel
+ * step does: each thread updates its range of the shared vectors); every replica then copies the
+ * new weights, so the replicas hold identical weights by construction.
  */
 export class FlatMomentum {
-  private readonly accumulation: Float32Array;
-  /** The summed gradients (scratch, kept to avoid allocating every step). */
-  private readonly sum: Float32Array;
   private momentum = 0;
   private step = 0;
 
-  constructor(size: number, learningRate = 0, momentum = 0) {
-    this.accumulation = new Float32Array(size);
-    this.sum = new Float32Array(size);
-    this.reset(learningRate, momentum);
+  /** `accumulation`: the momentum buffer, this thread's own or shared with the other threads. */
+  constructor(readonly accumulation: Float32Array, learningRate = 0, momentum = 0) {
+    this.configure(learningRate, momentum);
+  }
+
+  configure(learningRate: number, momentum: number): void {
+    this.momentum = Math.fround(momentum);
+    this.step = Math.fround(-learningRate);
   }
 
   /** A fresh optimizer (zero momentum accumulation) with these settings, in the same memory. */
   reset(learningRate: number, momentum: number): void {
     this.accumulation.fill(0);
-    this.momentum = Math.fround(momentum);
-    this.step = Math.fround(-learningRate);
+    this.configure(learningRate, momentum);
   }
 
   /**
-   * `weights` holds the current values on entry and the new ones on return; `gradients` are the
-   * replicas' flat gradient vectors, summed first to last.
+   * `weights` holds the current values on entry and the new ones on return, over `[from, to)`
+   * (all of it by default); `gradients` are the replicas' flat gradient vectors, summed first to last.
    */
-  apply(weights: Float32Array, gradients: Float32Array[]): void {
+  apply(weights: Float32Array, gradients: Float32Array[], from = 0, to = weights.length): void {
     const fround = Math.fround;
     const accumulation = this.accumulation;
     const m = this.momentum;
     const c = this.step;
-    // One pass over the vectors where there are one or two gradient vectors (one or two threads:
-    // the summed gradient never goes through memory); each sum and product is rounded to float32
-    // as tfjs would, so the result is the same bit for bit as summing into a vector first.
+    const first = gradients[0];
+    // One or two threads (the common case) without the inner loop over gradient vectors.
     if (gradients.length <= 2) {
-      const first = gradients[0];
       const second = gradients.length === 2 ? gradients[1] : undefined;
-      for (let k = 0; k < weights.length; k++) {
+      for (let k = from; k < to; k++) {
         const g = second ? fround(first[k] + second[k]) : first[k];
         const a = fround(fround(m * accumulation[k]) + g);
         accumulation[k] = a;
@@ -153,19 +153,27 @@ export class FlatMomentum {
       }
       return;
     }
-    const sum = this.sum;
-    sum.set(gradients[0]);
-    // Float32Array stores round to float32: each addition is a float32 addition.
-    for (let s = 1; s < gradients.length; s++) {
-      const other = gradients[s];
-      for (let k = 0; k < sum.length; k++) sum[k] += other[k];
-    }
-    for (let k = 0; k < weights.length; k++) {
-      const a = fround(m * accumulation[k]) + sum[k];
+    for (let k = from; k < to; k++) {
+      let g = first[k];
+      for (let s = 1; s < gradients.length; s++) g = fround(g + gradients[s][k]);
+      const a = fround(fround(m * accumulation[k]) + g);
       accumulation[k] = a;
-      weights[k] = fround(c * accumulation[k]) + weights[k];
+      weights[k] = fround(c * a) + weights[k];
     }
   }
+}
+
+/** `[from, to)` of each of `parts` threads over `length` values: contiguous, the first ones a value longer. */
+export function updateRanges(length: number, parts: number): Array<[number, number]> {
+  const base = Math.floor(length / parts);
+  const ranges: Array<[number, number]> = [];
+  let from = 0;
+  for (let t = 0; t < parts; t++) {
+    const to = from + base + (t < length % parts ? 1 : 0);
+    ranges.push([from, to]);
+    from = to;
+  }
+  return ranges;
 }
 
 /**
