@@ -9,7 +9,7 @@ import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
-import { lowestKeptCount, parseRoundTo, previewBudget } from '../src/engine/budgetPreview';
+import { lowestKeptCount, parseRoundTo, previewBudget, roundingStep } from '../src/engine/budgetPreview';
 import { formatCount, formatPercent } from '../src/shared/format';
 import { PREPROCESSING_OPTIONS, validateRunSetup, type DataChoice, type RunSetup, type SetupField } from '../src/shared/runSetup';
 import type { SetupInitMessage, WebviewToHostMessage } from '../src/shared/webviewProtocol';
@@ -122,11 +122,13 @@ export function renderSetup(app: HTMLElement, msg: SetupInitMessage, post: Post)
         update();
       });
       const lowest = setup ? lowestKeptCount(g.name, g.width, setup) : undefined;
+      // Under --round-to auto some groups round and some do not: say which.
+      const step = setup ? roundingStep(g.width, setup.roundTo) : 1;
       return el('tr', { testid: 'setup-group-row', 'data-group': g.name },
         el('td', {}, box),
         el('td', {}, g.name, el('div', { class: 'muted small' }, g.layers.join(', '))),
         el('td', { class: 'num' }, String(g.width)),
-        el('td', { class: 'num', testid: 'setup-group-lowest' }, lowest === undefined ? '–' : lowest === g.width ? `${lowest} (fixed)` : String(lowest)));
+        el('td', { class: 'num', testid: 'setup-group-lowest' }, lowest === undefined ? '–' : lowest === g.width ? `${lowest} (fixed)` : step > 1 ? `${lowest} (steps of ${step})` : String(lowest)));
     }));
   }
 
