@@ -17,7 +17,8 @@ import { buildBuiltin } from '../../src/engine/zoo/builtins';
 import { isPasInputError } from '../../src/engine/errors';
 import { constraintsOf } from '../../src/engine/search/job';
 import type { RunSettings } from '../../src/engine/search/runState';
-import { makeTempDir, runCli } from '../support/cli';
+import { makeTempDir, runCli, runCliAndKill } from '../support/cli';
+import type { SearchReport } from '../../src/shared/workerProtocol';
 import { InvalidArgumentError } from 'commander';
 import { parseRoundToOption } from '../../src/cli/options';
 import { settingsFrom } from '../../src/cli/commands/search';
@@ -145,7 +146,7 @@ describe('width constraints', function () {
     }
   });
 
-  describe('refusals through the CLI (exit 2, nothing written)', () => {
+  describe('through the CLI: refusals (exit 2, nothing written), and resume', () => {
     let work: string;
     before(() => (work = makeTempDir('pas-constraints-')));
     after(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -174,6 +175,39 @@ describe('width constraints', function () {
       const result = runCli(['search', 'builtin:default', '--round-to', 'auto', '--target-macs', '0.3', '--min-keep', '0.6', '--pretrain-epochs', '0', '--out', out, '--backend', 'cpu']);
       assert.equal(result.status, 2, result.stderr);
       assert.match(result.stderr, /unreachable under the width constraints \(--min-keep 0\.6, --round-to auto\)/);
+    });
+
+    it('a stopped run resumes with the rule it saved: a number stays that number, no rule at all (runs from before constraints) is any width', async () => {
+      // x0.5: groups of 24 to 96 channels and a 640-channel head, so auto and 1 differ.
+      const fresh = path.join(work, 'resume-fresh');
+      const args = ['search', 'builtin:default', '--width-multiplier', '0.5', '--method', 'uniform', '--target-macs', '0.5', '--pretrain-epochs', '2', '--search-epochs', '0', '--finetune-epochs', '1',
+        '--data', 'sample', '--max-train', '64', '--max-test', '32', '--batch-size', '32', '--seed', '2', '--workers', '1', '--backend', 'wasm', '--out', fresh, '--json'];
+      // Stopped in the second pretraining epoch: the widths are not chosen yet, the saved rule will choose them.
+      const stopped = await runCliAndKill(args, (e) => e.type === 'batch' && e.phase === 'pretrain' && (e as { epoch?: number }).epoch === 2, 'SIGINT');
+      assert.equal(stopped.exitCode, 130, stopped.stderr.slice(-2000));
+      const stateFile = (dir: string) => path.join(dir, 'state.json');
+      const state = JSON.parse(fs.readFileSync(stateFile(fresh), 'utf8'));
+      assert.equal(state.phase, 'pretrain');
+      assert.equal(state.settings.constraints.roundTo, 'auto', 'a new run saves the default rule by name');
+
+      const resumeWith = (name: string, constraints: unknown) => {
+        const dir = path.join(work, name);
+        fs.cpSync(fresh, dir, { recursive: true });
+        const edited = { ...state, settings: { ...state.settings, constraints } };
+        if (constraints === undefined) delete edited.settings.constraints;
+        fs.writeFileSync(stateFile(dir), JSON.stringify(edited));
+        const result = runCli(['search', '--resume', dir, '--backend', 'wasm', '--workers', '1', '--json']);
+        assert.equal(result.status, 0, `${name}: ${result.stderr.slice(-2000)}`);
+        return JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')) as SearchReport;
+      };
+      const legacy = resumeWith('resume-legacy', undefined);
+      assert.equal(legacy.constraints?.roundTo, 1);
+      assert.ok(legacy.layers.every((l) => l.roundingStep === 1), JSON.stringify(legacy.layers));
+      const eight = resumeWith('resume-eight', { minKeep: 0.1, roundTo: 8, keep: [] });
+      assert.equal(eight.constraints?.roundTo, 8);
+      for (const l of eight.layers) assert.ok(l.searchedWidth % 8 === 0 || l.searchedWidth === l.originalWidth, `${l.name}: ${l.searchedWidth} of ${l.originalWidth}`);
+      // The rules differ on this model: any width leaves some group off the multiples of 8.
+      assert.ok(legacy.layers.some((l) => l.searchedWidth % 8 !== 0), JSON.stringify(legacy.layers.map((l) => l.searchedWidth)));
     });
 
     it('an unknown --keep name lists the groups', () => {
