@@ -3,8 +3,10 @@
  * Keras-layers MobileNetV2 (bench/mobilenet-v2.ts) and, when its git-ignored fixture is present,
  * the real nsfwjs MobileNetV2 (test/fixtures/real/mobilenet_v2, `scripts/fetch-real-models.sh`),
  * all 224x224x3, pruned to 50% of the deployed MACs with the uniform method (the paper's baseline:
- * the same fraction of every layer, no training needed to pick it), then deployed. The MobileNetV2s
- * are also pruned with the widths rounded to multiples of 8 (`--round-to 8`, XNNPACK's SIMD width).
+ * the same fraction of every layer, no training needed to pick it), then deployed. Every net is
+ * pruned three times at the same MACs target: with the default width rule (`--round-to auto`:
+ * multiples of 8 in layers of 64+ channels, any count below), with any width (`--round-to 1`) and
+ * with every width a multiple of 8 (`--round-to 8`), so one run compares the rules.
  *
  * Every model is timed in two deployed forms: with the speed folds of
  * src/engine/transform/deployFolds.ts (what PaS writes) and without them (BN folded, RepVGG fused
@@ -25,7 +27,7 @@ import { graphFromModel, ModelGraph, modelFromGraph } from '../src/engine/graph/
 import { loadLayersModelFromFile } from '../src/engine/io';
 import { joinLatencies, measureAlternating } from '../src/engine/latency';
 import { selectionToLatents, uniformSelection } from '../src/engine/search/maskSelection';
-import { WidthLattice } from '../src/engine/search/widthConstraints';
+import { DEFAULT_WIDTH_CONSTRAINTS, WidthLattice, type RoundTo } from '../src/engine/search/widthConstraints';
 import { MacsBudget } from '../src/engine/budget/macsBudget';
 import { insertMasks } from '../src/engine/transform/masks';
 import { keptChannelsFromMasks, pruneGraph } from '../src/engine/transform/prune';
@@ -38,14 +40,17 @@ const REAL_MOBILENET = path.join(repoRoot(), 'test', 'fixtures', 'real', 'mobile
 interface Net {
   name: string;
   build: () => Promise<tf.LayersModel>;
-  /** Width roundings to prune with (1: any width). */
-  roundings: number[];
+  /** Width roundings to prune with (1: any width; 'auto': the default rule). */
+  roundings: RoundTo[];
 }
 
+/** The default rule first: its rows are the ones the target is judged on, the others compare. */
+const ROUNDINGS: RoundTo[] = [DEFAULT_WIDTH_CONSTRAINTS.roundTo, 1, 8];
+
 const NETS: Net[] = [
-  { name: 'repvgg-a0 (builtin:repvgg-a0)', build: async () => buildRepVgg({ variant: 'A0', inputShape: [224, 224, 3], numClasses: 1000, widthMultiplier: 1, seed: 1 }), roundings: [1] },
-  { name: 'mobilenetv2 (Keras layers)', build: async () => buildMobileNetV2({ inputSize: 224, numClasses: 1000 }), roundings: [1, 8] },
-  { name: 'mobilenetv2 (real nsfwjs)', build: () => loadLayersModelFromFile(REAL_MOBILENET), roundings: [1, 8] },
+  { name: 'repvgg-a0 (builtin:repvgg-a0)', build: async () => buildRepVgg({ variant: 'A0', inputShape: [224, 224, 3], numClasses: 1000, widthMultiplier: 1, seed: 1 }), roundings: ROUNDINGS },
+  { name: 'mobilenetv2 (Keras layers)', build: async () => buildMobileNetV2({ inputSize: 224, numClasses: 1000 }), roundings: ROUNDINGS },
+  { name: 'mobilenetv2 (real nsfwjs)', build: () => loadLayersModelFromFile(REAL_MOBILENET), roundings: ROUNDINGS },
 ];
 const TARGET = 0.5;
 const runs = process.argv.includes('--quick') ? 4 : 15;
@@ -59,8 +64,8 @@ function repoRoot(): string {
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
-/** The masked graph pruned uniformly to the target with widths in multiples of `roundTo`. */
-function uniformlyMasked(plain: ModelGraph, roundTo: number): ModelGraph {
+/** The masked graph pruned uniformly to the target with widths under the `roundTo` rule. */
+function uniformlyMasked(plain: ModelGraph, roundTo: RoundTo): ModelGraph {
   const { graph, layout } = insertMasks(plain, { initialValue: 1 });
   const budget = new MacsBudget(graph, layout);
   const lattice = new WidthLattice(budget.groups, { minKeep: 0, roundTo, keep: [] });
@@ -176,16 +181,16 @@ async function main(): Promise<void> {
     '# Latency after pruning (wasm, batch 1)',
     '',
     `${report.date}; ${report.cpus} CPUs, load average ${loadAverage.join(' ')} at start, ${report.loadAverageAtEnd.join(' ')} at end (a shared machine: ratios from one run, not absolute times). ` +
-      `All nets 224x224x3, pruned to ${TARGET * 100}% of the deployed MACs with the uniform method (round-to 8: every width a multiple of 8), deployed (pruned + BN folded / RepVGG fused + the speed folds: dropout skipped, TF-'same' ZeroPadding2D and ReLU taken into the conv), median latency of ${runs} runs each (and the fastest run, the least disturbed on a loaded machine), the runs of all forms of a net interleaved.`,
+      `All nets 224x224x3, pruned to ${TARGET * 100}% of the deployed MACs with the uniform method under three width rules (round-to auto, the default: multiples of 8 in layers of 64 channels or more, any count below; 1: any width; 8: every width a multiple of 8), deployed (pruned + BN folded / RepVGG fused + the speed folds: dropout skipped, TF-'same' ZeroPadding2D and ReLU taken into the conv), median latency of ${runs} runs each (and the fastest run, the least disturbed on a loaded machine), the runs of all forms of a net interleaved.`,
     '',
     '| net | round-to | MACs before | MACs after | MACs ratio | latency before ms | latency after ms | latency ratio | latency ratio / MACs ratio | within 1.2x | fastest pass: before / after ms, ratio / MACs ratio | per-layer sum ratio | without folds: before / after ms | without folds: ratio / MACs ratio (fastest pass) | without folds: per-layer sum ratio |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
     ...results.map((r) =>
-      `| ${r.net} | ${r.roundTo} | ${fmt(r.macsBefore / 1e6, 1)}M | ${fmt(r.macsAfter / 1e6, 1)}M | ${fmt(r.macsRatio, 3)} | ${fmt(r.latencyBeforeMs, 1)} | ${fmt(r.latencyAfterMs, 1)} | ${fmt(r.latencyRatio, 3)} | ${fmt(r.latencyOverMacs, 2)} | ${r.withinTarget ? 'yes' : 'no'} | ${fmt(r.fastestBeforeMs, 1)} / ${fmt(r.fastestAfterMs, 1)}, ${fmt(r.fastestRatioOverMacs, 2)} | ${fmt(r.layerSumRatio, 3)} | ${fmt(r.withoutFolds.latencyBeforeMs, 1)} / ${fmt(r.withoutFolds.latencyAfterMs, 1)} | ${fmt(r.withoutFolds.latencyOverMacs, 2)} (${fmt(r.withoutFolds.fastestRatioOverMacs, 2)}) | ${fmt(r.withoutFolds.layerSumRatio, 3)} |`),
+      `| ${r.net} | ${r.roundTo === DEFAULT_WIDTH_CONSTRAINTS.roundTo ? `${r.roundTo} (default)` : r.roundTo} | ${fmt(r.macsBefore / 1e6, 1)}M | ${fmt(r.macsAfter / 1e6, 1)}M | ${fmt(r.macsRatio, 3)} | ${fmt(r.latencyBeforeMs, 1)} | ${fmt(r.latencyAfterMs, 1)} | ${fmt(r.latencyRatio, 3)} | ${fmt(r.latencyOverMacs, 2)} | ${r.withinTarget ? 'yes' : 'no'} | ${fmt(r.fastestBeforeMs, 1)} / ${fmt(r.fastestAfterMs, 1)}, ${fmt(r.fastestRatioOverMacs, 2)} | ${fmt(r.layerSumRatio, 3)} | ${fmt(r.withoutFolds.latencyBeforeMs, 1)} / ${fmt(r.withoutFolds.latencyAfterMs, 1)} | ${fmt(r.withoutFolds.latencyOverMacs, 2)} (${fmt(r.withoutFolds.fastestRatioOverMacs, 2)}) | ${fmt(r.withoutFolds.layerSumRatio, 3)} |`),
     ...(skipped.length ? ['', ...skipped.map((s) => `Skipped: ${s}.`)] : []),
     '',
-    ...results.filter((r) => r.roundTo === 1).flatMap((r) => [
-      `## ${r.net}: slowest layers after pruning (${r.layersBefore} layers timed, ${r.withoutFolds.layersBefore} without the folds; ${fmt(100 * r.layersWithoutMacsShareAfter, 1)}% of the per-layer time is in layers without MACs, ${fmt(100 * r.withoutFolds.layersWithoutMacsShareAfter, 1)}% without the folds)`,
+    ...results.filter((r) => r.roundTo === DEFAULT_WIDTH_CONSTRAINTS.roundTo).flatMap((r) => [
+      `## ${r.net}, round-to ${r.roundTo}: slowest layers after pruning (${r.layersBefore} layers timed, ${r.withoutFolds.layersBefore} without the folds; ${fmt(100 * r.layersWithoutMacsShareAfter, 1)}% of the per-layer time is in layers without MACs, ${fmt(100 * r.withoutFolds.layersWithoutMacsShareAfter, 1)}% without the folds)`,
       '',
       '| layer | type | before ms | after ms |',
       '| --- | --- | ---: | ---: |',

@@ -9,7 +9,7 @@ import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
-import { lowestKeptCount, previewBudget } from '../src/engine/budgetPreview';
+import { lowestKeptCount, parseRoundTo, previewBudget, roundingStep } from '../src/engine/budgetPreview';
 import { formatCount, formatPercent } from '../src/shared/format';
 import { PREPROCESSING_OPTIONS, validateRunSetup, type DataChoice, type RunSetup, type SetupField } from '../src/shared/runSetup';
 import type { SetupInitMessage, WebviewToHostMessage } from '../src/shared/webviewProtocol';
@@ -17,8 +17,8 @@ import { el, replaceChildren } from './dom';
 
 type Post = (message: WebviewToHostMessage) => void;
 
-/** A labelled text field whose value is parsed as a number ('' -> null when `optional`). */
-function numberField(label: string, testid: string, value: number | null, hint: string, onInput: () => void) {
+/** A labelled text field whose value is parsed as a number ('' -> null when `optional`), or read as text. */
+function numberField(label: string, testid: string, value: number | string | null, hint: string, onInput: () => void) {
   const field = el('vscode-textfield', { testid, value: value === null ? '' : String(value) }) as HTMLElement & { value: string; invalid: boolean };
   field.addEventListener('input', onInput);
   const error = el('div', { class: 'field-error', testid: `${testid}-error` });
@@ -31,6 +31,7 @@ function numberField(label: string, testid: string, value: number | null, hint: 
       // '' and text become NaN, which the validation names (posted, NaN becomes null: also refused)
       return /^-?\d*\.?\d+(e-?\d+)?$/i.test(t) ? Number(t) : Number.NaN;
     },
+    text: (): string => field.value.trim(),
     showError: (message: string | undefined) => {
       field.invalid = !!message;
       error.textContent = message ?? '';
@@ -51,7 +52,7 @@ export function renderSetup(app: HTMLElement, msg: SetupInitMessage, post: Post)
     finetuneEpochs: numberField('Fine-tune epochs', 'setup-finetune-epochs', s.finetuneEpochs, 'widths frozen', update),
     batchSize: numberField('Batch size', 'setup-batch-size', s.batchSize, 'the optimization batch', update),
     minKeep: numberField('Min keep (fraction of each layer)', 'setup-min-keep', s.minKeep, 'no layer below this share of its channels (never below 1)', update),
-    roundTo: numberField('Round widths to', 'setup-round-to', s.roundTo, 'kept counts are multiples of this where the width allows', update),
+    roundTo: numberField('Round widths to', 'setup-round-to', s.roundTo, 'auto: multiples of 8 in layers of 64+ channels (what XNNPACK computes anyway), any count below; N: multiples of N; 1: any count', update),
   };
 
   const dataLabel = el('span', { testid: 'setup-data-value' });
@@ -99,7 +100,8 @@ export function renderSetup(app: HTMLElement, msg: SetupInitMessage, post: Post)
       finetuneEpochs: fields.finetuneEpochs.number(),
       batchSize: fields.batchSize.number(),
       minKeep: fields.minKeep.number(),
-      roundTo: fields.roundTo.number(),
+      // 'auto' or a whole number; anything else NaN, which the validation names
+      roundTo: parseRoundTo(fields.roundTo.text()) ?? Number.NaN,
       keep: [...keep],
       preprocessing: preprocessing.value || s.preprocessing,
       distill: distill.checked,
@@ -120,11 +122,13 @@ export function renderSetup(app: HTMLElement, msg: SetupInitMessage, post: Post)
         update();
       });
       const lowest = setup ? lowestKeptCount(g.name, g.width, setup) : undefined;
+      // Under --round-to auto some groups round and some do not: say which.
+      const step = setup ? roundingStep(g.width, setup.roundTo) : 1;
       return el('tr', { testid: 'setup-group-row', 'data-group': g.name },
         el('td', {}, box),
         el('td', {}, g.name, el('div', { class: 'muted small' }, g.layers.join(', '))),
         el('td', { class: 'num' }, String(g.width)),
-        el('td', { class: 'num', testid: 'setup-group-lowest' }, lowest === undefined ? '–' : lowest === g.width ? `${lowest} (fixed)` : String(lowest)));
+        el('td', { class: 'num', testid: 'setup-group-lowest' }, lowest === undefined ? '–' : lowest === g.width ? `${lowest} (fixed)` : step > 1 ? `${lowest} (steps of ${step})` : String(lowest)));
     }));
   }
 

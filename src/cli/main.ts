@@ -14,7 +14,7 @@ import { endQuietlyOnClosedPipe } from './closedPipe';
 import { Output } from './output';
 import { DEFAULT_LATENT_PRIOR } from '../engine/search/latentInit';
 import { DEFAULT_LEARNING_RATE_SCHEDULE, LEARNING_RATE_SCHEDULES } from '../engine/search/learningRateSchedule';
-import { BACKEND_CHOICES, parseFraction, parseLatentPrior, parseNameList, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseShape, parseUnitInterval, parseWorkersOption } from './options';
+import { BACKEND_CHOICES, parseFraction, parseLatentPrior, parseNameList, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseRoundToOption, parseShape, parseUnitInterval, parseWorkersOption } from './options';
 import { PRUNE_METHOD_NAMES } from '../engine/search/methods';
 import { DEFAULT_WIDTH_CONSTRAINTS } from '../engine/search/widthConstraints';
 
@@ -57,7 +57,7 @@ function addSearchOptions(command: Command): Command {
     .option('--finetune-epochs <n>', 'epochs of frozen-mask fine-tuning', parseNonNegativeInt, 4)
     .option('--pretrain-epochs <n>', `epochs of training before the search (default: ${6} for builtins, 0 for files)`, parseNonNegativeInt)
     .option('--min-keep <fraction>', 'no layer keeps fewer than ceil(FRACTION x its width) channels (never fewer than 1)', parseUnitInterval, DEFAULT_WIDTH_CONSTRAINTS.minKeep)
-    .option('--round-to <n>', 'kept channel counts are multiples of N where the width allows', parsePositiveInt, DEFAULT_WIDTH_CONSTRAINTS.roundTo)
+    .option('--round-to <auto|N>', 'kept channel counts are multiples of N where the width allows (1: any count); auto: multiples of 8 in layers of 64+ channels (XNNPACK computes channels in 8s), any count in narrower ones', parseRoundToOption, DEFAULT_WIDTH_CONSTRAINTS.roundTo)
     .option('--keep <names>', 'prunable groups held at full width (NAME[,NAME...]; see pas inspect)', parseNameList, [])
     .option('--out <dir>', 'output folder (default: a new folder next to the model folder)')
     .option('--seed <n>', 'random seed (data order, augmentation, initialization)', parseNonNegativeInt, 1)

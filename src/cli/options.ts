@@ -3,6 +3,7 @@ import { InvalidArgumentError } from 'commander';
 import type { BackendChoice } from '../shared/workerProtocol';
 import type { BuiltinOptions } from '../engine/zoo/builtins';
 import { parseWorkers, type WorkersChoice } from '../engine/train/parallel/workerCount';
+import { parseRoundTo, type RoundTo } from '../engine/budgetPreview';
 
 export function parseShape(value: string): [number, number, number] {
   const parts = value.split(',').map((p) => Number(p.trim()));
@@ -16,6 +17,13 @@ export function parseShape(value: string): [number, number, number] {
 export function parseWorkersOption(value: string): WorkersChoice {
   const parsed = parseWorkers(value);
   if (parsed === undefined) throw new InvalidArgumentError(`expected auto or a thread count from 1 to 999, got '${value}'`);
+  return parsed;
+}
+
+/** `--round-to auto|N`: a whole number from 1 (1: any width), or auto (a step per layer from its width). */
+export function parseRoundToOption(value: string): RoundTo {
+  const parsed = parseRoundTo(value);
+  if (parsed === undefined) throw new InvalidArgumentError(`expected auto or a whole number from 1 (1: any width), got '${value}'`);
   return parsed;
 }
 

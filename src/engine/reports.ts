@@ -3,7 +3,7 @@
  * and sent as they are in the worker protocol (src/shared/workerProtocol.ts re-exports them).
  */
 import type { BackendName, PruneMethod } from '../shared/workerProtocol';
-import type { MacsFormulaTerm } from './budgetPreview';
+import type { MacsFormulaTerm, RoundTo } from './budgetPreview';
 
 /** One row of the per-layer table (inspect and search). */
 export interface LayerRow {
@@ -70,6 +70,11 @@ export interface GroupWidth {
   searchedWidth: number;
   /** The narrowest width the width constraints allow (--min-keep, --round-to); absent without constraints. */
   minWidth?: number;
+  /**
+   * The step between the widths the group may keep below its full width (1: any count): `--round-to
+   * N` gives N, `auto` 8 from 64 channels and 1 below; absent for a group held at full width.
+   */
+  roundingStep?: number;
   /** True for a group held at full width (--keep). */
   fixed?: boolean;
 }
@@ -118,8 +123,11 @@ export interface SearchReport {
   searchEndMacsFraction?: number;
   /** Channels the projection onto the budget (and the width constraints) moved after the search. */
   projectionMoved?: number;
-  /** The width constraints the run respected. */
-  constraints?: { minKeep: number; roundTo: number; keep: string[] };
+  /**
+   * The width constraints the run respected: `roundTo` is the rule as given (a number, or 'auto',
+   * which picks a step per group: each layer's `roundingStep`).
+   */
+  constraints?: { minKeep: number; roundTo: RoundTo; keep: string[] };
   /** Median latency at batch 1, ms, same backend: the unpruned model's deployed form, and the pruned deployed model. */
   latencyBefore?: number;
   latencyAfter?: number;

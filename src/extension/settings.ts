@@ -3,7 +3,7 @@
  * these, then from the last run on the model).
  */
 import * as vscode from 'vscode';
-import { PREPROCESSING_OPTIONS, type PreprocessingPreset, type SetupSettings } from '../shared/runSetup';
+import { PREPROCESSING_OPTIONS, roundToSetting, type PreprocessingPreset, type SetupSettings } from '../shared/runSetup';
 import type { BackendChoice } from '../shared/workerProtocol';
 import { parseDataSpec } from './core/cliArgs';
 
@@ -23,7 +23,7 @@ export function readSetupSettings(): SetupSettings {
     finetuneEpochs: number('finetuneEpochs'),
     batchSize: number('batchSize'),
     minKeep: number('minKeep'),
-    roundTo: number('roundTo'),
+    roundTo: roundToSetting(config.get<unknown>('roundTo')),
     preprocessing: PREPROCESSING_OPTIONS.some((o) => o.preset === preprocessing) ? (preprocessing as PreprocessingPreset) : undefined,
     distill: config.get<boolean>('distill'),
   };

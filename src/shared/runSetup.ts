@@ -4,6 +4,8 @@
  * the webview uses to mark invalid fields, and the unit tests import it in Node.
  */
 
+import { parseRoundTo, type RoundTo } from '../engine/budgetPreview';
+
 /** Training data: the bundled sample, an IDX folder or an image folder (`--data`). */
 export type DataChoice =
   | { kind: 'sample' }
@@ -43,8 +45,8 @@ export interface RunSetup {
   batchSize: number;
   /** No group below ceil(minKeep * width) channels (and never below 1). */
   minKeep: number;
-  /** Kept counts are multiples of this where the width allows (1: any). */
-  roundTo: number;
+  /** Kept counts are multiples of this where the width allows (1: any; 'auto': 8 in groups of 64+ channels, any count below). */
+  roundTo: RoundTo;
   /** Prunable groups held at full width, by name. */
   keep: string[];
   preprocessing: PreprocessingPreset;
@@ -53,7 +55,7 @@ export interface RunSetup {
 }
 
 /** The CLI's own defaults: the args builder leaves an option out when it has this value. */
-export const CLI_DEFAULTS = { batchSize: 64, minKeep: 0.1, roundTo: 1 } as const;
+export const CLI_DEFAULTS: { batchSize: number; minKeep: number; roundTo: RoundTo } = { batchSize: 64, minKeep: 0.1, roundTo: 'auto' };
 
 export const LIMITS = {
   targetFraction: { min: 0.01, max: 0.99 },
@@ -71,9 +73,17 @@ export interface SetupSettings {
   finetuneEpochs?: number;
   batchSize?: number;
   minKeep?: number;
-  roundTo?: number;
+  roundTo?: RoundTo;
   preprocessing?: PreprocessingPreset;
   distill?: boolean;
+}
+
+/**
+ * The `pas.roundTo` setting: 'auto' or a whole number from 1 (a hand-edited "8" is read as 8);
+ * anything else is undefined, so the form falls back to the CLI's default.
+ */
+export function roundToSetting(value: unknown): RoundTo | undefined {
+  return typeof value === 'number' || typeof value === 'string' ? parseRoundTo(String(value)) : undefined;
 }
 
 /**
@@ -142,7 +152,7 @@ export function validateRunSetup(raw: unknown, groupNames?: readonly string[]): 
   if (!isInt(s.finetuneEpochs, 0, LIMITS.epochs.max)) errors.finetuneEpochs = `A whole number from 0 to ${LIMITS.epochs.max}.`;
   if (!isInt(s.batchSize, LIMITS.batchSize.min, LIMITS.batchSize.max)) errors.batchSize = `A whole number from ${LIMITS.batchSize.min} to ${LIMITS.batchSize.max}.`;
   if (!(typeof s.minKeep === 'number' && s.minKeep >= 0 && s.minKeep < 1)) errors.minKeep = 'A fraction from 0 (down to one channel) to below 1.';
-  if (!isInt(s.roundTo, LIMITS.roundTo.min, LIMITS.roundTo.max)) errors.roundTo = `A whole number from 1 (any width) to ${LIMITS.roundTo.max}.`;
+  if (!(s.roundTo === 'auto' || isInt(s.roundTo, LIMITS.roundTo.min, LIMITS.roundTo.max))) errors.roundTo = `auto (multiples of 8 in layers of 64+ channels), or a whole number from 1 (any width) to ${LIMITS.roundTo.max}.`;
   if (!Array.isArray(s.keep) || !s.keep.every((k) => typeof k === 'string' && k !== '' && !k.includes(','))) errors.keep = 'A list of group names.';
   else if (groupNames && s.keep.some((k) => !groupNames.includes(k as string))) errors.keep = `Not a prunable group: ${s.keep.filter((k) => !groupNames.includes(k as string)).join(', ')}.`;
   else if (groupNames && groupNames.length > 0 && new Set(s.keep).size >= groupNames.length) errors.keep = 'Leave at least one group to prune.';
@@ -160,7 +170,7 @@ export function validateRunSetup(raw: unknown, groupNames?: readonly string[]): 
       finetuneEpochs: s.finetuneEpochs as number,
       batchSize: s.batchSize as number,
       minKeep: s.minKeep as number,
-      roundTo: s.roundTo as number,
+      roundTo: s.roundTo as RoundTo,
       keep: [...new Set(s.keep as string[])],
       preprocessing: s.preprocessing as PreprocessingPreset,
       distill: s.distill as boolean,

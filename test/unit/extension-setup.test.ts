@@ -4,8 +4,10 @@
  * the shared count formatter and the host's Disposable base.
  */
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { evaluateMacsTerms, lowestKeptCount, NO_WIDTH_CONSTRAINTS, previewBudget } from '../../src/engine/budgetPreview';
+import { evaluateMacsTerms, lowestKeptCount, NO_WIDTH_CONSTRAINTS, previewBudget, type RoundTo } from '../../src/engine/budgetPreview';
 import { analyzeGraph, prunableGroups } from '../../src/engine/graph/analysis';
 import { summarizeGraph } from '../../src/engine/graph/counting';
 import { graphFromModel } from '../../src/engine/graph/modelGraph';
@@ -20,8 +22,10 @@ import { buildSearchArgs, searchOptionsFromSetup } from '../../src/extension/cor
 import { validateWebviewMessage } from '../../src/extension/core/webviewMessages';
 import { Disposable } from '../../src/extension/dispose';
 import { formatCount, formatPercent } from '../../src/shared/format';
-import { defaultRunSetup, validateRunSetup, type RunSetup } from '../../src/shared/runSetup';
+import { CLI_DEFAULTS, defaultRunSetup, roundToSetting, validateRunSetup, type RunSetup } from '../../src/shared/runSetup';
+import { DEFAULT_WIDTH_CONSTRAINTS, WidthLattice } from '../../src/engine/search/widthConstraints';
 import { mulberry32, randomlyMasked } from '../support/tensors';
+import { REPO_ROOT } from '../support/cli';
 
 const MODEL = '/work/models/net/model.json';
 const OUT = '/work/models/net-pas';
@@ -49,6 +53,8 @@ describe('extension: run-setup form -> pas search arguments', () => {
       { change: { minKeep: 0 }, expect: [['--min-keep', '0']] },
       { change: { minKeep: 0.25 }, expect: [['--min-keep', '0.25']] },
       { change: { roundTo: 8 }, expect: [['--round-to', '8']] },
+      // 1 is no longer the default: a form set to "any width" must say so to the CLI.
+      { change: { roundTo: 1 }, expect: [['--round-to', '1']] },
       { change: { keep: ['stem', 'head conv'] }, expect: [['--keep', 'stem,head conv']] },
       { change: { preprocessing: 'range-minus1-1' }, expect: [['--input-range', '-1,1'], ['--normalize', undefined]] },
       { change: { preprocessing: 'range-0-255' }, expect: [['--input-range', '0,255']] },
@@ -64,8 +70,30 @@ describe('extension: run-setup form -> pas search arguments', () => {
   });
 
   it('options at the CLI default are left out (so the command runs on a CLI without them)', () => {
-    const args = argsOf({ ...defaults, batchSize: 64, minKeep: 0.1, roundTo: 1, keep: [], preprocessing: 'range-0-1', distill: false });
+    const args = argsOf({ ...defaults, batchSize: 64, minKeep: 0.1, roundTo: 'auto', keep: [], preprocessing: 'range-0-1', distill: false });
     for (const flag of ['--batch-size', '--min-keep', '--round-to', '--keep', '--input-range', '--normalize', '--distill']) assert.ok(!args.includes(flag), `${flag} in ${args.join(' ')}`);
+  });
+
+  it("the form's defaults are the CLI's (what the args builder leaves out must be what the CLI assumes)", () => {
+    assert.equal(defaults.roundTo, 'auto');
+    assert.equal(CLI_DEFAULTS.roundTo, DEFAULT_WIDTH_CONSTRAINTS.roundTo);
+    assert.equal(CLI_DEFAULTS.minKeep, DEFAULT_WIDTH_CONSTRAINTS.minKeep);
+    // The settings VS Code shows start from the same values.
+    const settings = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).contributes.configuration.properties;
+    assert.equal(settings['pas.roundTo'].default, DEFAULT_WIDTH_CONSTRAINTS.roundTo);
+    assert.equal(settings['pas.minKeep'].default, DEFAULT_WIDTH_CONSTRAINTS.minKeep);
+    assert.equal(roundToSetting(settings['pas.roundTo'].default), 'auto');
+  });
+
+  it('the pas.roundTo setting: auto or a whole number from 1, anything else the default', () => {
+    assert.equal(roundToSetting('auto'), 'auto');
+    assert.equal(roundToSetting(8), 8);
+    assert.equal(roundToSetting(1), 1);
+    assert.equal(roundToSetting('8'), 8); // hand-edited settings.json
+    for (const bad of [0, -8, 8.5, 'Auto', 'eight', '', true, null, undefined, {}]) assert.equal(roundToSetting(bad), undefined, JSON.stringify(bad));
+    assert.equal(defaultRunSetup({ roundTo: roundToSetting(undefined) }).roundTo, 'auto');
+    assert.equal(defaultRunSetup({ roundTo: roundToSetting(16) }).roundTo, 16);
+    assert.deepEqual(valueOf(argsOf(defaultRunSetup({ roundTo: roundToSetting(16) })), '--round-to'), '16');
   });
 
   it('fractions are written as the CLI parses them back, without float noise', () => {
@@ -75,6 +103,7 @@ describe('extension: run-setup form -> pas search arguments', () => {
 
   it('refuses values no form should produce', () => {
     assert.throws(() => argsOf({ ...defaults, roundTo: 0 }), RangeError);
+    assert.throws(() => argsOf({ ...defaults, roundTo: 2.5 }), RangeError);
     assert.throws(() => argsOf({ ...defaults, minKeep: 1 }), RangeError);
     assert.throws(() => argsOf({ ...defaults, keep: ['a,b'] }), RangeError);
     assert.throws(() => argsOf({ ...defaults, batchSize: 2.5 }), RangeError);
@@ -83,6 +112,10 @@ describe('extension: run-setup form -> pas search arguments', () => {
 
 describe('extension: run-setup validation and defaults', () => {
   const good = defaultRunSetup({});
+
+  it('accepts --round-to auto, 1 and 256', () => {
+    for (const roundTo of ['auto', 1, 8, 256]) assert.ok(validateRunSetup({ ...good, roundTo }).ok, String(roundTo));
+  });
 
   it('accepts the defaults and returns a clean copy', () => {
     const v = validateRunSetup({ ...good, keep: ['a', 'a'] }, ['a', 'b']);
@@ -102,6 +135,10 @@ describe('extension: run-setup validation and defaults', () => {
       [{ minKeep: 1 }, 'minKeep'],
       [{ minKeep: -0.1 }, 'minKeep'],
       [{ roundTo: 0 }, 'roundTo'],
+      [{ roundTo: 257 }, 'roundTo'],
+      [{ roundTo: 'Auto' }, 'roundTo'],
+      [{ roundTo: '8' }, 'roundTo'],
+      [{ roundTo: null }, 'roundTo'], // NaN from "eight" in the field arrives as null
       [{ keep: 'a' }, 'keep'],
       [{ keep: ['x'] }, 'keep'],
       [{ keep: ['a', 'b'] }, 'keep'], // nothing left to prune
@@ -191,20 +228,46 @@ describe('engine: budget preview from the inspect report', () => {
     });
   }
 
+  it('the preview under --round-to auto gives the floors of the engine\'s lattice (groups of 48 to 1280 channels)', () => {
+    const model = buildRepVgg({ variant: 'A0', inputShape: [32, 32, 3], numClasses: 5, widthMultiplier: 1, blocksPerStage: [1, 1, 1, 1, 1], seed: 3 });
+    const graph = graphFromModel(model);
+    model.dispose();
+    const report = inspectGraph(graph, 'test', [1, 1, 1], 2);
+    const budget = MacsBudget.forUnmaskedGraph(graph);
+    const widths = budget.groups.map((g) => g.width);
+    assert.ok(widths.some((w) => w < 64) && widths.some((w) => w >= 64 && w % 8 === 0), `widths ${widths.join(', ')}`);
+    for (const minKeep of [0, 0.1, 0.3]) {
+      const constraints = { ...DEFAULT_WIDTH_CONSTRAINTS, minKeep };
+      const lattice = new WidthLattice(budget.groups, constraints);
+      const preview = previewBudget(report.macsFormula!, report.prunableGroups, constraints, 0.5);
+      const engineLowest = budget.macsOf(lattice.floors());
+      assert.ok(Math.abs(preview.lowestMacs - engineLowest) <= 1e-9 * engineLowest, `min-keep ${minKeep}: preview ${preview.lowestMacs} vs engine ${engineLowest}`);
+      for (const g of report.prunableGroups) {
+        const id = budget.groups.find((b) => b.name === g.name)!.id;
+        assert.equal(lowestKeptCount(g.name, g.width, constraints), lattice.floor(id), `${g.name} (${g.width})`);
+      }
+    }
+    // min-keep 0.1: the 1280-wide head's floor 128 is a multiple of 8 anyway, the 96- and 192-wide groups round 10 -> 16 and 20 -> 24: auto raises the floor above --round-to 1's.
+    const anyWidth = previewBudget(report.macsFormula!, report.prunableGroups, { ...DEFAULT_WIDTH_CONSTRAINTS, roundTo: 1 }, 0.5);
+    assert.ok(previewBudget(report.macsFormula!, report.prunableGroups, DEFAULT_WIDTH_CONSTRAINTS, 0.5).lowestMacs > anyWidth.lowestMacs);
+  });
+
   it('lowest kept counts respect min-keep, round-to and keep', () => {
     const random = mulberry32(17);
     for (let i = 0; i < 2000; i++) {
       const width = 1 + Math.floor(random() * 300);
       const minKeep = random() < 0.2 ? 0 : random() * 0.9;
-      const roundTo = [1, 2, 4, 8, 16, 32][Math.floor(random() * 6)];
+      const roundTo = ([1, 2, 4, 8, 16, 32, 'auto'] as RoundTo[])[Math.floor(random() * 7)];
+      // the step as documented: N, or under auto 8 from 64 channels and 1 below
+      const step = roundTo === 'auto' ? (width >= 64 ? 8 : 1) : roundTo;
       const count = lowestKeptCount('g', width, { minKeep, roundTo, keep: [] });
       const label = `width ${width}, min-keep ${minKeep}, round-to ${roundTo}: ${count}`;
       assert.ok(Number.isInteger(count) && count >= 1 && count <= width, label);
       assert.ok(count >= Math.ceil(minKeep * width - 1e-9), label);
-      if (width >= roundTo) assert.ok(count % roundTo === 0 || count === width, label);
+      if (width >= step) assert.ok(count % step === 0 || count === width, label);
       // the smallest such count: one step lower breaks a rule
       if (count > 1 && count < width) {
-        const lower = roundTo > 1 && width >= roundTo ? count - roundTo : count - 1;
+        const lower = step > 1 && width >= step ? count - step : count - 1;
         assert.ok(lower < Math.max(1, Math.ceil(minKeep * width - 1e-9)), label);
       }
       assert.equal(lowestKeptCount('g', width, { minKeep, roundTo, keep: ['g'] }), width);

@@ -10,7 +10,7 @@ import { fitBuiltinToData } from '../../engine/search/fitToData';
 import { parseNormalize, type InputRange } from '../../engine/data';
 import { methodSearches } from '../../engine/search/methods';
 import type { LearningRateSchedule } from '../../engine/search/learningRateSchedule';
-import { DEFAULT_WIDTH_CONSTRAINTS } from '../../engine/search/widthConstraints';
+import { DEFAULT_WIDTH_CONSTRAINTS, type RoundTo } from '../../engine/search/widthConstraints';
 import { holdsOnlyRunLeftovers, readRunState, RunSettings } from '../../engine/search/runState';
 import { describeFsError } from '../../engine/io/fsErrors';
 import { formatCount, formatTable, Output } from '../output';
@@ -45,7 +45,7 @@ export interface SearchCliOptions extends ModelOptions {
   /** The raw --normalize text (MEAN,STD or per-channel means then stds). */
   normalize?: string;
   minKeep?: number;
-  roundTo?: number;
+  roundTo?: RoundTo;
   keep?: string[];
   /** Training threads (data parallelism); 'auto' = one per core on wasm. */
   workers?: WorkersChoice;

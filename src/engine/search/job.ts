@@ -26,7 +26,7 @@ import { maskedPhaseLearningRate } from './learningRateSchedule';
 import { DEFAULT_LATENT_PRIOR, initialSearchLatents, SEARCH_LATENT_INIT } from './latentInit';
 import { BudgetSchedule, FEW_SEARCH_STEPS, LatentStepScaler } from './budgetSchedule';
 import { PRUNE_METHODS } from './methods';
-import { DEFAULT_WIDTH_CONSTRAINTS, validateWidthConstraints, WidthLattice } from './widthConstraints';
+import { CONSTRAINTS_OF_RUNS_WITHOUT_THEM, validateWidthConstraints, WidthLattice } from './widthConstraints';
 import type { WidthConstraints } from './widthConstraints';
 import { ORIGINAL_MODEL_DIR, checkpointPath, readRunState, removeStaleTempEntries, RUN_STATE_VERSION, RunSettings, RunState, writeRunState } from './runState';
 import { describeFsError } from '../io/fsErrors';
@@ -258,9 +258,9 @@ function setMasksTrainable(model: tf.LayersModel, budget: MacsBudget, lattice: W
   for (const group of budget.groups) if (lattice.isFixed(group.id)) model.getLayer(group.layerName).trainable = false;
 }
 
-/** The run's width constraints (runs from before constraints existed get the defaults). */
+/** The run's width constraints (runs from before constraints existed get the defaults of that time). */
 export function constraintsOf(settings: RunSettings): WidthConstraints {
-  return settings.constraints ?? DEFAULT_WIDTH_CONSTRAINTS;
+  return settings.constraints ?? CONSTRAINTS_OF_RUNS_WITHOUT_THEM;
 }
 
 /** The searched latents: the variables the schedule's latent step factor and clipping act on. */
@@ -279,7 +279,7 @@ function groupWidths(budget: MacsBudget, counts: Map<string, number>, lattice: W
     originalWidth: g.width,
     searchedWidth: counts.get(g.id) ?? g.width,
     minWidth: lattice.floor(g.id),
-    ...(lattice.isFixed(g.id) ? { fixed: true } : {}),
+    ...(lattice.isFixed(g.id) ? { fixed: true } : { roundingStep: lattice.step(g.id) }),
   }));
 }
 

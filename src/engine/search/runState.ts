@@ -41,7 +41,7 @@ export interface RunSettings {
   preprocessing?: PreprocessingOptions;
   /** Examples per forward/backward pass; default: sized from the memory estimate. */
   microBatch?: number;
-  /** Width constraints (absent in runs started before they existed: the defaults apply). */
+  /** Width constraints (absent in runs started before they existed: the defaults of that time apply, CONSTRAINTS_OF_RUNS_WITHOUT_THEM). */
   constraints?: WidthConstraints;
   /**
    * Spread of the importance prior on PaS's initial latents (latentInit.ts; 0: none). Absent:

@@ -7,6 +7,7 @@
  */
 import { CLI_DEFAULTS, PREPROCESSING_OPTIONS, type DataChoice, type PreprocessingPreset, type RunSetup } from '../../shared/runSetup';
 import type { BackendChoice, PruneMethod } from '../../shared/workerProtocol';
+import type { RoundTo } from '../../engine/budgetPreview';
 import { methodSearches } from '../../engine/search/methodKinds';
 
 export type { DataChoice };
@@ -29,7 +30,8 @@ export interface SearchOptions {
   batchSize?: number;
   /** Width constraints (`--min-keep`, `--round-to`, `--keep`). */
   minKeep?: number;
-  roundTo?: number;
+  /** 'auto' or a whole number from 1 (1: any width). */
+  roundTo?: RoundTo;
   keep?: readonly string[];
   preprocessing?: PreprocessingPreset;
   distill?: boolean;
@@ -129,7 +131,7 @@ export function buildSearchArgs(o: SearchOptions): string[] {
     args.push('--min-keep', formatNumberArg(o.minKeep));
   }
   if (o.roundTo !== undefined && o.roundTo !== CLI_DEFAULTS.roundTo) {
-    checkInt('round-to', o.roundTo, 1);
+    if (o.roundTo !== 'auto') checkInt('round-to', o.roundTo, 1);
     args.push('--round-to', String(o.roundTo));
   }
   if (o.keep && o.keep.length > 0) {
