@@ -6,6 +6,7 @@ import { magnitudeSelection, projectOntoBudget, uniformSelection } from '../../s
 import { MacsBudget } from '../../src/engine/budget/macsBudget';
 import { insertMasks } from '../../src/engine/transform/masks';
 import { buildBuiltin } from '../../src/engine/zoo/builtins';
+import { WidthLattice } from '../../src/engine/search/widthConstraints';
 
 /** The masked default RepVGG and its budget, with BN gammas randomized so that magnitudes differ. */
 function maskedDefault(seed: number) {
@@ -71,5 +72,26 @@ describe('channel selection: the baselines and the projection onto the budget', 
     const up = projectOntoBudget(under, budget, target);
     const upMacs = budget.macsOf(countsOf(up.selection));
     assert.ok(upMacs <= target && upMacs >= 0.97 * target, `${upMacs} vs ${target}`);
+  });
+
+  it('the projection leaves no step that still fits after stepping down, also with coarse steps (round-to 8)', () => {
+    const { budget } = maskedDefault(5);
+    for (const roundTo of [1, 8] as const) {
+      const lattice = new WidthLattice(budget.groups, { minKeep: 0.1, roundTo, keep: [] });
+      for (const fraction of [0.5, 0.3]) {
+        const target = fraction * budget.fullMacs;
+        const random = mulberry32(11);
+        // Every latent positive: the masks keep everything, so the projection has to step down.
+        const over = new Map(budget.groups.map((g) => [g.id, Float32Array.from({ length: g.width }, () => 0.6 + random())]));
+        const counts = countsOf(projectOntoBudget(over, budget, target, lattice).selection);
+        assert.ok(budget.macsOf(counts) <= target, `round-to ${roundTo}, ${fraction}: over the target`);
+        for (const [id, count] of counts) {
+          const next = lattice.above(id, count);
+          if (next === undefined) continue;
+          const grown = new Map(counts).set(id, next);
+          assert.ok(budget.macsOf(grown) > target, `round-to ${roundTo}, ${fraction}: ${id} could still step up from ${count} to ${next} within the target (${budget.macsOf(counts)} of ${target})`);
+        }
+      }
+    }
   });
 });
