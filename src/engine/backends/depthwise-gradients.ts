@@ -28,12 +28,34 @@ function depthwiseInfo(inputShape: number[], filterShape: number[], attrs: Depth
 }
 
 /**
- * The loops below visit every (output position, filter tap) pair that reads a real (unpadded)
- * input pixel, with the channel loop innermost (contiguous in NHWC) and written out in each
- * kernel rather than behind a per-tap callback: a closure call per tap, and the channel
- * multiplier's inner loop where it is 1 (MobileNets), made these kernels 10-15x slower than the
- * XNNPACK forward pass of the same layer (measured on 224x224 MobileNetV2 shapes).
+ * Visits every (output position, filter tap) pair that reads a real (unpadded) input pixel and
+ * hands the flat offsets of x, dy and the filter tap to `visit`, which loops over the channels
+ * (contiguous in NHWC). The loops serve the layers XNNPACK cannot take below (a channel
+ * multiplier above 1, or dilation); a call per tap costs little next to their channel loops.
  */
+function forEachTap(info: tf.backend_util.Conv2DInfo, visit: (xOffset: number, dyOffset: number, tapOffset: number) => void): void {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const { top, left } = info.padInfo;
+  for (let b = 0; b < batchSize; b++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      for (let ky = 0; ky < filterHeight; ky++) {
+        const iy = oy * strideHeight - top + ky * dilationHeight;
+        if (iy < 0 || iy >= inHeight) continue;
+        const xRow = (b * inHeight + iy) * inWidth;
+        const dyRow = (b * outHeight + oy) * outWidth;
+        for (let kx = 0; kx < filterWidth; kx++) {
+          const tap = (ky * filterWidth + kx) * outChannels;
+          for (let ox = 0; ox < outWidth; ox++) {
+            const ix = ox * strideWidth - left + kx * dilationWidth;
+            if (ix < 0 || ix >= inWidth) continue;
+            visit((xRow + ix) * inChannels, (dyRow + ox) * outChannels, tap);
+          }
+        }
+      }
+    }
+  }
+}
 
 /**
  * dW by one XNNPACK depthwise convolution, where the layer allows (channel multiplier 1, no
@@ -93,41 +115,16 @@ function depthwiseBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const out = makeFloatOutput(backend, attrs.filterShape, true);
   const xs = floatView(backend, x);
   const dys = floatView(backend, dy);
-  const { batchSize, inHeight, inWidth, outHeight, outWidth, outChannels } = info;
-  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
-  const { top, left } = info.padInfo;
   const channels = info.inChannels;
-  const multiplier = outChannels / channels;
-  // Sums in double, one row of taps (filterWidth x outChannels) at a time: a float32 sum over
-  // N*H*W products would lose digits on large layers.
-  const sums = new Float64Array(filterHeight * filterWidth * outChannels);
-  for (let b = 0; b < batchSize; b++) {
-    for (let oy = 0; oy < outHeight; oy++) {
-      for (let ky = 0; ky < filterHeight; ky++) {
-        const iy = oy * strideHeight - top + ky * dilationHeight;
-        if (iy < 0 || iy >= inHeight) continue;
-        const xRow = (b * inHeight + iy) * inWidth;
-        const dyRow = (b * outHeight + oy) * outWidth;
-        for (let kx = 0; kx < filterWidth; kx++) {
-          const tap = (ky * filterWidth + kx) * outChannels;
-          for (let ox = 0; ox < outWidth; ox++) {
-            const ix = ox * strideWidth - left + kx * dilationWidth;
-            if (ix < 0 || ix >= inWidth) continue;
-            const xo = (xRow + ix) * channels;
-            const dyo = (dyRow + ox) * outChannels;
-            if (multiplier === 1) {
-              for (let c = 0; c < channels; c++) sums[tap + c] += xs[xo + c] * dys[dyo + c];
-            } else {
-              for (let c = 0; c < channels; c++) {
-                const xv = xs[xo + c];
-                for (let m = 0; m < multiplier; m++) sums[tap + c * multiplier + m] += xv * dys[dyo + c * multiplier + m];
-              }
-            }
-          }
-        }
-      }
+  const multiplier = info.outChannels / channels;
+  // Sums in double: a float32 sum over N*H*W products would lose digits on large layers.
+  const sums = new Float64Array(tf.util.sizeFromShape(attrs.filterShape));
+  forEachTap(info, (xo, dyo, tap) => {
+    for (let c = 0; c < channels; c++) {
+      const xv = xs[xo + c];
+      for (let m = 0; m < multiplier; m++) sums[tap + c * multiplier + m] += xv * dys[dyo + c * multiplier + m];
     }
-  }
+  });
   floatView(backend, out).set(sums);
   return out;
 }
@@ -197,39 +194,15 @@ function depthwiseBackpropInput(args: KernelArgs): tf.TensorInfo {
   const dys = floatView(backend, dy);
   const ws = floatView(backend, filter);
   const dx = floatView(backend, out);
-  const { batchSize, inHeight, inWidth, outHeight, outWidth, outChannels } = info;
-  const { filterHeight, filterWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
-  const { top, left } = info.padInfo;
   const channels = info.inChannels;
-  const multiplier = outChannels / channels;
-  for (let b = 0; b < batchSize; b++) {
-    for (let oy = 0; oy < outHeight; oy++) {
-      for (let ky = 0; ky < filterHeight; ky++) {
-        const iy = oy * strideHeight - top + ky * dilationHeight;
-        if (iy < 0 || iy >= inHeight) continue;
-        const xRow = (b * inHeight + iy) * inWidth;
-        const dyRow = (b * outHeight + oy) * outWidth;
-        for (let kx = 0; kx < filterWidth; kx++) {
-          const tap = (ky * filterWidth + kx) * outChannels;
-          for (let ox = 0; ox < outWidth; ox++) {
-            const ix = ox * strideWidth - left + kx * dilationWidth;
-            if (ix < 0 || ix >= inWidth) continue;
-            const xo = (xRow + ix) * channels;
-            const dyo = (dyRow + ox) * outChannels;
-            if (multiplier === 1) {
-              for (let c = 0; c < channels; c++) dx[xo + c] += dys[dyo + c] * ws[tap + c];
-            } else {
-              for (let c = 0; c < channels; c++) {
-                let sum = 0;
-                for (let m = 0; m < multiplier; m++) sum += dys[dyo + c * multiplier + m] * ws[tap + c * multiplier + m];
-                dx[xo + c] += sum;
-              }
-            }
-          }
-        }
-      }
+  const multiplier = info.outChannels / channels;
+  forEachTap(info, (xo, dyo, tap) => {
+    for (let c = 0; c < channels; c++) {
+      let sum = 0;
+      for (let m = 0; m < multiplier; m++) sum += dys[dyo + c * multiplier + m] * ws[tap + c * multiplier + m];
+      dx[xo + c] += sum;
     }
-  }
+  });
   return out;
 }
 
