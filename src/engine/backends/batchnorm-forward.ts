@@ -9,7 +9,8 @@
  * scalars) go to the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import { asWasmBackend, floatView, makeFloatOutput, releaseAll, runWasmKernel } from './wasm-heap';
+import { channelAffine } from './channel-affine';
+import { asWasmBackend, floatView } from './wasm-heap';
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
@@ -45,20 +46,7 @@ function batchNormKernel(stock: tf.KernelFunc): tf.KernelFunc {
       a[c] = scales[c] / Math.sqrt(variances[c] + varianceEpsilon);
       b[c] = offsets[c] - means[c] * a[c];
     }
-    const filter = makeFloatOutput(backend, [1, 1, channels, 1], false);
-    const bias = makeFloatOutput(backend, [channels], false);
-    floatView(backend, filter).set(a);
-    floatView(backend, bias).set(b);
-    // The same memory read as one 1 x P image (a reshape is only a shape).
-    const image = { dataId: x.dataId, dtype: x.dtype, shape: [1, 1, tf.util.sizeFromShape(x.shape) / channels, channels] };
-    const out = runWasmKernel(
-      backend,
-      'FusedDepthwiseConv2D',
-      { x: image, filter, bias },
-      { strides: 1, pad: 'valid', dilations: 1, dataFormat: 'NHWC', dimRoundingMode: undefined, activation: 'linear' },
-    );
-    releaseAll(backend, [filter, bias]);
-    return { dataId: out.dataId, dtype: out.dtype, shape: x.shape };
+    return channelAffine(backend, x, a, b);
   }) as tf.KernelFunc;
 }
 

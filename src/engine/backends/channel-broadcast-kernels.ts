@@ -9,7 +9,8 @@
  * bit for bit (tested). Every other shape, dtype or broadcast goes to the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import { asWasmBackend, floatView, makeFloatOutput, releaseAll, runWasmKernel } from './wasm-heap';
+import { channelAffine } from './channel-affine';
+import { asWasmBackend, floatView } from './wasm-heap';
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 type Op = 'Add' | 'Sub' | 'Multiply';
@@ -31,24 +32,13 @@ function channelKernel(op: Op, stock: tf.KernelFunc): tf.KernelFunc {
     const [x, v] = vFirst ? [b, a] : [a, b];
     if (!perChannelOf(x, v) || tf.util.sizeFromShape(x.shape) === 0) return fallback();
     const backend = asWasmBackend(args.backend);
-    const channels = x.shape[x.shape.length - 1];
-    const filter = makeFloatOutput(backend, [1, 1, channels, 1], false);
-    const bias = op === 'Multiply' ? undefined : makeFloatOutput(backend, [channels], false);
-    const values = floatView(backend, v);
-    const weights = floatView(backend, filter);
-    if (op === 'Multiply') weights.set(values);
-    else {
-      const biases = floatView(backend, bias!);
-      const negateX = op === 'Sub' && vFirst;
-      weights.fill(negateX ? -1 : 1);
-      for (let c = 0; c < channels; c++) biases[c] = op === 'Sub' && !vFirst ? -values[c] : values[c];
-    }
-    // The same memory read as one 1 x P image (a reshape is only a shape).
-    const image = { dataId: x.dataId, dtype: x.dtype, shape: [1, 1, tf.util.sizeFromShape(x.shape) / channels, channels] };
-    const inputs: Record<string, tf.TensorInfo> = bias ? { x: image, filter, bias } : { x: image, filter };
-    const out = runWasmKernel(backend, 'FusedDepthwiseConv2D', inputs, { strides: 1, pad: 'valid', dilations: 1, dataFormat: 'NHWC', dimRoundingMode: undefined, activation: 'linear' });
-    releaseAll(backend, bias ? [filter, bias] : [filter]);
-    return { dataId: out.dataId, dtype: out.dtype, shape: x.shape };
+    // A copy of v (C values): the heap may move once channelAffine allocates.
+    const values = Float32Array.from(floatView(backend, v));
+    if (op === 'Multiply') return channelAffine(backend, x, values);
+    const ones = new Float32Array(values.length).fill(1);
+    if (op === 'Add') return channelAffine(backend, x, ones, values);
+    // Sub: x - v as x*1 + (-v); v - x as x*(-1) + v.
+    return vFirst ? channelAffine(backend, x, ones.fill(-1), values) : channelAffine(backend, x, ones, values.map((value) => -value));
   }) as tf.KernelFunc;
 }
 

@@ -58,8 +58,8 @@ function makeReduction(kernelName: 'Sum' | 'Mean', stock: tf.KernelFunc): tf.Ker
     const outShape = keepDims ? [...x.shape.slice(0, count).map(() => 1), ...kept] : kept;
     const inner = tf.util.sizeFromShape(kept);
     const outer = tf.util.sizeFromShape(x.shape.slice(0, count));
-    const scale = kernelName === 'Mean' ? 1 : outer;
-    if (outer > 1 && inner > 0 && inner <= MAX_POOLED_CHANNELS) return pooledMean(backend, x, outer, x.shape[count - 1], inner, outShape, scale);
+    // The pooling gives the mean; Sum scales it back up.
+    if (outer > 1 && inner > 0 && inner <= MAX_POOLED_CHANNELS) return pooledMean(backend, x, outer, x.shape[count - 1], inner, outShape, kernelName === 'Mean' ? 1 : outer);
     const out = backend.makeOutput(outShape, 'float32');
     const source = floatView(backend, x);
     // Double accumulators: a float32 running sum over 50k+ values drifts past 1e-4.
@@ -69,7 +69,8 @@ function makeReduction(kernelName: 'Sum' | 'Mean', stock: tf.KernelFunc): tf.Ker
       for (let i = 0; i < inner; i++) sums[i] += source[base + i];
     }
     const target = floatView(backend, out);
-    for (let i = 0; i < inner; i++) target[i] = (sums[i] * scale) / outer;
+    const scale = kernelName === 'Mean' ? 1 / outer : 1;
+    for (let i = 0; i < inner; i++) target[i] = sums[i] * scale;
     return out;
   };
   return { kernelName, backendName: 'wasm', kernelFunc: kernelFunc as tf.KernelFunc };

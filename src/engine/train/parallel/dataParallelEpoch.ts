@@ -3,7 +3,7 @@ import { batchCount, batches, type Split } from '../../data';
 import { weightDecayed, type EpochOptions, type EpochResult } from '../trainer';
 import { createExchange, ExchangeViews } from './exchange';
 import { ReplicaPool, type Shard } from './pool';
-import { addWeightDecay, assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readMovingStats, setMovingStats, shardGradients, updateRanges, weightsAt } from './shardStep';
+import { addWeightDecay, assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readLayerWeights, writeLayerWeights, shardGradients, updateRanges, weightsAt } from './shardStep';
 
 /** Where the time of the data-parallel steps went (milliseconds summed over the steps of the last epoch). */
 export interface StepProfile {
@@ -60,7 +60,7 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
   const layout = flatLayout(variables.map((v) => v.shape));
   const statLayout = flatLayout(stats.map((w) => w.shape as number[]));
   const threads = pool.size + 1;
-  const weightLength = model.weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
+  const weightLength = flatLayout(model.weights.map((w) => w.shape as number[])).total;
   const { exchange, ownGradients, optimizer } = epochBuffersFor(threads, layout.total, statLayout.total, weightLength);
   await pool.loadModel(model, trainable, statIndices, exchange);
   // A fresh optimizer state per epoch, as in the single-thread trainer.
@@ -106,7 +106,7 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     const y0 = tf.slice(y, 0, sizes[0]);
     const own = shardGradients(model, x0, y0, sizes[0] / size, variables, ownGradients, layout, extra);
     tf.dispose([x, y, x0, y0]);
-    readMovingStats(stats, exchange.statSlots[0], statLayout);
+    readLayerWeights(stats, exchange.statSlots[0], statLayout);
     const t2 = performance.now();
     const others = await replies;
     const t3 = performance.now();
@@ -132,7 +132,7 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     const t4 = performance.now();
     pool.apply(done);
     assignFlat(variables, weights, layout);
-    setMovingStats(stats, exchange.stats, statLayout);
+    writeLayerWeights(stats, exchange.stats, statLayout);
     const t5 = performance.now();
     profile.steps++;
     profile.prepareMs += t1 - t0;

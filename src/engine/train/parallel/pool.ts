@@ -8,7 +8,7 @@ import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import type { FromReplica, ModelTransfer, ToReplica } from './protocol';
 import type { ExchangeViews } from './exchange';
-import { copyValuesInto } from './shardStep';
+import { flatLayout, readLayerWeights } from './shardStep';
 import { restoreDepthMultipliers } from '../../io/saveModel';
 
 /** The bundled replica entry (esbuild.js builds it next to cli.js), from dist/, dist/bench/ or the sources (tests). */
@@ -122,14 +122,8 @@ export class ReplicaPool {
     const topology = model.toJSON(null, true) as string;
     const same = topology === this.topology;
     let transfer: ModelTransfer | undefined;
-    if (same) {
-      let offset = 0;
-      for (const weight of model.weights) {
-        const value = weight.read();
-        copyValuesInto(value, exchange.modelWeights, offset);
-        offset += value.size;
-      }
-    } else transfer = await modelTransfer(model);
+    if (same) readLayerWeights(model.weights, exchange.modelWeights, flatLayout(model.weights.map((w) => w.shape as number[])));
+    else transfer = await modelTransfer(model);
     const replies = await Promise.all(
       this.replicas.map((r) => {
         const reply = r.reply('loaded');
@@ -184,12 +178,12 @@ export class ReplicaPool {
   }
 
   /** Every replica's tensor count and wasm heap size (for checks). */
-  async memory(): Promise<Array<{ numTensors: number; heapBytes: number; jsHeapBytes: number; externalBytes: number }>> {
+  async memory(): Promise<Array<{ numTensors: number; heapBytes: number }>> {
     return Promise.all(
       this.replicas.map((r) => {
         const reply = r.reply('memory');
         r.send({ type: 'memory' });
-        return reply.then(({ numTensors, heapBytes, jsHeapBytes, externalBytes }) => ({ numTensors, heapBytes, jsHeapBytes, externalBytes }));
+        return reply.then(({ numTensors, heapBytes }) => ({ numTensors, heapBytes }));
       }),
     );
   }

@@ -59,5 +59,5 @@ export type FromReplica =
   /** This replica's range of the update is in the exchange. */
   | { type: 'reduced'; step: number }
   | { type: 'weights'; weights: Float32Array[] }
-  | { type: 'memory'; numTensors: number; heapBytes: number; jsHeapBytes: number; externalBytes: number }
+  | { type: 'memory'; numTensors: number; heapBytes: number }
   | { type: 'error'; message: string };

@@ -3,7 +3,6 @@
  * project's training kernels and its own copy of the model, kept across epochs (a new model per
  * epoch would grow the wasm heap, which never shrinks), updated from the shared exchange.
  */
-import * as v8 from 'v8';
 import { parentPort } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backends';
@@ -11,7 +10,7 @@ import { initBackend } from '../../backends';
 import '../../layers/dbc';
 import type { FromReplica, ToReplica } from './protocol';
 import { ExchangeViews } from './exchange';
-import { assignFlat, FlatMomentum, flatLayout, readMovingStats, setMovingStats, shardGradients, weightsAt, type FlatLayout, type ModelWeight } from './shardStep';
+import { assignFlat, FlatMomentum, flatLayout, readLayerWeights, writeLayerWeights, shardGradients, weightsAt, type FlatLayout, type ModelWeight } from './shardStep';
 
 interface ReplicaState {
   model?: tf.LayersModel;
@@ -68,15 +67,7 @@ async function handle(message: ToReplica): Promise<void> {
     case 'sync': {
       const model = state.model!;
       setUp(model, message);
-      const values = state.exchange!.modelWeights;
-      let offset = 0;
-      for (const weight of model.weights) {
-        const size = weight.shape.reduce((a: number, b) => a * (b ?? 1), 1);
-        const value = tf.tensor(values.subarray(offset, offset + size), weight.shape as number[]);
-        weight.write(value);
-        value.dispose();
-        offset += size;
-      }
+      writeLayerWeights(model.weights, state.exchange!.modelWeights, flatLayout(model.weights.map((w) => w.shape as number[])));
       collectGarbageIfExposed();
       send({ type: 'loaded', rebuilt: false });
       return;
@@ -89,7 +80,7 @@ async function handle(message: ToReplica): Promise<void> {
       const result = shardGradients(state.model!, x, y, message.scale, state.variables, exchange.scratch, state.layout);
       tf.dispose([x, y]);
       exchange.gradientSlots[state.slot].set(exchange.scratch);
-      readMovingStats(state.movingStats, exchange.statSlots[state.slot], state.statLayout);
+      readLayerWeights(state.movingStats, exchange.statSlots[state.slot], state.statLayout);
       send({ type: 'gradients', step: message.step, loss: result.crossEntropy, correct: result.correct, computeMs: performance.now() - started, applyMs: state.lastApplyMs });
       return;
     }
@@ -105,7 +96,7 @@ async function handle(message: ToReplica): Promise<void> {
       const exchange = state.exchange!;
       exchange.scratch.set(exchange.weights);
       assignFlat(state.variables, exchange.scratch, state.layout);
-      setMovingStats(state.movingStats, exchange.stats, state.statLayout);
+      writeLayerWeights(state.movingStats, exchange.stats, state.statLayout);
       state.lastApplyMs = performance.now() - started;
       return;
     }
@@ -114,9 +105,7 @@ async function handle(message: ToReplica): Promise<void> {
       return;
     case 'memory': {
       const backend = tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } };
-      collectGarbageIfExposed();
-      const heap = v8.getHeapStatistics();
-      send({ type: 'memory', numTensors: tf.memory().numTensors, heapBytes: backend.wasm.HEAPU8.byteLength, jsHeapBytes: heap.used_heap_size, externalBytes: heap.external_memory });
+      send({ type: 'memory', numTensors: tf.memory().numTensors, heapBytes: backend.wasm.HEAPU8.byteLength });
       return;
     }
     case 'close':

@@ -207,9 +207,9 @@ export function weightsAt(model: tf.LayersModel, indices: number[]): ModelWeight
   return indices.map((i) => weights[i]);
 }
 
-/** Overwrites the moving statistics with their slices of `values` (laid out as `layout`). */
-export function setMovingStats(stats: ModelWeight[], values: Float32Array, layout: FlatLayout): void {
-  stats.forEach((variable, i) => {
+/** Overwrites model weights (e.g. the moving statistics) with their slices of `values` (laid out as `layout`). */
+export function writeLayerWeights(weights: ModelWeight[], values: Float32Array, layout: FlatLayout): void {
+  weights.forEach((variable, i) => {
     const offset = layout.offsets[i];
     const value = tf.tensor(values.subarray(offset, offset + layout.sizes[i]), variable.shape as number[]);
     variable.write(value);
@@ -217,9 +217,9 @@ export function setMovingStats(stats: ModelWeight[], values: Float32Array, layou
   });
 }
 
-/** Reads the moving statistics into `target` (laid out as `layout`). */
-export function readMovingStats(stats: ModelWeight[], target: Float32Array, layout: FlatLayout): void {
-  stats.forEach((variable, i) => copyValuesInto(variable.read(), target, layout.offsets[i]));
+/** Reads model weights (e.g. the moving statistics) into `target` (laid out as `layout`). */
+export function readLayerWeights(weights: ModelWeight[], target: Float32Array, layout: FlatLayout): void {
+  weights.forEach((variable, i) => copyValuesInto(variable.read(), target, layout.offsets[i]));
 }
 
 /** The mean of the replicas' moving statistics (summed in double, first to last, as before). */
