@@ -1,7 +1,8 @@
 /**
- * BatchNormalization layers training on wasm update their moving averages in JS
- * (src/engine/backends/batchnorm-moving-averages.ts): the output, the gradients and the moving
- * statistics must be those of tfjs-layers' own call, bit for bit, with far fewer kernel calls.
+ * BatchNormalization layers training on wasm run as two fused kernels and update their moving
+ * averages in JS (src/engine/backends/batchnorm-moving-averages.ts, batchnorm-training.ts): the
+ * output, the gradients and the moving statistics must be those of tfjs-layers' own call (to
+ * float32 rounding: the fused kernels sum in another order), with far fewer kernel calls.
  */
 import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
@@ -44,16 +45,27 @@ function trainOnce(call: Call | undefined, shape: number[], momentum: number): F
 describe('BatchNormalization training on wasm: moving averages in JS', () => {
   before(() => initBackend('wasm'));
 
+  /** max |actual - expected| / max |expected|. */
+  const relativeError = (actual: Float32Array, expected: Float32Array) => {
+    let diff = 0;
+    let scale = 0;
+    expected.forEach((v, k) => {
+      diff = Math.max(diff, Math.abs(actual[k] - v));
+      scale = Math.max(scale, Math.abs(v));
+    });
+    return diff / Math.max(scale, 1e-12);
+  };
+
   for (const shape of [[6, 5, 7, 4], [9, 3, 8], [12, 5]]) {
-    it(`rank ${shape.length}: output, gradients and moving statistics equal tfjs-layers' call bit for bit`, () => {
+    it(`rank ${shape.length}: output, gradients and moving statistics equal tfjs-layers' call`, () => {
       for (const momentum of [0.99, 0.9, 0.1]) {
         const ours = trainOnce(undefined, shape, momentum);
         const stock = trainOnce(stockBatchNormalizationCall(), shape, momentum);
         const names = ['output', 'dx', 'dgamma', 'dbeta', 'moving mean', 'moving variance'];
         stock.forEach((expected, i) => {
           assert.equal(ours[i].length, expected.length);
-          const differing = expected.findIndex((v, k) => !Object.is(v, ours[i][k]));
-          assert.equal(differing, -1, `${names[i]} (momentum ${momentum}) differs at ${differing}: ${ours[i][differing]} vs ${expected[differing]}`);
+          const error = relativeError(ours[i], expected);
+          assert.ok(error <= 1e-5, `${names[i]} (momentum ${momentum}): relative error ${error.toExponential(2)}`);
         });
         // The moving statistics did move (the comparison is not between two untouched values).
         const untouched = seededLayer(shape, momentum).getWeights().slice(2).map((t) => t.dataSync());
@@ -62,14 +74,14 @@ describe('BatchNormalization training on wasm: moving averages in JS', () => {
     });
   }
 
-  it('runs far fewer kernels than the stock call (no taped moving-average ops)', async () => {
+  it('runs a third of the stock call\'s kernels or fewer (fused kernels, no taped moving-average ops)', async () => {
     const layer = seededLayer([8, 6, 6, 16], 0.99);
     const x = seeded([8, 6, 6, 16], 7);
     const count = async (call?: Call) =>
       (await tf.profile(() => tf.grad((input: tf.Tensor) => tf.sum((call ? call.call(layer, input, { training: true }) : layer.apply(input, { training: true })) as tf.Tensor))(x))).kernels.length;
     const ours = await count();
     const stock = await count(stockBatchNormalizationCall());
-    assert.ok(ours <= stock - 10, `kernels per training step: ${ours} (JS moving averages) vs ${stock} (stock)`);
+    assert.ok(ours * 3 <= stock, `kernels per training step: ${ours} (fused kernels, JS moving averages) vs ${stock} (stock)`);
     x.dispose();
     layer.weights.forEach((w) => w.dispose());
   });

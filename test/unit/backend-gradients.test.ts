@@ -1,6 +1,7 @@
 import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engine/backends';
+import { batchNormInTraining } from '../../src/engine/backends/batchnorm-training';
 import { seededValues } from '../support/tensors';
 
 // Helpers: run the same computation on wasm and on the reference cpu backend and compare.
@@ -333,6 +334,37 @@ describe('wasm training kernels match the cpu backend', () => {
     });
     assertAllClose(results, 'batch norm');
   });
+
+  for (const shape of [[6, 5, 7, 4], [9, 3, 8], [12, 5]]) {
+    it(`fused training batch norm (rank ${shape.length}): output, batch statistics and gradients through all three equal moments + batchNorm on cpu`, async () => {
+      const channels = shape[shape.length - 1];
+      const axes = shape.slice(0, -1).map((_, i) => i);
+      const results = await onWasmAndCpu(() => {
+        // An offset far above the spread: a variance taken as E[x^2] - mean^2 would lose it.
+        const x = tf.add(seededTensor(shape, 40), 30);
+        const gamma = tf.add(seededTensor([channels], 41), 1.5);
+        const beta = seededTensor([channels], 42);
+        const [wOut, wMean, wVar] = [seededTensor(shape, 43), seededTensor([channels], 44), seededTensor([channels], 45)];
+        const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+          const { output, mean, variance } = tf.getBackend() === 'wasm'
+            ? batchNormInTraining(a, g, b, 1e-3)
+            : (() => {
+                const moments = tf.moments(a, axes);
+                return { output: tf.batchNorm(a, moments.mean, moments.variance, b, g, 1e-3), ...moments };
+              })();
+          return { output, mean, variance };
+        };
+        const forward = f(x, gamma, beta);
+        const onlyOutput = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(wOut, f(a, g, b).output)))([x, gamma, beta]);
+        const allThree = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+          const { output, mean, variance } = f(a, g, b);
+          return tf.addN([tf.sum(tf.mul(wOut, output)), tf.sum(tf.mul(wMean, mean)), tf.sum(tf.mul(wVar, variance))]);
+        })([x, gamma, beta]);
+        return [forward.output, forward.mean, forward.variance, ...onlyOutput, ...allThree];
+      });
+      assertAllClose(results, 'fused batch norm', 2e-5);
+    });
+  }
 
   it('batch norm forward: per-channel, scalar and missing parameters, and full-shape ones', async () => {
     const results = await onWasmAndCpu(() => {

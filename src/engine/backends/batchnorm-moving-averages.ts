@@ -5,17 +5,18 @@
  * three tensor ops each (sub, mul, sub). Those run while the gradient tape records the loss, so
  * the engine also clones their inputs for a backward pass that never uses them: about 18 kernel
  * calls per BatchNorm layer per step, a fifth of all the calls of a RepVGG-A0 training step (1,100
- * of 5,200), each paying the tfjs engine's per-call cost. Here the layer's training call computes
- * the same normalization (moments, then batchNorm, as tfjs-layers does) and updates the averages
- * from the batch statistics read back from the heap, with the same float32 arithmetic
- * (orig - (orig - batch) * (1 - momentum), each step rounded), so the values are bit for bit those
- * of the stock update (tested).
+ * of 5,200), each paying the tfjs engine's per-call cost. Here the layer's training call normalizes
+ * through the fused training kernels (batchnorm-training.ts: batch statistics, normalization and
+ * gradient in two calls) and updates the averages from the batch statistics read back from the
+ * heap, with the same float32 arithmetic as tfjs-layers (orig - (orig - batch) * (1 - momentum),
+ * each step rounded; tested against the stock call).
  *
  * Only on wasm (reading the statistics back is a copy there, but a GPU sync on webgl or CUDA), only
  * for the layout tfjs-layers normalizes without broadcasting (the channel axis last, rank 2-4) with
  * both gamma and beta; everything else runs the stock call.
  */
 import * as tf from '@tensorflow/tfjs';
+import { batchNormInTraining } from './batchnorm-training';
 
 type LayerVariable = ReturnType<tf.layers.Layer['addWeight']>;
 
@@ -62,9 +63,7 @@ function trainingCall(stock: Call): Call {
       return stock.call(this, inputs, kwargs);
     }
     return tf.tidy(() => {
-      const reductionAxes = Array.from({ length: rank - 1 }, (_, i) => i);
-      const { mean, variance } = tf.moments(input, reductionAxes);
-      const normed = tf.batchNorm(input, mean, variance, layer.beta!.read(), layer.gamma!.read(), layer.epsilon);
+      const { output: normed, mean, variance } = batchNormInTraining(input, layer.gamma!.read(), layer.beta!.read(), layer.epsilon);
       updateMovingAverage(layer.movingMean, mean, layer.momentum);
       updateMovingAverage(layer.movingVariance, variance, layer.momentum);
       return normed;

@@ -47,31 +47,39 @@ function pooledMean(backend: WasmBackendView, x: tf.TensorInfo, outer: number, l
   return out;
 }
 
+/**
+ * The mean (scale 1) or sum (scale = count of reduced values) over the first `count` axes of a
+ * float32 tensor, shaped `outShape`: XNNPACK pooling where it fits, else a JS pass. Also used by
+ * the fused BatchNorm training kernels (batchnorm-training.ts).
+ */
+export function reduceLeadingAxes(backend: WasmBackendView, x: tf.TensorInfo, count: number, mode: 'Sum' | 'Mean', outShape: number[]): tf.TensorInfo {
+  const inner = tf.util.sizeFromShape(x.shape.slice(count));
+  const outer = tf.util.sizeFromShape(x.shape.slice(0, count));
+  // The pooling gives the mean; Sum scales it back up.
+  if (outer > 1 && inner > 0 && inner <= MAX_POOLED_CHANNELS) return pooledMean(backend, x, outer, x.shape[count - 1], inner, outShape, mode === 'Mean' ? 1 : outer);
+  const out = backend.makeOutput(outShape, 'float32');
+  const source = floatView(backend, x);
+  // Double accumulators: a float32 running sum over 50k+ values drifts past 1e-4.
+  const sums = new Float64Array(inner);
+  for (let row = 0; row < outer; row++) {
+    const base = row * inner;
+    for (let i = 0; i < inner; i++) sums[i] += source[base + i];
+  }
+  const target = floatView(backend, out);
+  const scale = mode === 'Mean' ? 1 / outer : 1;
+  for (let i = 0; i < inner; i++) target[i] = sums[i] * scale;
+  return out;
+}
+
 function makeReduction(kernelName: 'Sum' | 'Mean', stock: tf.KernelFunc): tf.KernelConfig {
   const kernelFunc = (args: KernelArgs): tf.TensorInfo => {
     const { x } = args.inputs as { x: tf.TensorInfo };
     const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
     const count = x.dtype === 'float32' ? leadingAxesCount(axis, x.shape) : 0;
     if (count === 0) return stock(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
-    const backend = asWasmBackend(args.backend);
     const kept = x.shape.slice(count);
     const outShape = keepDims ? [...x.shape.slice(0, count).map(() => 1), ...kept] : kept;
-    const inner = tf.util.sizeFromShape(kept);
-    const outer = tf.util.sizeFromShape(x.shape.slice(0, count));
-    // The pooling gives the mean; Sum scales it back up.
-    if (outer > 1 && inner > 0 && inner <= MAX_POOLED_CHANNELS) return pooledMean(backend, x, outer, x.shape[count - 1], inner, outShape, kernelName === 'Mean' ? 1 : outer);
-    const out = backend.makeOutput(outShape, 'float32');
-    const source = floatView(backend, x);
-    // Double accumulators: a float32 running sum over 50k+ values drifts past 1e-4.
-    const sums = new Float64Array(inner);
-    for (let row = 0; row < outer; row++) {
-      const base = row * inner;
-      for (let i = 0; i < inner; i++) sums[i] += source[base + i];
-    }
-    const target = floatView(backend, out);
-    const scale = kernelName === 'Mean' ? 1 / outer : 1;
-    for (let i = 0; i < inner; i++) target[i] = sums[i] * scale;
-    return out;
+    return reduceLeadingAxes(asWasmBackend(args.backend), x, count, kernelName, outShape);
   };
   return { kernelName, backendName: 'wasm', kernelFunc: kernelFunc as tf.KernelFunc };
 }

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchNormForwardKernel } from './batchnorm-forward';
 import { installBatchNormMovingAverages } from './batchnorm-moving-averages';
+import { batchNormTrainingKernels, installBatchNormTrainingGradient } from './batchnorm-training';
 import { channelBroadcastKernels } from './channel-broadcast-kernels';
 import { clipGradientKernel, installWasmClipGradient } from './clip-gradient';
 import { installWasmBatchNormGradients } from './batchnorm-gradient';
@@ -40,6 +41,7 @@ export function registerWasmTrainingKernels(): void {
     maxPoolGradKernel(),
     ...copyFreeKernels(stockKernel('Cast'), stockKernel('Slice')),
     batchNormForwardKernel(stockKernel('FusedBatchNorm')),
+    ...batchNormTrainingKernels(),
     transposeFreeBatchMatMulKernel(stockKernel('BatchMatMul')),
     safeSelectKernel(stockKernel('Select')),
     ...leadingAxisReductionKernels(stockKernel('Sum'), stockKernel('Mean')),
@@ -50,6 +52,7 @@ export function registerWasmTrainingKernels(): void {
     tf.registerKernel(config);
   }
   installWasmBatchNormGradients();
+  installBatchNormTrainingGradient();
   installWasmClipGradient();
   installBatchNormMovingAverages();
   registered = true;

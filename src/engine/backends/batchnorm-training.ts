@@ -1,0 +1,147 @@
+/**
+ * BatchNormalization in training mode on wasm as two kernel calls per layer and step: one forward
+ * kernel (batch mean and variance, then the normalization) and one gradient kernel (dx, dgamma,
+ * dbeta), instead of tfjs-layers' `moments` + `batchNorm` and their gradients: 33 engine calls per
+ * layer (Mean, Sub, Square, Mean, FusedBatchNorm, the reshapes, and their taped gradients).
+ *
+ * Why: a data-parallel step halves each thread's images but not its kernel calls, and every call
+ * pays the tfjs engine's bookkeeping (tape, tensor tracking, disposal). A RepVGG-A0 step made
+ * ~4,100 calls, two thirds of them BatchNorm's; their fixed cost did not shrink with two workers
+ * (docs/backends.md). Inside the two kernels the full-size work runs as XNNPACK calls without the
+ * engine (1x1 depthwise convs with bias for the per-channel affine maps, average pooling for the
+ * per-channel sums).
+ *
+ * Forward, per channel c over the n = N*H*W values: mean, variance = mean((x - mean)^2) (biased,
+ * as tfjs's `moments`), y = x * a + b with a = gamma / sqrt(variance + eps), b = beta - mean * a.
+ * Gradient, with S1 = sum(dy), S2 = sum(dy * (x - mean)) and r = 1 / sqrt(variance + eps):
+ *   dbeta = S1, dgamma = r * S2,
+ *   dx = a * dy + x * B + C with B = -a * r^2 * S2 / n + 2 * dvar / n and
+ *   C = -a * S1 / n - B * mean + dmean / n,
+ * which is the full training-mode gradient (through the batch statistics), plus any gradient that
+ * reaches the mean and variance outputs themselves (dmean, dvar; zero when only y is used).
+ * The per-channel coefficients are computed in double and rounded once.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { channelAffine } from './channel-affine';
+import { reduceLeadingAxes } from './leading-axis-reductions';
+import { asWasmBackend, floatView, releaseAll, runWasmKernel, type WasmBackendView } from './wasm-heap';
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+/** Custom kernel names: not tfjs kernels, so nothing else can collide with them. */
+export const BATCH_NORM_TRAINING_KERNEL = 'PasBatchNormTraining';
+export const BATCH_NORM_TRAINING_GRAD_KERNEL = 'PasBatchNormTrainingGrad';
+
+interface BatchNormAttrs {
+  varianceEpsilon: number;
+}
+
+/** A copy of a per-channel tensor in double (copies: later allocations may move the heap). */
+function channelValues(backend: WasmBackendView, info: tf.TensorInfo): Float64Array {
+  return Float64Array.from(floatView(backend, info));
+}
+
+/** Per-channel sums or means over every axis but the last. */
+function perChannel(backend: WasmBackendView, x: tf.TensorInfo, mode: 'Sum' | 'Mean'): tf.TensorInfo {
+  const channels = x.shape[x.shape.length - 1];
+  return reduceLeadingAxes(backend, x, x.shape.length - 1, mode, [channels]);
+}
+
+function batchNormTraining(args: KernelArgs): tf.TensorInfo[] {
+  const backend = asWasmBackend(args.backend);
+  const { x, scale, offset } = args.inputs as { x: tf.TensorInfo; scale: tf.TensorInfo; offset: tf.TensorInfo };
+  const { varianceEpsilon } = args.attrs as unknown as BatchNormAttrs;
+  const mean = perChannel(backend, x, 'Mean');
+  const means = channelValues(backend, mean);
+  const centered = channelAffine(backend, x, new Float64Array(means.length).fill(1), means.map((m) => -m));
+  const squared = runWasmKernel(backend, 'Multiply', { a: centered, b: centered }, {});
+  const variance = perChannel(backend, squared, 'Mean');
+  releaseAll(backend, [centered, squared]);
+  const variances = channelValues(backend, variance);
+  const gammas = channelValues(backend, scale);
+  const betas = channelValues(backend, offset);
+  const a = gammas.map((g, c) => g / Math.sqrt(variances[c] + varianceEpsilon));
+  const b = betas.map((beta, c) => beta - means[c] * a[c]);
+  return [channelAffine(backend, x, a, b), mean, variance];
+}
+
+function batchNormTrainingGrad(args: KernelArgs): tf.TensorInfo[] {
+  const backend = asWasmBackend(args.backend);
+  const { dy, x, mean, variance, scale, dMean, dVariance } = args.inputs as Record<string, tf.TensorInfo>;
+  const { varianceEpsilon } = args.attrs as unknown as BatchNormAttrs;
+  const channels = x.shape[x.shape.length - 1];
+  const n = tf.util.sizeFromShape(x.shape) / channels;
+  const sumDy = perChannel(backend, dy, 'Sum');
+  const dyTimesX = runWasmKernel(backend, 'Multiply', { a: dy, b: x }, {});
+  const sumDyX = perChannel(backend, dyTimesX, 'Sum');
+  releaseAll(backend, [dyTimesX]);
+  const s1 = channelValues(backend, sumDy);
+  const sXY = channelValues(backend, sumDyX);
+  releaseAll(backend, [sumDyX]);
+  const means = channelValues(backend, mean);
+  const variances = channelValues(backend, variance);
+  const gammas = channelValues(backend, scale);
+  const dMeans = channelValues(backend, dMean);
+  const dVariances = channelValues(backend, dVariance);
+  const a = new Float64Array(channels);
+  const B = new Float64Array(channels);
+  const C = new Float64Array(channels);
+  const dGamma = new Float64Array(channels);
+  for (let c = 0; c < channels; c++) {
+    const r = 1 / Math.sqrt(variances[c] + varianceEpsilon);
+    // sum(dy * (x - mean)) without materializing x - mean.
+    const s2 = sXY[c] - means[c] * s1[c];
+    a[c] = gammas[c] * r;
+    B[c] = (-a[c] * r * r * s2 + 2 * dVariances[c]) / n;
+    C[c] = (-a[c] * s1[c] + dMeans[c]) / n - B[c] * means[c];
+    dGamma[c] = r * s2;
+  }
+  const scaledDy = channelAffine(backend, dy, a);
+  const affineX = channelAffine(backend, x, B, C);
+  const dx = runWasmKernel(backend, 'Add', { a: scaledDy, b: affineX }, {});
+  releaseAll(backend, [scaledDy, affineX]);
+  const dScale = backend.makeOutput([channels], 'float32');
+  floatView(backend, dScale).set(dGamma);
+  // dbeta is sum(dy) itself.
+  return [dx, dScale, sumDy];
+}
+
+export function batchNormTrainingKernels(): tf.KernelConfig[] {
+  return [
+    { kernelName: BATCH_NORM_TRAINING_KERNEL, backendName: 'wasm', kernelFunc: batchNormTraining as unknown as tf.KernelFunc },
+    { kernelName: BATCH_NORM_TRAINING_GRAD_KERNEL, backendName: 'wasm', kernelFunc: batchNormTrainingGrad as unknown as tf.KernelFunc },
+  ];
+}
+
+let installed = false;
+
+/** Registers the forward kernel's gradient (idempotent). */
+export function installBatchNormTrainingGradient(): void {
+  if (installed) return;
+  tf.registerGradient({
+    kernelName: BATCH_NORM_TRAINING_KERNEL,
+    inputsToSave: ['x', 'scale'],
+    outputsToSave: [false, true, true],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, scale, mean, variance] = saved;
+      const [dOutput, dMean, dVariance] = dy as tf.Tensor[];
+      // Computed once, outside the per-input closures: tfjs calls each closure separately.
+      const [dx, dScale, dOffset] = tf.engine().runKernel(
+        BATCH_NORM_TRAINING_GRAD_KERNEL,
+        { dy: dOutput, x, mean, variance, scale, dMean, dVariance },
+        attrs,
+      ) as tf.Tensor[];
+      return { x: () => dx, scale: () => dScale, offset: () => dOffset };
+    },
+  });
+  installed = true;
+}
+
+/**
+ * y, batch mean and batch variance of BatchNormalization in training mode over the last axis
+ * (float32 x of rank >= 2, per-channel gamma and beta), through the fused kernels. wasm only.
+ */
+export function batchNormInTraining(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, varianceEpsilon: number): { output: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } {
+  const [output, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAINING_KERNEL, { x, scale: gamma, offset: beta }, { varianceEpsilon } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  return { output, mean, variance };
+}
