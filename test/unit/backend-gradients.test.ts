@@ -2,6 +2,7 @@ import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engine/backends';
 import { batchNormInTraining } from '../../src/engine/backends/batchnorm-training';
+import { forceConvGradientRoutes } from '../../src/engine/backends/conv2d-gradients';
 import { seededValues } from '../support/tensors';
 
 // Helpers: run the same computation on wasm and on the reference cpu backend and compare.
@@ -92,11 +93,24 @@ describe('wasm training kernels match the cpu backend', () => {
     { x: [2, 10, 10, 12], w: [3, 3, 12, 8], stride: 2, pad: 'same' },
     { x: [1, 11, 13, 2], w: [3, 3, 2, 3], stride: 3, pad: 'valid' },
     { x: [1, 11, 13, 2], w: [3, 3, 2, 3], stride: 3, pad: 'same' },
+    // Few output pixels, many channels: the matmul input gradient by default.
+    { x: [2, 4, 4, 16], w: [3, 3, 16, 40], stride: 2, pad: 'same' },
+    { x: [2, 3, 3, 12], w: [3, 3, 12, 20], stride: 1, pad: 'valid' },
+    // A widening layer over many pixels: the matmul filter gradient by default.
+    { x: [2, 16, 16, 8], w: [3, 3, 8, 24], stride: 1, pad: 'same' },
   ];
   for (const c of convCases) {
-    it(`conv2d ${c.w[0]}x${c.w[1]} stride ${c.stride} ${c.pad} on ${c.x.join('x')} -> ${c.w[3]} channels`, async () => {
-      const results = await onWasmAndCpu(() => gradientsOf((x, w) => tf.conv2d(x, w, c.stride, c.pad), c.x, c.w));
-      assertAllClose(results, 'conv2d');
+    // Each shape three ways: the route chosen for it, and both gradients forced through each route.
+    it(`conv2d ${c.w[0]}x${c.w[1]} stride ${c.stride} ${c.pad} on ${c.x.join('x')} -> ${c.w[3]} channels (chosen, matmul and conv routes)`, async () => {
+      for (const forced of [{}, { input: 'matmul', filter: 'matmul' }, { input: 'conv', filter: 'conv' }] as const) {
+        forceConvGradientRoutes(forced);
+        try {
+          const results = await onWasmAndCpu(() => gradientsOf((x, w) => tf.conv2d(x, w, c.stride, c.pad), c.x, c.w));
+          assertAllClose(results, `conv2d, routes ${JSON.stringify(forced)}`);
+        } finally {
+          forceConvGradientRoutes({});
+        }
+      }
     });
   }
 

@@ -24,6 +24,43 @@ import {
 
 type PadAttr = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
+/** How a gradient is computed: XNNPACK matrix product, or XNNPACK convolution. */
+export type GradientRoute = 'matmul' | 'conv';
+
+/** Routes forced for every shape (tests run each case both ways); unset: chosen per shape. */
+const routes: { filter?: GradientRoute; input?: GradientRoute } = {};
+
+export function forceConvGradientRoutes(forced: { filter?: GradientRoute; input?: GradientRoute }): void {
+  routes.filter = forced.filter;
+  routes.input = forced.input;
+}
+
+/**
+ * The input-gradient route for a shape (see inputGradientByMatMul). Measured both ways on a grid
+ * (batch 32 and 4; 1-64 pixel rows; 16-640 channels; 1x1 and 3x3; stride 1 and 2): the matrix
+ * product wins 1.2-12x for multi-tap filters over at most 32 output pixels (n*oh*ow), and
+ * 1.2-1.9x over at most 128 with ci*co >= 4096; beyond that the scatter-add in JS costs more than
+ * the convolution's filter rearrangement, up to 2-9x more on large activations.
+ */
+function inputGradientRoute(info: tf.backend_util.Conv2DInfo): GradientRoute {
+  const pixels = info.batchSize * info.outHeight * info.outWidth;
+  if (info.filterHeight * info.filterWidth === 1) return 'conv';
+  return pixels <= 32 || (pixels <= 128 && info.inChannels * info.outChannels >= 4096) ? 'matmul' : 'conv';
+}
+
+/**
+ * The filter-gradient route for a shape. The matrix product gathers a patch matrix kh*kw times
+ * the input; the convolution packs dy as its filter. Measured both ways on the same grid: the
+ * product wins 1.4-13x for 1x1 filters and for the first layer (few input channels), and for
+ * multi-tap filters where the layer widens (co > ci) over many pixels, P * co / ci >= 3000
+ * (1.2-2.6x); where ci >= co or the pixels are few the convolution wins by up to 5x.
+ */
+function filterGradientRoute(info: tf.backend_util.Conv2DInfo): GradientRoute {
+  if (info.filterHeight * info.filterWidth === 1 || info.inChannels < 8) return 'matmul';
+  const pixels = info.batchSize * info.outHeight * info.outWidth;
+  return info.outChannels > info.inChannels && (pixels * info.outChannels) / info.inChannels >= 3000 ? 'matmul' : 'conv';
+}
+
 interface Conv2DGradientAttrs {
   strides: number | [number, number];
   pad: PadAttr;
@@ -143,11 +180,8 @@ function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: un
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const attrs = args.attrs as unknown as Conv2DGradientAttrs & { filterShape: number[] };
   const info = forwardConvInfo(x.shape, attrs.filterShape, attrs);
-  // Measured (best of 8, batch 64, a fresh dy each call): the matrix product wins 1.5-2x for 1x1
-  // filters and for very few input channels (the first layer); for 3x3 filters on 16+ channels the
-  // conv is 15-45% faster, because the gathered patch matrix is 9x the input.
-  const useMatMul = info.filterHeight * info.filterWidth === 1 || info.inChannels < 8;
-  return useMatMul ? filterGradientByMatMul(backend, x, dy, info) : filterGradientByConv(backend, x, dy, info);
+  const route = routes.filter ?? filterGradientRoute(info);
+  return route === 'matmul' ? filterGradientByMatMul(backend, x, dy, info) : filterGradientByConv(backend, x, dy, info);
 }
 
 /**
@@ -241,6 +275,55 @@ function stridedConv2DBackpropInput(
   return dx;
 }
 
+/**
+ * The input gradient as one XNNPACK matrix product and a scatter-add (col2im):
+ * columns[kh*kw*ci, P] = W [kh*kw*ci, co] x dy^T [co, P] with P = n*oh*ow (the filter is already
+ * that matrix in memory, and only the small dy^T is packed), transposed to [P, kh*kw*ci], and
+ * each pixel's row added into the input positions its taps read. The convolution route instead
+ * rearranges the whole filter in JS and packs it anew on every call (once per stride phase), which
+ * dominates where the layer has few pixels and many channels (late stages): a 3x3 96->640 stride-2
+ * layer on 2x2 inputs took 9.3 ms that way against 1.6 ms for its forward pass.
+ */
+export function inputGradientByMatMul(backend: WasmBackendView, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  const pixels = batchSize * outHeight * outWidth;
+  const columns = kh * kw * inChannels;
+  const dyT = runWasmKernel(backend, 'Transpose', { x: { dataId: dy.dataId, dtype: dy.dtype, shape: [pixels, outChannels] } }, { perm: [1, 0] });
+  const product = runWasmKernel(
+    backend,
+    'BatchMatMul',
+    { a: { dataId: filter.dataId, dtype: filter.dtype, shape: [1, columns, outChannels] }, b: { dataId: dyT.dataId, dtype: dyT.dtype, shape: [1, outChannels, pixels] } },
+    { transposeA: false, transposeB: false },
+  );
+  const byPixel = runWasmKernel(backend, 'Transpose', { x: { dataId: product.dataId, dtype: product.dtype, shape: [columns, pixels] } }, { perm: [1, 0] });
+  releaseAll(backend, [dyT, product]);
+  const dx = makeFloatOutput(backend, [batchSize, inHeight, inWidth, inChannels], true);
+  const source = floatView(backend, byPixel);
+  const target = floatView(backend, dx);
+  let row = 0;
+  for (let n = 0; n < batchSize; n++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      for (let ox = 0; ox < outWidth; ox++, row += columns) {
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * sh - top + ky;
+          if (iy < 0 || iy >= inHeight) continue;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * sw - left + kx;
+            if (ix < 0 || ix >= inWidth) continue;
+            const from = row + (ky * kw + kx) * inChannels;
+            const to = ((n * inHeight + iy) * inWidth + ix) * inChannels;
+            for (let c = 0; c < inChannels; c++) target[to + c] += source[from + c];
+          }
+        }
+      }
+    }
+  }
+  releaseAll(backend, [byPixel]);
+  return dx;
+}
+
 /** The stock wasm kernel, kept for the layouts the fast path does not cover. */
 let stockConv2DBackpropInput: tf.KernelFunc | undefined;
 
@@ -250,6 +333,7 @@ function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: unk
   const attrs = args.attrs as unknown as Conv2DGradientAttrs & { inputShape: number[] };
   const info = forwardConvInfo(attrs.inputShape, filter.shape, attrs);
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  if ((routes.input ?? inputGradientRoute(info)) === 'matmul') return inputGradientByMatMul(backend, dy, filter, info);
   if (sh > 1 || sw > 1) return stridedConv2DBackpropInput(backend, dy, filter, info);
   // Padding of dy so that a valid correlation gives exactly inHeight x inWidth.
   const top = kh - 1 - info.padInfo.top;
