@@ -207,9 +207,26 @@ async function benchFastBackend(backend: BackendName, runs: ThroughputRun[], pro
     }
     work.dispose();
     if (backend === 'wasm') {
+      runs.push(benchHalfBatch(net));
       for (const workers of [1, Math.max(2, coreCount())]) runs.push(await benchTrainer(net, workers));
     }
   }
+}
+
+/**
+ * The bare training step on one thread at half the batch: what each of two data-parallel threads
+ * computes. A step has costs that do not shrink with the batch (one call per kernel, per-call
+ * setup inside XNNPACK, small layers), so a half batch takes more than half the time, and
+ * 2 * (half-batch img/s) / (full-batch img/s) is what two workers could give at most on this net,
+ * with free communication and two equally fast cores.
+ */
+function benchHalfBatch(net: NetName): ThroughputRun {
+  const batch = NETS[net].batch / 2;
+  const work = makeWorkload(net, batch);
+  const timing = timeSteps(work.train, batch, minSeconds, 3);
+  work.dispose();
+  console.log(`- wasm ${net} train at half the batch (${batch}): ${timing.imagesPerSecond.toFixed(1)} img/s`);
+  return { net, framework: 'tfjs', backend: 'wasm', mode: 'train', batch, imagesPerSecond: timing.imagesPerSecond, imagesPerCpuSecond: timing.imagesPerCpuSecond, steps: timing.steps };
 }
 
 /**
@@ -296,7 +313,7 @@ function benchTorch(skipped: SkippedRun[]): { runs: ThroughputRun[]; version?: s
 function bestOfRounds(samples: ThroughputRun[]): Array<ThroughputRun & { samples: number[] }> {
   const best = new Map<string, ThroughputRun & { samples: number[] }>();
   for (const run of samples) {
-    const key = [run.net, run.framework, run.backend, run.mode, run.threads ?? '', run.workers ?? ''].join('|');
+    const key = [run.net, run.framework, run.backend, run.mode, run.batch, run.threads ?? '', run.workers ?? ''].join('|');
     const entry = best.get(key);
     if (!entry) best.set(key, { ...run, samples: [run.imagesPerSecond] });
     else {
@@ -333,7 +350,7 @@ function ratioRows(runs: ThroughputRun[]): RatioRow[] {
     runs.find((t) => t.framework === 'pytorch' && t.net === r.net && t.mode === r.mode && (t.threads ?? 2) === threads);
   const torch = (r: ThroughputRun, threads: number) => torchRun(r, threads)?.imagesPerSecond;
   return runs
-    .filter((r) => r.framework === 'tfjs')
+    .filter((r) => r.framework === 'tfjs' && !isHalfBatch(r))
     .map((r) => {
       const torch2 = torch(r, 2);
       const torch1 = torch(r, 1);
@@ -352,6 +369,42 @@ function ratioRows(runs: ThroughputRun[]): RatioRow[] {
         ratioPerCpuSecond: r.imagesPerCpuSecond && torchRun(r, 1)?.imagesPerCpuSecond ? r.imagesPerCpuSecond / torchRun(r, 1)!.imagesPerCpuSecond! : undefined,
       };
     });
+}
+
+function isHalfBatch(run: ThroughputRun): boolean {
+  return run.framework === 'tfjs' && run.batch !== NETS[run.net].batch;
+}
+
+interface ScalingRow {
+  net: NetName;
+  fullBatch: number;
+  halfBatch: number;
+  /** 2 * half-batch img/s / full-batch img/s: the most two workers could give. */
+  ceiling: number;
+  oneWorker?: number;
+  twoWorkers?: number;
+  /** Trainer with 2 workers over trainer with 1. */
+  speedUp?: number;
+}
+
+/** Per net on wasm: the two-worker speed-up measured, and the ceiling the half-batch step sets. */
+function scalingRows(runs: ThroughputRun[]): ScalingRow[] {
+  const tfjsTrain = runs.filter((r) => r.framework === 'tfjs' && r.backend === 'wasm' && r.mode === 'train');
+  return tfjsTrain.filter(isHalfBatch).flatMap((half) => {
+    const full = tfjsTrain.find((r) => r.net === half.net && r.workers === undefined && !isHalfBatch(r));
+    if (!full) return [];
+    const oneWorker = tfjsTrain.find((r) => r.net === half.net && r.workers === 1)?.imagesPerSecond;
+    const twoWorkers = tfjsTrain.find((r) => r.net === half.net && r.workers === 2)?.imagesPerSecond;
+    return [{
+      net: half.net,
+      fullBatch: full.imagesPerSecond,
+      halfBatch: half.imagesPerSecond,
+      ceiling: (2 * half.imagesPerSecond) / full.imagesPerSecond,
+      oneWorker,
+      twoWorkers,
+      speedUp: oneWorker && twoWorkers ? twoWorkers / oneWorker : undefined,
+    }];
+  });
 }
 
 function fixed(value: number | undefined, digits: number): string {
@@ -378,6 +431,19 @@ function markdown(report: { date: string; machine: Record<string, unknown>; runs
     ),
   ];
   if (report.skipped.length > 0) lines.push('', 'Not measured:', '', ...report.skipped.map((s) => `- ${s.backend} ${s.net} ${s.mode}: ${s.reason}`));
+  const scaling = scalingRows(report.runs);
+  if (scaling.length > 0) {
+    lines.push(
+      '',
+      '## Two workers: the speed-up, and the most the net allows',
+      '',
+      'Each of two workers computes half the batch. The bare step on one thread at the full and at half the batch gives the ceiling: 2 x (half-batch img/s) / (full-batch img/s), the speed-up with free communication and two equally fast cores. The measured speed-up is the trainer with 2 workers over the trainer with 1.',
+      '',
+      '| net | 1 thread, full batch img/s | 1 thread, half batch img/s | ceiling | trainer 1 worker | trainer 2 workers | speed-up | share of the ceiling |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...scaling.map((r) => `| ${r.net} | ${r.fullBatch.toFixed(1)} | ${r.halfBatch.toFixed(1)} | ${r.ceiling.toFixed(2)}x | ${fixed(r.oneWorker, 1)} | ${fixed(r.twoWorkers, 1)} | ${r.speedUp === undefined ? 'n/a' : `${r.speedUp.toFixed(2)}x`} | ${r.speedUp === undefined ? 'n/a' : `${((r.speedUp - 1) / Math.max(1e-9, r.ceiling - 1) * 100).toFixed(0)}%`} |`),
+    );
+  }
   const parallel = report.runs.filter((r) => r.stepBreakdown);
   if (parallel.length > 0) {
     const keys = Object.keys(parallel[0].stepBreakdown!);
@@ -452,6 +518,7 @@ async function main(): Promise<void> {
       torch1CpuSecond: r.torch1CpuSecond && round(r.torch1CpuSecond, 1),
       ratioPerCpuSecond: r.ratioPerCpuSecond && round(r.ratioPerCpuSecond, 3),
     })),
+    scaling: scalingRows(runs).map((r) => ({ ...r, fullBatch: round(r.fullBatch, 1), halfBatch: round(r.halfBatch, 1), ceiling: round(r.ceiling, 3), oneWorker: r.oneWorker && round(r.oneWorker, 1), twoWorkers: r.twoWorkers && round(r.twoWorkers, 1), speedUp: r.speedUp && round(r.speedUp, 3) })),
     skipped,
     profiles: quickestProfiles,
   };
@@ -461,7 +528,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(outDir, 'throughput.json'), JSON.stringify(report, null, 2) + '\n');
   const md = markdown(report);
   fs.writeFileSync(path.join(outDir, 'throughput.md'), md);
-  console.log('\n' + md.split('\n## ')[0]);
+  console.log('\n' + md.split('\n## ').filter((part, i) => i === 0 || part.startsWith('Two workers')).join('\n## '));
   console.log(`wrote ${path.join(outDir, 'throughput.json')} and throughput.md`);
 }
 
