@@ -5,6 +5,7 @@ import type { Split } from '../../src/engine/data';
 import { trainableVariables, trainEpoch, type EpochOptions } from '../../src/engine/train/trainer';
 import { closeSharedReplicaPool, parseWorkers, resolveWorkers, shardSizes, sharedReplicaPool } from '../../src/engine/train/parallel';
 import { FlatMomentum, flatLayout, readFlat, updateRanges } from '../../src/engine/train/parallel/shardStep';
+import { enableFlatSgd } from '../../src/engine/train/flatSgd';
 import { maxAbs, maxAbsDiff, seededValues } from '../support/tensors';
 
 /** 40 seeded 12x12x1 images, 4 classes: a few batches are enough to see replicas drift. */
@@ -122,6 +123,33 @@ describe('data-parallel training (worker threads, wasm)', function () {
       // Only the order of float additions differs (shard sums): a relative error near 1e-6.
       assert.ok(diff <= 1e-5 * scale, `weight ${i}: 1 vs 2 workers differ by ${diff} (scale ${scale})`);
     });
+  });
+
+  it('one thread on wasm: the flat update equals tf.train.momentum with taped weight decay (extra loss, BN)', async () => {
+    const runs: Array<{ weights: Float32Array[]; loss: number }> = [];
+    for (const flat of [true, false]) {
+      enableFlatSgd(flat);
+      try {
+        const model = buildNet(true);
+        const target = model.layers[0].weights[0].read() as tf.Variable;
+        const extraLoss = () => tf.mul(tf.sum(tf.square(target)), 0.5) as tf.Scalar;
+        const result = await trainEpoch(model, smallSplit(), epochOptions(model, 1, { extraLoss }));
+        runs.push({ weights: weightsOf(model), loss: result.loss });
+        model.dispose();
+      } finally {
+        enableFlatSgd(true);
+      }
+    }
+    const initial = weightsOf(buildNet(true));
+    runs[1].weights.forEach((expected, i) => {
+      const scale = maxAbs(expected);
+      const diff = maxAbsDiff(runs[0].weights[i], expected);
+      // Only the order in which the decay and loss gradients are summed may differ.
+      assert.ok(diff <= 1e-6 * scale, `weight ${i}: flat vs tensor update differ by ${diff} (scale ${scale})`);
+    });
+    assert.ok(runs[1].weights.some((w, i) => maxAbsDiff(w, initial[i]) > 1e-3), 'the epoch did not move the weights');
+    // The reported loss includes the weight-decay term either way.
+    assert.ok(Math.abs(runs[0].loss - runs[1].loss) <= 1e-5 * Math.abs(runs[1].loss), `loss ${runs[0].loss} vs ${runs[1].loss}`);
   });
 
   it('stops after the current step when asked, and the pool stays usable', async () => {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batchCount, batches, type Augmentation, type Split } from '../data';
 import { accumulateGradients, backendSurvived, isAllocationFailure, type AccumulateOptions, type AccumulatedStep, type MicroBatch } from './microBatches';
 import { topOneAgreement } from './distill';
+import { FlatSgdStep, usesFlatSgd } from './flatSgd';
 import { sharedReplicaPool, trainEpochDataParallel } from './parallel';
 
 /** The PaS training recipe's SGD momentum and weight decay (the paper's released scripts). */
@@ -92,8 +93,10 @@ export async function trainEpoch(model: tf.LayersModel, split: Split, options: E
   if (runsDataParallel(options)) {
     return trainEpochDataParallel(model, split, options, await sharedReplicaPool(options.workers! - 1));
   }
-  const optimizer = tf.train.momentum(options.learningRate, options.momentum);
   const decayed = weightDecayed(options.variables);
+  // On wasm the update and weight decay run as flat JS loops (flatSgd.ts); elsewhere as tensors.
+  const flatStep = usesFlatSgd() ? new FlatSgdStep(options.variables, decayed, options.learningRate, options.momentum, options.weightDecay) : undefined;
+  const optimizer = flatStep ? undefined : tf.train.momentum(options.learningRate, options.momentum);
   const total = batchCount(split, options.batchSize);
   let lossSum = 0;
   let correct = 0;
@@ -107,7 +110,7 @@ export async function trainEpoch(model: tf.LayersModel, split: Split, options: E
   const accumulate = options.accumulate ?? accumulateGradients;
   const batchLoss = () => {
     let loss = options.extraLoss ? options.extraLoss() : tf.scalar(0);
-    if (options.weightDecay > 0 && decayed.length > 0) {
+    if (!flatStep && options.weightDecay > 0 && decayed.length > 0) {
       const l2 = tf.addN(decayed.map((v) => tf.sum(tf.square(v))));
       loss = tf.add(loss, tf.mul(l2, options.weightDecay / 2));
     }
@@ -128,16 +131,18 @@ export async function trainEpoch(model: tf.LayersModel, split: Split, options: E
       );
     } catch (error) {
       tf.dispose([x, y]);
-      disposeMomentumOptimizer(optimizer);
+      if (optimizer) disposeMomentumOptimizer(optimizer);
       throw error;
     }
     // The same update `minimize` would apply to the full batch's gradients (it passes this map too).
-    optimizer.applyGradients(Object.entries(step.gradients).map(([name, tensor]) => ({ name, tensor })));
+    let decayLoss = 0;
+    if (flatStep) decayLoss = flatStep.apply(step.gradients);
+    else optimizer!.applyGradients(Object.entries(step.gradients).map(([name, tensor]) => ({ name, tensor })));
     const counts = tf.tidy(() => {
       if (labelled) return { agree: tf.sum(tf.cast(tf.equal(tf.argMax(step.outputs, -1), tf.argMax(y, -1)), 'float32')).dataSync()[0], positions: size };
       return step.teacherOutputs ? topOneAgreement(step.outputs, step.teacherOutputs) : { agree: 0, positions: size };
     });
-    lossSum += step.loss * size;
+    lossSum += (step.loss + decayLoss) * size;
     correct += (counts.agree / Math.max(1, counts.positions)) * size;
     positions += size;
     seen += size;
@@ -153,7 +158,7 @@ export async function trainEpoch(model: tf.LayersModel, split: Split, options: E
     }
     if (options.maxSteps !== undefined && done >= options.maxSteps) break;
   }
-  disposeMomentumOptimizer(optimizer);
+  if (optimizer) disposeMomentumOptimizer(optimizer);
   const seconds = (Date.now() - started) / 1000;
   return { loss: lossSum / Math.max(1, seen), accuracy: correct / Math.max(1, positions), batches: done, stopped, seconds, imagesPerSecond: seen / Math.max(1e-3, seconds), microBatch };
 

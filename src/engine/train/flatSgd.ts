@@ -1,0 +1,86 @@
+/**
+ * The single-thread trainer's SGD-momentum step on wasm as flat JS loops over all trainable
+ * values: the update the data-parallel threads already apply (FlatMomentum, addWeightDecay), here
+ * on one thread.
+ *
+ * Why: through tensors, `tf.train.momentum` costs 4 kernel calls per variable and step, and L2
+ * weight decay on the tape ~6 more per decayed variable (square, sum, add, and their gradients).
+ * On wasm every call pays the tfjs engine's bookkeeping: RepVGG-A0 x0.5 (150 variables) spent
+ * ~900 calls per step on them, and the trainer's one-worker step ran at 88% of the bare
+ * forward+backward step (bench/results/throughput.md). The flat loops do the same float32
+ * arithmetic as `tf.train.momentum` (tested bit for bit in train-data-parallel.test.ts).
+ *
+ * Other backends keep the tensor update: on a GPU, reading every weight back each step would cost
+ * far more than the kernel calls.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { addWeightDecay, assignFlat, copyValuesInto, FlatMomentum, flatLayout, readFlat, type FlatLayout } from './parallel/shardStep';
+
+interface Buffers {
+  weights: Float32Array;
+  gradients: Float32Array;
+  momentum: FlatMomentum;
+}
+
+let cached: Buffers | undefined;
+
+/**
+ * Flat vectors for `length` values, kept while the length stays (one model across a search's
+ * epochs): model-sized arrays made per epoch were garbage V8 let grow resident memory.
+ */
+function buffersFor(length: number): Buffers {
+  if (cached && cached.weights.length === length) return cached;
+  cached = { weights: new Float32Array(length), gradients: new Float32Array(length), momentum: new FlatMomentum(new Float32Array(length)) };
+  return cached;
+}
+
+export class FlatSgdStep {
+  private readonly layout: FlatLayout;
+  private readonly decayRanges: Array<[number, number]>;
+  private readonly buffers: Buffers;
+
+  /** A fresh optimizer (zero momentum), as `tf.train.momentum` is fresh each epoch. */
+  constructor(
+    private readonly variables: tf.Variable[],
+    decayed: tf.Variable[],
+    learningRate: number,
+    momentum: number,
+    private readonly weightDecay: number,
+  ) {
+    this.layout = flatLayout(variables.map((v) => v.shape));
+    const decayedSet = new Set(decayed);
+    this.decayRanges = variables.flatMap((v, i): Array<[number, number]> => (decayedSet.has(v) ? [[this.layout.offsets[i], this.layout.offsets[i] + this.layout.sizes[i]]] : []));
+    this.buffers = buffersFor(this.layout.total);
+    this.buffers.momentum.reset(learningRate, momentum);
+  }
+
+  /**
+   * Applies one step from the batch's gradients (by variable name; a variable without one gets
+   * zeros, as in the data-parallel update) plus weight decay; returns the decay term of the loss.
+   */
+  apply(gradients: tf.NamedTensorMap): number {
+    const { weights, gradients: flat, momentum } = this.buffers;
+    this.variables.forEach((v, i) => {
+      const gradient = gradients[v.name];
+      if (gradient) copyValuesInto(gradient, flat, this.layout.offsets[i]);
+      else flat.fill(0, this.layout.offsets[i], this.layout.offsets[i] + this.layout.sizes[i]);
+    });
+    readFlat(this.variables, weights, this.layout);
+    const decayLoss = this.weightDecay > 0 ? addWeightDecay(flat, weights, this.decayRanges, this.weightDecay) : 0;
+    momentum.apply(weights, [flat]);
+    assignFlat(this.variables, weights, this.layout);
+    return decayLoss;
+  }
+}
+
+let enabled = true;
+
+/** Turns the flat update off (tests compare it with the tensor update on the same backend). */
+export function enableFlatSgd(on: boolean): void {
+  enabled = on;
+}
+
+/** Whether the single-thread trainer updates through FlatSgdStep (see the module comment). */
+export function usesFlatSgd(): boolean {
+  return enabled && tf.getBackend() === 'wasm';
+}
