@@ -208,8 +208,11 @@ describe('data-parallel training (worker threads, wasm)', function () {
   });
 
   for (const threads of [1, 2, 3]) {
-    it(`applies SGD momentum bitwise like tf.train.momentum, gradients of ${threads} thread(s) summed in order`, () => {
+    it(`applies SGD momentum with weight decay bitwise like tf.train.momentum, gradients of ${threads} thread(s) summed in order`, () => {
       const shapes = [[3, 3, 2, 4], [4], [7, 5]];
+      // Weight decay on the first and last variables (as on kernels, not on biases).
+      const rate = 0.01;
+      const half = Math.fround(rate / 2);
       const variables = shapes.map((shape, i) => tf.variable(tf.tensor(seededValues(shape.reduce((a, b) => a * b, 1), 20 + i), shape)));
       const reference = variables.map((v) => tf.variable(v.clone()));
       const layout = flatLayout(shapes);
@@ -219,16 +222,24 @@ describe('data-parallel training (worker threads, wasm)', function () {
       const cutWeights = new Float32Array(layout.total);
       const optimizer = tf.train.momentum(0.05, 0.9);
       const weights = new Float32Array(layout.total);
+      const decay = { rate, ranges: [0, 2].map((i): [number, number] => [layout.offsets[i], layout.offsets[i] + layout.sizes[i]]) };
+      const decayed = (k: number) => decay.ranges.some(([start, end]) => k >= start && k < end);
       for (let step = 0; step < 4; step++) {
         const parts = Array.from({ length: threads }, (_, p) => seededValues(layout.total, 100 + step * 3 + p));
-        const summed = Float32Array.from(parts[0]);
-        for (const part of parts.slice(1)) for (let k = 0; k < summed.length; k++) summed[k] += part[k];
-        tf.tidy(() => optimizer.applyGradients(reference.map((v, i) => ({ name: v.name, tensor: tf.tensor(summed.subarray(layout.offsets[i], layout.offsets[i] + layout.sizes[i]), v.shape) }))));
         readFlat(variables, weights, layout);
+        // The reference gradient: the first thread's plus tfjs's decay gradient (rate / 2) * (2 * w), then the others.
+        const summed = Float32Array.from(parts[0], (g, k) => (decayed(k) ? g + Math.fround(half * (2 * weights[k])) : g));
+        for (const part of parts.slice(1)) for (let k = 0; k < summed.length; k++) summed[k] += part[k];
+        let expectedSquares = 0;
+        weights.forEach((w, k) => (expectedSquares += decayed(k) ? w * w : 0));
+        tf.tidy(() => optimizer.applyGradients(reference.map((v, i) => ({ name: v.name, tensor: tf.tensor(summed.subarray(layout.offsets[i], layout.offsets[i] + layout.sizes[i]), v.shape) }))));
         cutWeights.set(weights);
-        flat.apply(weights, parts);
-        for (const [from, to] of updateRanges(layout.total, 3)) cut.apply(cutWeights, parts, from, to);
+        const squares = flat.apply(weights, parts, 0, layout.total, decay);
+        assert.ok(Math.abs(squares - expectedSquares) <= 1e-12 * expectedSquares, `sum of squares ${squares} vs ${expectedSquares}`);
+        let cutSquares = 0;
+        for (const [from, to] of updateRanges(layout.total, 3)) cutSquares += cut.apply(cutWeights, parts, from, to, decay);
         assert.equal(maxAbsDiff(cutWeights, weights), 0, 'the update cut into ranges differs');
+        assert.ok(Math.abs(cutSquares - expectedSquares) <= 1e-12 * expectedSquares, 'the ranges\' sums of squares differ');
         variables.forEach((v, i) => v.assign(tf.tensor(weights.subarray(layout.offsets[i], layout.offsets[i] + layout.sizes[i]), v.shape)));
       }
       variables.forEach((v, i) => assert.equal(maxAbsDiff(v.dataSync() as Float32Array, reference[i].dataSync() as Float32Array), 0, `variable ${i} differs from tf.train.momentum`));

@@ -1,6 +1,6 @@
 /**
  * The single-thread trainer's SGD-momentum step on wasm as flat JS loops over all trainable
- * values: the update the data-parallel threads already apply (FlatMomentum, addWeightDecay), here
+ * values: the update the data-parallel threads already apply (FlatMomentum, with weight decay), here
  * on one thread.
  *
  * Why: through tensors, `tf.train.momentum` costs 4 kernel calls per variable and step, and L2
@@ -14,7 +14,7 @@
  * far more than the kernel calls.
  */
 import * as tf from '@tensorflow/tfjs';
-import { addWeightDecay, assignFlat, copyValuesInto, FlatMomentum, flatLayout, readFlat, type FlatLayout } from './parallel/shardStep';
+import { assignFlat, copyValuesInto, FlatMomentum, flatLayout, readFlat, type FlatLayout } from './parallel/shardStep';
 
 interface Buffers {
   weights: Float32Array;
@@ -66,10 +66,9 @@ export class FlatSgdStep {
       else flat.fill(0, this.layout.offsets[i], this.layout.offsets[i] + this.layout.sizes[i]);
     });
     readFlat(this.variables, weights, this.layout);
-    const decayLoss = this.weightDecay > 0 ? addWeightDecay(flat, weights, this.decayRanges, this.weightDecay) : 0;
-    momentum.apply(weights, [flat]);
+    const squares = momentum.apply(weights, [flat], 0, weights.length, { rate: this.weightDecay, ranges: this.decayRanges });
     assignFlat(this.variables, weights, this.layout);
-    return decayLoss;
+    return (this.weightDecay / 2) * squares;
   }
 }
 

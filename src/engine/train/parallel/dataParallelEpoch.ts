@@ -3,7 +3,7 @@ import { batchCount, batches, type Split } from '../../data';
 import { weightDecayed, type EpochOptions, type EpochResult } from '../trainer';
 import { createExchange, ExchangeViews } from './exchange';
 import { ReplicaPool, type Shard } from './pool';
-import { addWeightDecay, assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readLayerWeights, writeLayerWeights, shardGradients, updateRanges, weightsAt } from './shardStep';
+import { assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readLayerWeights, writeLayerWeights, shardGradients, updateRanges, weightsAt } from './shardStep';
 
 /** Where the time of the data-parallel steps went (milliseconds summed over the steps of the last epoch). */
 export interface StepProfile {
@@ -65,12 +65,12 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
   await pool.loadModel(model, trainable, statIndices, exchange);
   // A fresh optimizer state per epoch, as in the single-thread trainer.
   optimizer.reset(options.learningRate, options.momentum);
-  // The MACs-budget term goes through the tape; weight decay is added to the gradients in the
-  // update (addWeightDecay), so that it costs the main thread no tensor ops.
+  // The MACs-budget term goes through the tape; weight decay is added to the gradients inside
+  // the update, each thread over its own range, so that it costs no tensor ops.
   const extra = options.extraLoss;
   const decayedSet = new Set(decayed);
   const decayRanges = variables.flatMap((v, i): Array<[number, number]> => (decayedSet.has(v) ? [[layout.offsets[i], layout.offsets[i] + layout.sizes[i]]] : []));
-  const decayRate = options.weightDecay > 0 ? options.weightDecay : 0;
+  const decay = { rate: options.weightDecay > 0 ? options.weightDecay : 0, ranges: decayRanges };
   const total = batchCount(split, options.batchSize);
   let lossSum = 0;
   let correct = 0;
@@ -117,16 +117,15 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     const used = others.length + 1;
     const weights = exchange.scratch;
     readFlat(variables, weights, layout);
-    const decayLoss = decayRate > 0 ? addWeightDecay(ownGradients, weights, decayRanges, decayRate) : 0;
     const ranges = updateRanges(layout.total, used);
     const [, ownEnd] = ranges[0];
     // The replicas' ranges read this thread's weights and gradients from the exchange.
     exchange.weights.set(weights.subarray(ownEnd), ownEnd);
     exchange.gradientSlots[0].set(ownGradients.subarray(ownEnd), ownEnd);
-    const reduced = pool.reduce(done, ranges.slice(1), used, options.learningRate, options.momentum);
-    optimizer.apply(weights, [ownGradients, ...exchange.gradientSlots.slice(1, used)], 0, ownEnd);
+    const reduced = pool.reduce(done, ranges.slice(1), used, options.learningRate, options.momentum, decay);
+    const ownSquares = optimizer.apply(weights, [ownGradients, ...exchange.gradientSlots.slice(1, used)], 0, ownEnd, decay);
     averageInto(exchange.stats, exchange.statSlots.slice(0, used));
-    await reduced;
+    const decayLoss = (decay.rate / 2) * (ownSquares + (await reduced));
     exchange.weights.set(weights.subarray(0, ownEnd));
     weights.set(exchange.weights.subarray(ownEnd), ownEnd);
     const t4 = performance.now();

@@ -8,7 +8,7 @@ import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import type { FromReplica, ModelTransfer, ToReplica } from './protocol';
 import type { ExchangeViews } from './exchange';
-import { flatLayout, readLayerWeights } from './shardStep';
+import { flatLayout, readLayerWeights, type WeightDecay } from './shardStep';
 import { restoreDepthMultipliers } from '../../io/saveModel';
 
 /** The bundled replica entry (esbuild.js builds it next to cli.js), from dist/, dist/bench/ or the sources (tests). */
@@ -149,16 +149,20 @@ export class ReplicaPool {
     );
   }
 
-  /** Replica i+1 updates `ranges[i]` of the exchange's weights; resolves when all have. */
-  async reduce(step: number, ranges: Array<[number, number]>, threads: number, learningRate: number, momentum: number): Promise<void> {
-    await Promise.all(
+  /**
+   * Replica i+1 updates `ranges[i]` of the exchange's weights (with weight decay); resolves when
+   * all have, to the sum of w^2 over the decayed weights of their ranges.
+   */
+  async reduce(step: number, ranges: Array<[number, number]>, threads: number, learningRate: number, momentum: number, decay: WeightDecay): Promise<number> {
+    const replies = await Promise.all(
       ranges.map(([from, to], i) => {
         const replica = this.replicas[i];
         const reply = replica.reply('reduced');
-        replica.send({ type: 'reduce', step, from, to, threads, learningRate, momentum });
+        replica.send({ type: 'reduce', step, from, to, threads, learningRate, momentum, decay });
         return reply;
       }),
     );
+    return replies.reduce((sum, r) => sum + r.squares, 0);
   }
 
   /** Every replica copies the update of `step` from the exchange. */

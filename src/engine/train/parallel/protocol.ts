@@ -1,4 +1,5 @@
 import type { ExchangeBuffers } from './exchange';
+import type { WeightDecay } from './shardStep';
 
 /**
  * Messages between the training thread and its replica threads (node:worker_threads).
@@ -8,7 +9,8 @@ import type { ExchangeBuffers } from './exchange';
  * its BatchNorm moving statistics into its slot of the shared exchange (exchange.ts) and replies;
  * the main thread writes its current weights and its gradients into the exchange and posts
  * 'reduce': each thread (the main one too) updates its range of the weights, summing the gradients
- * in a fixed order (the main thread's first, then replica 1, 2, ...) and applying SGD momentum;
+ * in a fixed order (the main thread's first, with weight decay, then replica 1, 2, ...) and
+ * applying SGD momentum;
  * once every replica replied, the main thread averages the moving statistics and posts 'apply';
  * every replica copies that update. So the replicas hold the very same weights as the main thread
  * after every step.
@@ -41,7 +43,7 @@ export type ToReplica =
    * Update `[from, to)` of the exchange's weights and momentum buffer from the gradients of the
    * first `threads` slots (SGD momentum, `FlatMomentum`): the threads split the update.
    */
-  | { type: 'reduce'; step: number; from: number; to: number; threads: number; learningRate: number; momentum: number }
+  | { type: 'reduce'; step: number; from: number; to: number; threads: number; learningRate: number; momentum: number; decay: WeightDecay }
   /** Copy the update of step `step` from the exchange. */
   | { type: 'apply'; step: number }
   /** Reply with every weight of the model (tests: replicas hold identical weights). */
@@ -57,7 +59,8 @@ export type FromReplica =
   /** The shard's gradients are in the exchange. `computeMs`: forward + backward + write; `applyMs`: the previous update. */
   | { type: 'gradients'; step: number; loss: number; correct: number; computeMs: number; applyMs: number }
   /** This replica's range of the update is in the exchange. */
-  | { type: 'reduced'; step: number }
+  /** `squares`: the sum of w^2 over the decayed weights of the replica's range (the decay loss term). */
+  | { type: 'reduced'; step: number; squares: number }
   | { type: 'weights'; weights: Float32Array[] }
   | { type: 'memory'; numTensors: number; heapBytes: number }
   | { type: 'error'; message: string };

@@ -87,8 +87,8 @@ async function handle(message: ToReplica): Promise<void> {
     case 'reduce': {
       const exchange = state.exchange!;
       state.optimizer.configure(message.learningRate, message.momentum);
-      state.optimizer.apply(exchange.weights, exchange.gradientSlots.slice(0, message.threads), message.from, message.to);
-      send({ type: 'reduced', step: message.step });
+      const squares = state.optimizer.apply(exchange.weights, exchange.gradientSlots.slice(0, message.threads), message.from, message.to, message.decay);
+      send({ type: 'reduced', step: message.step, squares });
       return;
     }
     case 'apply': {

@@ -134,33 +134,81 @@ export class FlatMomentum {
 
   /**
    * `weights` holds the current values on entry and the new ones on return, over `[from, to)`
-   * (all of it by default); `gradients` are the replicas' flat gradient vectors, summed first to last.
+   * (all of it by default); `gradients` are the replicas' flat gradient vectors, summed first to
+   * last. With `decay`, L2 weight decay is added to the first gradient inside its ranges, as its
+   * gradient `rate * w` in tfjs's float32 order ((rate / 2) * (2 * w)), in the same pass: each
+   * thread decays its own range. Returns the sum of w^2 over the decayed values of the range
+   * (the loss term is rate / 2 times the sum over all ranges).
    */
-  apply(weights: Float32Array, gradients: Float32Array[], from = 0, to = weights.length): void {
+  apply(weights: Float32Array, gradients: Float32Array[], from = 0, to = weights.length, decay?: WeightDecay): number {
+    let squares = 0;
+    let next = from;
+    if (decay && decay.rate > 0) {
+      const half = Math.fround(decay.rate / 2);
+      for (const [start, end] of decay.ranges) {
+        const a = Math.max(start, from);
+        const b = Math.min(end, to);
+        if (a >= b) continue;
+        if (next < a) this.update(weights, gradients, next, a, 0);
+        squares += this.update(weights, gradients, a, b, half);
+        next = b;
+      }
+    }
+    if (next < to) this.update(weights, gradients, next, to, 0);
+    return squares;
+  }
+
+  /** The update over `[from, to)`, with decay `half` (rate / 2; 0: none); returns the sum of w^2 where decayed. */
+  private update(weights: Float32Array, gradients: Float32Array[], from: number, to: number, half: number): number {
     const fround = Math.fround;
     const accumulation = this.accumulation;
     const m = this.momentum;
     const c = this.step;
     const first = gradients[0];
+    let squares = 0;
     // One or two threads (the common case) without the inner loop over gradient vectors.
     if (gradients.length <= 2) {
       const second = gradients.length === 2 ? gradients[1] : undefined;
+      if (half > 0) {
+        for (let k = from; k < to; k++) {
+          const w = weights[k];
+          squares += w * w;
+          const own = fround(first[k] + fround(half * (2 * w)));
+          const g = second ? fround(own + second[k]) : own;
+          const a = fround(fround(m * accumulation[k]) + g);
+          accumulation[k] = a;
+          weights[k] = fround(c * a) + w;
+        }
+        return squares;
+      }
       for (let k = from; k < to; k++) {
         const g = second ? fround(first[k] + second[k]) : first[k];
         const a = fround(fround(m * accumulation[k]) + g);
         accumulation[k] = a;
         weights[k] = fround(c * a) + weights[k];
       }
-      return;
+      return 0;
     }
     for (let k = from; k < to; k++) {
+      const w = weights[k];
       let g = first[k];
+      if (half > 0) {
+        squares += w * w;
+        g = fround(g + fround(half * (2 * w)));
+      }
       for (let s = 1; s < gradients.length; s++) g = fround(g + gradients[s][k]);
       const a = fround(fround(m * accumulation[k]) + g);
       accumulation[k] = a;
-      weights[k] = fround(c * a) + weights[k];
+      weights[k] = fround(c * a) + w;
     }
+    return squares;
   }
+}
+
+/** L2 weight decay of a flat update: `rate` and the ascending, disjoint `[start, end)` ranges it applies to. */
+export interface WeightDecay {
+  rate: number;
+  ranges: Array<[number, number]>;
 }
 
 /** `[from, to)` of each of `parts` threads over `length` values: contiguous, the first ones a value longer. */
@@ -174,25 +222,6 @@ export function updateRanges(length: number, parts: number): Array<[number, numb
     from = to;
   }
   return ranges;
-}
-
-/**
- * L2 weight decay `rate / 2 * sum(w^2)` over the flat ranges `[start, end)`, added to `gradients`
- * as its gradient `rate * w` (in tfjs's float32 order: (rate / 2) * (2 * w)); returns the loss
- * term. Plain loops on the flat vectors instead of ~5 tensor ops per decayed variable on the
- * main thread's tape, which would make it the slowest replica.
- */
-export function addWeightDecay(gradients: Float32Array, weights: Float32Array, ranges: Array<[number, number]>, rate: number): number {
-  const half = Math.fround(rate / 2);
-  let squares = 0;
-  for (const [start, end] of ranges) {
-    for (let k = start; k < end; k++) {
-      const w = weights[k];
-      squares += w * w;
-      gradients[k] += Math.fround(half * (2 * w));
-    }
-  }
-  return (rate / 2) * squares;
 }
 
 /** A weight of a layers model (`model.weights[i]`): BatchNorm moving statistics are written through it. */
