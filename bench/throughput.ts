@@ -218,7 +218,8 @@ async function benchFastBackend(backend: BackendName, runs: ThroughputRun[], pro
  * computes. A step has costs that do not shrink with the batch (one call per kernel, per-call
  * setup inside XNNPACK, small layers), so a half batch takes more than half the time, and
  * 2 * (half-batch img/s) / (full-batch img/s) is what two workers could give at most on this net,
- * with free communication and two equally fast cores.
+ * with free communication and two equally fast cores. (An estimate: the bare step pays a whole SGD
+ * update at either batch, where two workers split theirs.)
  */
 function benchHalfBatch(net: NetName): ThroughputRun {
   const batch = NETS[net].batch / 2;
@@ -437,7 +438,7 @@ function markdown(report: { date: string; machine: Record<string, unknown>; runs
       '',
       '## Two workers: the speed-up, and the most the net allows',
       '',
-      'Each of two workers computes half the batch. The bare step on one thread at the full and at half the batch gives the ceiling: 2 x (half-batch img/s) / (full-batch img/s), the speed-up with free communication and two equally fast cores. The measured speed-up is the trainer with 2 workers over the trainer with 1.',
+      'Each of two workers computes half the batch. The bare step on one thread at the full and at half the batch gives the ceiling: 2 x (half-batch img/s) / (full-batch img/s), the speed-up with free communication and two equally fast cores. It is an estimate: the bare step pays a whole SGD update at either batch, where two workers split theirs, so a lucky run can land slightly above it. The measured speed-up is the trainer with 2 workers over the trainer with 1.',
       '',
       '| net | 1 thread, full batch img/s | 1 thread, half batch img/s | ceiling | trainer 1 worker | trainer 2 workers | speed-up | share of the ceiling |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
