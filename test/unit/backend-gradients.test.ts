@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engine/backends';
 import { batchNormInTraining } from '../../src/engine/backends/batchnorm-training';
-import { forceConvGradientRoutes } from '../../src/engine/backends/conv2d-gradients';
+import { filterGradientRoute, forceConvGradientRoutes, inputGradientRoute } from '../../src/engine/backends/conv2d-gradients';
 import { seededValues } from '../support/tensors';
 
 // Helpers: run the same computation on wasm and on the reference cpu backend and compare.
@@ -113,6 +113,19 @@ describe('wasm training kernels match the cpu backend', () => {
       }
     });
   }
+
+  it('routes: the matmul filter gradient never builds a patch matrix above 16 MB; the matmul input gradient only for few pixels', () => {
+    const info = (x: number[], w: number[], stride: number) =>
+      tf.backend_util.computeConv2DInfo(x as [number, number, number, number], w as [number, number, number, number], stride, 1, 'same', undefined, false, 'channelsLast');
+    // A widening 3x3 layer over many pixels: the product, while its patches stay small...
+    assert.equal(filterGradientRoute(info([32, 28, 28, 16], [3, 3, 16, 32], 2)), 'matmul');
+    // ...but not on a 224x224 model's early activation (4 x 112 x 112 x 64 -> 9 x 64 x 50,176 patch values).
+    assert.equal(filterGradientRoute(info([4, 112, 112, 64], [3, 3, 64, 128], 1)), 'conv');
+    assert.equal(filterGradientRoute(info([4, 112, 112, 64], [1, 1, 64, 128], 1)), 'matmul');
+    assert.equal(inputGradientRoute(info([32, 2, 2, 96], [3, 3, 96, 640], 2)), 'matmul');
+    assert.equal(inputGradientRoute(info([32, 16, 16, 24], [3, 3, 24, 24], 1)), 'conv');
+    assert.equal(inputGradientRoute(info([32, 2, 2, 96], [1, 1, 96, 640], 2)), 'conv');
+  });
 
   it('fused conv2d with bias and relu (what tfjs-layers runs) gets all three gradients', async () => {
     const results = await onWasmAndCpu(() => {

@@ -42,7 +42,7 @@ export function forceConvGradientRoutes(forced: { filter?: GradientRoute; input?
  * 1.2-1.9x over at most 128 with ci*co >= 4096; beyond that the scatter-add in JS costs more than
  * the convolution's filter rearrangement, up to 2-9x more on large activations.
  */
-function inputGradientRoute(info: tf.backend_util.Conv2DInfo): GradientRoute {
+export function inputGradientRoute(info: tf.backend_util.Conv2DInfo): GradientRoute {
   const pixels = info.batchSize * info.outHeight * info.outWidth;
   if (info.filterHeight * info.filterWidth === 1) return 'conv';
   return pixels <= 32 || (pixels <= 128 && info.inChannels * info.outChannels >= 4096) ? 'matmul' : 'conv';
@@ -55,11 +55,19 @@ function inputGradientRoute(info: tf.backend_util.Conv2DInfo): GradientRoute {
  * multi-tap filters where the layer widens (co > ci) over many pixels, P * co / ci >= 3000
  * (1.2-2.6x); where ci >= co or the pixels are few the convolution wins by up to 5x.
  */
-function filterGradientRoute(info: tf.backend_util.Conv2DInfo): GradientRoute {
+export function filterGradientRoute(info: tf.backend_util.Conv2DInfo): GradientRoute {
   if (info.filterHeight * info.filterWidth === 1 || info.inChannels < 8) return 'matmul';
   const pixels = info.batchSize * info.outHeight * info.outWidth;
+  // The patch matrix is kh*kw times the input: on large activations (a 224x224 model's early
+  // layers) it would be the largest allocation of the step, and the wasm heap is what limits
+  // those models' batch. Above 16 MB of patches the convolution route is kept.
+  const patchValues = info.filterHeight * info.filterWidth * info.inChannels * pixels;
+  if (patchValues > MAX_PATCH_VALUES) return 'conv';
   return info.outChannels > info.inChannels && (pixels * info.outChannels) / info.inChannels >= 3000 ? 'matmul' : 'conv';
 }
+
+/** 16 MB of float32 patches: see filterGradientRoute. */
+const MAX_PATCH_VALUES = 4 * 1024 * 1024;
 
 interface Conv2DGradientAttrs {
   strides: number | [number, number];
