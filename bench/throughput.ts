@@ -11,22 +11,18 @@
  *
  * Options: --quick (one short round), --backends=wasm,cpu (subset), --no-torch, --nets=a,b (subset).
  */
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, BackendInfo, BackendName } from '../src/engine/backends';
 import { timeKernels } from '../src/engine/backends/kernel-timing';
-import { buildRepVgg } from '../src/engine/zoo/repvgg';
-import { buildReferenceNet } from './reference-net';
-import { buildMobileNetV2 } from './mobilenet-v2';
+import { ALL_NETS, BATCH, makeWorkload, timeSteps, type Mode, type NetName, type NetSpec } from './workloads';
 import type { Split } from '../src/engine/data';
 import { trainableVariables, trainEpoch } from '../src/engine/train/trainer';
 import { closeSharedReplicaPool, coreCount, lastDataParallelProfile } from '../src/engine/train/parallel';
 
-type NetName = 'reference' | 'repvgg-a0-x0.5' | 'mobilenetv2-224';
-type Mode = 'train' | 'infer';
 
 interface ThroughputRun {
   net: NetName;
@@ -45,6 +41,8 @@ interface ThroughputRun {
    * this is the speed on a dedicated core, and much less sensitive to other jobs than wall time.
    */
   imagesPerCpuSecond?: number;
+  /** Separate processes running this step at once (the two-process measurement); img/s is their sum. */
+  processes?: number;
   /** Data-parallel runs: where a step's wall time went, ms per step (lastDataParallelProfile). */
   stepBreakdown?: Record<string, number>;
 }
@@ -65,26 +63,6 @@ interface KernelProfile {
   kernels: Array<{ name: string; ms: number; calls: number; share: number }>;
 }
 
-const BATCH = 64;
-interface NetSpec {
-  inputShape: [number, number, number];
-  classes: number;
-  batch: number;
-  /** Steps of one timed data-parallel epoch. */
-  parallelSteps: number;
-  build: () => tf.LayersModel;
-}
-const ALL_NETS: Record<NetName, NetSpec> = {
-  reference: { inputShape: [28, 28, 1], classes: 10, batch: BATCH, parallelSteps: 24, build: () => buildReferenceNet(1) },
-  'repvgg-a0-x0.5': {
-    inputShape: [32, 32, 3],
-    classes: 10,
-    batch: BATCH,
-    parallelSteps: 16,
-    build: () => buildRepVgg({ variant: 'A0', inputShape: [32, 32, 3], numClasses: 10, widthMultiplier: 0.5, seed: 1 }),
-  },
-  'mobilenetv2-224': { inputShape: [224, 224, 3], classes: 1000, batch: 4, parallelSteps: 6, build: () => buildMobileNetV2({ inputSize: 224, numClasses: 1000 }) },
-};
 /** cpu training of a batch that would take longer than this is estimated, not run. */
 const CPU_STEP_LIMIT_SECONDS = 60;
 
@@ -109,62 +87,6 @@ function repoRoot(): string {
     dir = parent;
   }
   return dir;
-}
-
-interface Workload {
-  train: () => void;
-  infer: () => void;
-  dispose: () => void;
-}
-
-/** The engine's training step: model.apply(training) in optimizer.minimize, SGD momentum 0.9. */
-function makeWorkload(net: NetName, batch: number): Workload {
-  const model = NETS[net].build();
-  const optimizer = tf.train.momentum(0.01, 0.9);
-  const x = tf.randomNormal([batch, ...NETS[net].inputShape], 0, 1, 'float32', 1);
-  const labels = tf.tidy(() => tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2), NETS[net].classes).toFloat());
-  return {
-    train: () => {
-      const loss = optimizer.minimize(
-        () => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
-        true,
-      );
-      loss?.dataSync();
-      loss?.dispose();
-    },
-    infer: () => {
-      const y = tf.tidy(() => model.apply(x, { training: false }) as tf.Tensor);
-      y.dataSync();
-      y.dispose();
-    },
-    dispose: () => {
-      tf.dispose([x, labels]);
-      model.dispose();
-      optimizer.dispose();
-    },
-  };
-}
-
-function timeSteps(
-  step: () => void,
-  batch: number,
-  seconds: number,
-  warmup: number,
-  maxSteps = Infinity,
-): { imagesPerSecond: number; imagesPerCpuSecond: number; steps: number } {
-  for (let i = 0; i < warmup; i++) step();
-  let steps = 0;
-  const start = performance.now();
-  const cpuStart = process.cpuUsage();
-  let elapsed = 0;
-  while (steps < maxSteps && (steps < 3 || elapsed < seconds * 1000)) {
-    step();
-    steps++;
-    elapsed = performance.now() - start;
-  }
-  const cpu = process.cpuUsage(cpuStart);
-  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  return { imagesPerSecond: (steps * batch) / (elapsed / 1000), imagesPerCpuSecond: (steps * batch) / cpuSeconds, steps };
 }
 
 /** Times each kernel of one step (see kernel-timing.ts for why not tf.profile). */
@@ -208,6 +130,7 @@ async function benchFastBackend(backend: BackendName, runs: ThroughputRun[], pro
     work.dispose();
     if (backend === 'wasm') {
       runs.push(benchHalfBatch(net));
+      runs.push(await benchTwoProcesses(net));
       for (const workers of [1, Math.max(2, coreCount())]) runs.push(await benchTrainer(net, workers));
     }
   }
@@ -228,6 +151,45 @@ function benchHalfBatch(net: NetName): ThroughputRun {
   work.dispose();
   console.log(`- wasm ${net} train at half the batch (${batch}): ${timing.imagesPerSecond.toFixed(1)} img/s`);
   return { net, framework: 'tfjs', backend: 'wasm', mode: 'train', batch, imagesPerSecond: timing.imagesPerSecond, imagesPerCpuSecond: timing.imagesPerCpuSecond, steps: timing.steps };
+}
+
+/**
+ * Two processes (concurrent-step.ts), each running the bare step at half the batch at the same
+ * time: their summed img/s over one thread's full-batch img/s is the speed-up two workers could
+ * reach on this machine with nothing to exchange. It includes what the half-batch ceiling leaves
+ * out: how fast the two cores are when both are busy.
+ */
+async function benchTwoProcesses(net: NetName): Promise<ThroughputRun> {
+  const batch = NETS[net].batch / 2;
+  const candidates = [path.join(__dirname, 'concurrent-step.js'), path.join(repoRoot(), 'dist', 'bench', 'concurrent-step.js')];
+  const script = candidates.find((file) => fs.existsSync(file));
+  if (!script) throw new Error(`concurrent-step.js is missing (looked for ${candidates.join(', ')}); run \`node esbuild.js\``);
+  const twins = [0, 1].map(() => spawn(process.execPath, [script, net, String(batch), String(minSeconds)], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const lineReader = (child: (typeof twins)[number]) => {
+    let buffered = '';
+    const waiting: Array<(line: string) => void> = [];
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let newline;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        waiting.shift()?.(line);
+      }
+    });
+    return () => new Promise<string>((resolve, reject) => {
+      waiting.push(resolve);
+      child.once('exit', (code) => code !== 0 && reject(new Error(`concurrent-step exited with code ${code}`)));
+    });
+  };
+  const nextLine = twins.map(lineReader);
+  await Promise.all(nextLine.map((read) => read()));
+  const results = nextLine.map((read) => read());
+  for (const child of twins) child.stdin!.write('go\n');
+  const speeds = (await Promise.all(results)).map((line) => (JSON.parse(line) as { imagesPerSecond: number }).imagesPerSecond);
+  const imagesPerSecond = speeds.reduce((a, b) => a + b, 0);
+  console.log(`- wasm ${net} train at half the batch (${batch}) in 2 processes at once: ${speeds.map((v) => v.toFixed(1)).join(' + ')} = ${imagesPerSecond.toFixed(1)} img/s`);
+  return { net, framework: 'tfjs', backend: 'wasm', mode: 'train', batch, imagesPerSecond, processes: 2 };
 }
 
 /**
@@ -314,7 +276,7 @@ function benchTorch(skipped: SkippedRun[]): { runs: ThroughputRun[]; version?: s
 function bestOfRounds(samples: ThroughputRun[]): Array<ThroughputRun & { samples: number[] }> {
   const best = new Map<string, ThroughputRun & { samples: number[] }>();
   for (const run of samples) {
-    const key = [run.net, run.framework, run.backend, run.mode, run.batch, run.threads ?? '', run.workers ?? ''].join('|');
+    const key = [run.net, run.framework, run.backend, run.mode, run.batch, run.threads ?? '', run.workers ?? '', run.processes ?? ''].join('|');
     const entry = best.get(key);
     if (!entry) best.set(key, { ...run, samples: [run.imagesPerSecond] });
     else {
@@ -382,6 +344,9 @@ interface ScalingRow {
   halfBatch: number;
   /** 2 * half-batch img/s / full-batch img/s: the most two workers could give. */
   ceiling: number;
+  /** Two processes at half the batch at once, summed img/s, and that over full-batch img/s. */
+  twoProcesses?: number;
+  machineCeiling?: number;
   oneWorker?: number;
   twoWorkers?: number;
   /** Trainer with 2 workers over trainer with 1. */
@@ -391,9 +356,10 @@ interface ScalingRow {
 /** Per net on wasm: the two-worker speed-up measured, and the ceiling the half-batch step sets. */
 function scalingRows(runs: ThroughputRun[]): ScalingRow[] {
   const tfjsTrain = runs.filter((r) => r.framework === 'tfjs' && r.backend === 'wasm' && r.mode === 'train');
-  return tfjsTrain.filter(isHalfBatch).flatMap((half) => {
+  return tfjsTrain.filter((r) => isHalfBatch(r) && r.processes === undefined).flatMap((half) => {
     const full = tfjsTrain.find((r) => r.net === half.net && r.workers === undefined && !isHalfBatch(r));
     if (!full) return [];
+    const twoProcesses = tfjsTrain.find((r) => r.net === half.net && r.processes === 2)?.imagesPerSecond;
     const oneWorker = tfjsTrain.find((r) => r.net === half.net && r.workers === 1)?.imagesPerSecond;
     const twoWorkers = tfjsTrain.find((r) => r.net === half.net && r.workers === 2)?.imagesPerSecond;
     return [{
@@ -401,6 +367,8 @@ function scalingRows(runs: ThroughputRun[]): ScalingRow[] {
       fullBatch: full.imagesPerSecond,
       halfBatch: half.imagesPerSecond,
       ceiling: (2 * half.imagesPerSecond) / full.imagesPerSecond,
+      twoProcesses,
+      machineCeiling: twoProcesses ? twoProcesses / full.imagesPerSecond : undefined,
       oneWorker,
       twoWorkers,
       speedUp: oneWorker && twoWorkers ? twoWorkers / oneWorker : undefined,
@@ -438,11 +406,11 @@ function markdown(report: { date: string; machine: Record<string, unknown>; runs
       '',
       '## Two workers: the speed-up, and the most the net allows',
       '',
-      'Each of two workers computes half the batch. The bare step on one thread at the full and at half the batch gives the ceiling: 2 x (half-batch img/s) / (full-batch img/s), the speed-up with free communication and two equally fast cores. It is an estimate: the bare step pays a whole SGD update at either batch, where two workers split theirs, so a lucky run can land slightly above it. The measured speed-up is the trainer with 2 workers over the trainer with 1.',
+      'Each of two workers computes half the batch. The bare step on one thread at the full and at half the batch gives the ceiling: 2 x (half-batch img/s) / (full-batch img/s), the speed-up with free communication and two equally fast cores. It is an estimate: the bare step pays a whole SGD update at either batch, where two workers split theirs, so a lucky run can land slightly above it. The machine ceiling also counts the cores: two separate processes run the half-batch step at the same time (nothing exchanged, nothing awaited), and their summed img/s over the full-batch figure is the most two workers can give on this machine. The measured speed-up is the trainer with 2 workers over the trainer with 1.',
       '',
-      '| net | 1 thread, full batch img/s | 1 thread, half batch img/s | ceiling | trainer 1 worker | trainer 2 workers | speed-up | share of the ceiling |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-      ...scaling.map((r) => `| ${r.net} | ${r.fullBatch.toFixed(1)} | ${r.halfBatch.toFixed(1)} | ${r.ceiling.toFixed(2)}x | ${fixed(r.oneWorker, 1)} | ${fixed(r.twoWorkers, 1)} | ${r.speedUp === undefined ? 'n/a' : `${r.speedUp.toFixed(2)}x`} | ${r.speedUp === undefined ? 'n/a' : `${((r.speedUp - 1) / Math.max(1e-9, r.ceiling - 1) * 100).toFixed(0)}%`} |`),
+      '| net | 1 thread, full batch img/s | 1 thread, half batch img/s | ceiling | 2 processes, half batch each, summed img/s | machine ceiling | trainer 1 worker | trainer 2 workers | speed-up | share of the ceiling |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...scaling.map((r) => `| ${r.net} | ${r.fullBatch.toFixed(1)} | ${r.halfBatch.toFixed(1)} | ${r.ceiling.toFixed(2)}x | ${fixed(r.twoProcesses, 1)} | ${r.machineCeiling === undefined ? 'n/a' : `${r.machineCeiling.toFixed(2)}x`} | ${fixed(r.oneWorker, 1)} | ${fixed(r.twoWorkers, 1)} | ${r.speedUp === undefined ? 'n/a' : `${r.speedUp.toFixed(2)}x`} | ${r.speedUp === undefined ? 'n/a' : `${((r.speedUp - 1) / Math.max(1e-9, r.ceiling - 1) * 100).toFixed(0)}%`} |`),
     );
   }
   const parallel = report.runs.filter((r) => r.stepBreakdown);
@@ -519,7 +487,7 @@ async function main(): Promise<void> {
       torch1CpuSecond: r.torch1CpuSecond && round(r.torch1CpuSecond, 1),
       ratioPerCpuSecond: r.ratioPerCpuSecond && round(r.ratioPerCpuSecond, 3),
     })),
-    scaling: scalingRows(runs).map((r) => ({ ...r, fullBatch: round(r.fullBatch, 1), halfBatch: round(r.halfBatch, 1), ceiling: round(r.ceiling, 3), oneWorker: r.oneWorker && round(r.oneWorker, 1), twoWorkers: r.twoWorkers && round(r.twoWorkers, 1), speedUp: r.speedUp && round(r.speedUp, 3) })),
+    scaling: scalingRows(runs).map((r) => ({ ...r, fullBatch: round(r.fullBatch, 1), halfBatch: round(r.halfBatch, 1), ceiling: round(r.ceiling, 3), twoProcesses: r.twoProcesses && round(r.twoProcesses, 1), machineCeiling: r.machineCeiling && round(r.machineCeiling, 3), oneWorker: r.oneWorker && round(r.oneWorker, 1), twoWorkers: r.twoWorkers && round(r.twoWorkers, 1), speedUp: r.speedUp && round(r.speedUp, 3) })),
     skipped,
     profiles: quickestProfiles,
   };
