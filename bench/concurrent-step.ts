@@ -1,8 +1,10 @@
 /**
- * One process of bench:throughput's two-process measurement: the bare wasm training step of a
- * net at a batch, timed while a twin process does the same. Two independent processes share
- * nothing (no exchange, no waiting), so their summed img/s at half the batch is the most two
- * data-parallel workers could give on this machine, whatever its cores do when both are busy.
+ * One process of bench:throughput's two-process measurement: the forward and backward pass of a
+ * net at a batch on wasm (what each data-parallel worker computes; the update, which the workers
+ * split, left out), timed while a twin process does the same. Two independent processes share
+ * nothing (no exchange, no waiting), so their summed img/s at half the batch shows what the
+ * machine's two cores give when both are busy (not a strict bound on two workers: each process
+ * also runs its own V8 helper threads).
  *
  * Usage: node dist/bench/concurrent-step.js NET BATCH SECONDS
  * Prints "ready" once warmed up, waits for a line on stdin (the parent releases both twins at
@@ -19,13 +21,13 @@ async function main(): Promise<void> {
   const seconds = Number(secondsArg);
   await initBackend('wasm');
   const work = makeWorkload(net as NetName, batch);
-  for (let i = 0; i < 3; i++) work.train();
+  for (let i = 0; i < 3; i++) work.gradients();
   const lines = readline.createInterface({ input: process.stdin });
   const go = new Promise<void>((resolve) => lines.once('line', () => resolve()));
   process.stdout.write('ready\n');
   await go;
   lines.close();
-  const timing = timeSteps(work.train, batch, seconds, 0);
+  const timing = timeSteps(work.gradients, batch, seconds, 0);
   work.dispose();
   process.stdout.write(`${JSON.stringify({ imagesPerSecond: timing.imagesPerSecond })}\n`);
 }

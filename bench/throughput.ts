@@ -154,10 +154,11 @@ function benchHalfBatch(net: NetName): ThroughputRun {
 }
 
 /**
- * Two processes (concurrent-step.ts), each running the bare step at half the batch at the same
- * time: their summed img/s over one thread's full-batch img/s is the speed-up two workers could
- * reach on this machine with nothing to exchange. It includes what the half-batch ceiling leaves
- * out: how fast the two cores are when both are busy.
+ * Two processes (concurrent-step.ts), each computing a half batch's gradients at the same time:
+ * their summed img/s over one thread's full-batch training img/s is what plain process-level
+ * parallelism gets on this machine (each worker computes that much, then they share the update).
+ * It shows what the half-batch ceiling leaves out: how fast the two cores are when both are busy.
+ * Not a strict bound: each process brings its own V8 helper threads to the same two cores.
  */
 async function benchTwoProcesses(net: NetName): Promise<ThroughputRun> {
   const batch = NETS[net].batch / 2;
@@ -188,7 +189,7 @@ async function benchTwoProcesses(net: NetName): Promise<ThroughputRun> {
   for (const child of twins) child.stdin!.write('go\n');
   const speeds = (await Promise.all(results)).map((line) => (JSON.parse(line) as { imagesPerSecond: number }).imagesPerSecond);
   const imagesPerSecond = speeds.reduce((a, b) => a + b, 0);
-  console.log(`- wasm ${net} train at half the batch (${batch}) in 2 processes at once: ${speeds.map((v) => v.toFixed(1)).join(' + ')} = ${imagesPerSecond.toFixed(1)} img/s`);
+  console.log(`- wasm ${net} gradients at half the batch (${batch}) in 2 processes at once: ${speeds.map((v) => v.toFixed(1)).join(' + ')} = ${imagesPerSecond.toFixed(1)} img/s`);
   return { net, framework: 'tfjs', backend: 'wasm', mode: 'train', batch, imagesPerSecond, processes: 2 };
 }
 
@@ -344,9 +345,9 @@ interface ScalingRow {
   halfBatch: number;
   /** 2 * half-batch img/s / full-batch img/s: the most two workers could give. */
   ceiling: number;
-  /** Two processes at half the batch at once, summed img/s, and that over full-batch img/s. */
+  /** Two processes computing half-batch gradients at once: summed img/s, and that over full-batch img/s. */
   twoProcesses?: number;
-  machineCeiling?: number;
+  twoProcessSpeedUp?: number;
   oneWorker?: number;
   twoWorkers?: number;
   /** Trainer with 2 workers over trainer with 1. */
@@ -368,7 +369,7 @@ function scalingRows(runs: ThroughputRun[]): ScalingRow[] {
       halfBatch: half.imagesPerSecond,
       ceiling: (2 * half.imagesPerSecond) / full.imagesPerSecond,
       twoProcesses,
-      machineCeiling: twoProcesses ? twoProcesses / full.imagesPerSecond : undefined,
+      twoProcessSpeedUp: twoProcesses ? twoProcesses / full.imagesPerSecond : undefined,
       oneWorker,
       twoWorkers,
       speedUp: oneWorker && twoWorkers ? twoWorkers / oneWorker : undefined,
@@ -406,11 +407,11 @@ function markdown(report: { date: string; machine: Record<string, unknown>; runs
       '',
       '## Two workers: the speed-up, and the most the net allows',
       '',
-      'Each of two workers computes half the batch. The bare step on one thread at the full and at half the batch gives the ceiling: 2 x (half-batch img/s) / (full-batch img/s), the speed-up with free communication and two equally fast cores. It is an estimate: the bare step pays a whole SGD update at either batch, where two workers split theirs, so a lucky run can land slightly above it. The machine ceiling also counts the cores: two separate processes run the half-batch step at the same time (nothing exchanged, nothing awaited), and their summed img/s over the full-batch figure is the most two workers can give on this machine. The measured speed-up is the trainer with 2 workers over the trainer with 1.',
+      'Each of two workers computes half the batch. The bare step on one thread at the full and at half the batch gives the ceiling: 2 x (half-batch img/s) / (full-batch img/s), the speed-up with free communication and two equally fast cores. It is an estimate: the bare step pays a whole SGD update at either batch, where two workers split theirs, so a lucky run can land slightly above it. The two-process speed-up shows what the two cores of this machine give when both are busy: two separate processes compute half-batch gradients at the same time (nothing exchanged, nothing awaited, no update), and their summed img/s is divided by the full-batch training figure. It is a reference point, not a strict bound: each process also runs its own V8 helper threads on the same two cores. The measured speed-up is the trainer with 2 workers over the trainer with 1.',
       '',
-      '| net | 1 thread, full batch img/s | 1 thread, half batch img/s | ceiling | 2 processes, half batch each, summed img/s | machine ceiling | trainer 1 worker | trainer 2 workers | speed-up | share of the ceiling |',
+      '| net | 1 thread, full batch img/s | 1 thread, half batch img/s | ceiling | 2 processes, half-batch gradients each, summed img/s | 2-process speed-up | trainer 1 worker | trainer 2 workers | speed-up | share of the ceiling |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-      ...scaling.map((r) => `| ${r.net} | ${r.fullBatch.toFixed(1)} | ${r.halfBatch.toFixed(1)} | ${r.ceiling.toFixed(2)}x | ${fixed(r.twoProcesses, 1)} | ${r.machineCeiling === undefined ? 'n/a' : `${r.machineCeiling.toFixed(2)}x`} | ${fixed(r.oneWorker, 1)} | ${fixed(r.twoWorkers, 1)} | ${r.speedUp === undefined ? 'n/a' : `${r.speedUp.toFixed(2)}x`} | ${r.speedUp === undefined ? 'n/a' : `${((r.speedUp - 1) / Math.max(1e-9, r.ceiling - 1) * 100).toFixed(0)}%`} |`),
+      ...scaling.map((r) => `| ${r.net} | ${r.fullBatch.toFixed(1)} | ${r.halfBatch.toFixed(1)} | ${r.ceiling.toFixed(2)}x | ${fixed(r.twoProcesses, 1)} | ${r.twoProcessSpeedUp === undefined ? 'n/a' : `${r.twoProcessSpeedUp.toFixed(2)}x`} | ${fixed(r.oneWorker, 1)} | ${fixed(r.twoWorkers, 1)} | ${r.speedUp === undefined ? 'n/a' : `${r.speedUp.toFixed(2)}x`} | ${r.speedUp === undefined ? 'n/a' : `${((r.speedUp - 1) / Math.max(1e-9, r.ceiling - 1) * 100).toFixed(0)}%`} |`),
     );
   }
   const parallel = report.runs.filter((r) => r.stepBreakdown);
@@ -487,7 +488,7 @@ async function main(): Promise<void> {
       torch1CpuSecond: r.torch1CpuSecond && round(r.torch1CpuSecond, 1),
       ratioPerCpuSecond: r.ratioPerCpuSecond && round(r.ratioPerCpuSecond, 3),
     })),
-    scaling: scalingRows(runs).map((r) => ({ ...r, fullBatch: round(r.fullBatch, 1), halfBatch: round(r.halfBatch, 1), ceiling: round(r.ceiling, 3), twoProcesses: r.twoProcesses && round(r.twoProcesses, 1), machineCeiling: r.machineCeiling && round(r.machineCeiling, 3), oneWorker: r.oneWorker && round(r.oneWorker, 1), twoWorkers: r.twoWorkers && round(r.twoWorkers, 1), speedUp: r.speedUp && round(r.speedUp, 3) })),
+    scaling: scalingRows(runs).map((r) => ({ ...r, fullBatch: round(r.fullBatch, 1), halfBatch: round(r.halfBatch, 1), ceiling: round(r.ceiling, 3), twoProcesses: r.twoProcesses && round(r.twoProcesses, 1), twoProcessSpeedUp: r.twoProcessSpeedUp && round(r.twoProcessSpeedUp, 3), oneWorker: r.oneWorker && round(r.oneWorker, 1), twoWorkers: r.twoWorkers && round(r.twoWorkers, 1), speedUp: r.speedUp && round(r.speedUp, 3) })),
     skipped,
     profiles: quickestProfiles,
   };

@@ -33,6 +33,8 @@ export const ALL_NETS: Record<NetName, NetSpec> = {
 };
 export interface Workload {
   train: () => void;
+  /** The forward and backward pass of `train` without the optimizer's update. */
+  gradients: () => void;
   infer: () => void;
   dispose: () => void;
 }
@@ -51,6 +53,13 @@ export function makeWorkload(net: NetName, batch: number): Workload {
       );
       loss?.dataSync();
       loss?.dispose();
+    },
+    gradients: () => {
+      const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      tf.tidy(() => {
+        const { value } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, variables);
+        value.dataSync();
+      });
     },
     infer: () => {
       const y = tf.tidy(() => model.apply(x, { training: false }) as tf.Tensor);
