@@ -15,6 +15,7 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as readline from 'readline';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, BackendInfo, BackendName } from '../src/engine/backends';
 import { timeKernels } from '../src/engine/backends/kernel-timing';
@@ -166,27 +167,16 @@ async function benchTwoProcesses(net: NetName): Promise<ThroughputRun> {
   const script = candidates.find((file) => fs.existsSync(file));
   if (!script) throw new Error(`concurrent-step.js is missing (looked for ${candidates.join(', ')}); run \`node esbuild.js\``);
   const twins = [0, 1].map(() => spawn(process.execPath, [script, net, String(batch), String(minSeconds)], { stdio: ['pipe', 'pipe', 'inherit'] }));
-  const lineReader = (child: (typeof twins)[number]) => {
-    let buffered = '';
-    const waiting: Array<(line: string) => void> = [];
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let newline;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        waiting.shift()?.(line);
-      }
-    });
-    return () => new Promise<string>((resolve, reject) => {
-      waiting.push(resolve);
-      child.once('exit', (code) => code !== 0 && reject(new Error(`concurrent-step exited with code ${code}`)));
-    });
+  const lines = twins.map((child) => readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]());
+  const nextLine = async (twin: number): Promise<string> => {
+    const { value, done } = await lines[twin].next();
+    if (done) throw new Error(`concurrent-step (twin ${twin + 1}) exited before it reported`);
+    return value as string;
   };
-  const nextLine = twins.map(lineReader);
-  await Promise.all(nextLine.map((read) => read()));
-  const results = nextLine.map((read) => read());
+  // Both warmed up ("ready"), then released at once.
+  await Promise.all([0, 1].map(nextLine));
   for (const child of twins) child.stdin!.write('go\n');
+  const results = [0, 1].map(nextLine);
   const speeds = (await Promise.all(results)).map((line) => (JSON.parse(line) as { imagesPerSecond: number }).imagesPerSecond);
   const imagesPerSecond = speeds.reduce((a, b) => a + b, 0);
   console.log(`- wasm ${net} gradients at half the batch (${batch}) in 2 processes at once: ${speeds.map((v) => v.toFixed(1)).join(' + ')} = ${imagesPerSecond.toFixed(1)} img/s`);

@@ -14,7 +14,7 @@
  * far more than the kernel calls.
  */
 import * as tf from '@tensorflow/tfjs';
-import { assignFlat, copyValuesInto, FlatMomentum, flatLayout, readFlat, type FlatLayout } from './parallel/shardStep';
+import { assignFlat, copyValuesInto, decayRangesOf, FlatMomentum, flatLayout, readFlat, type FlatLayout } from './parallel/shardStep';
 
 interface Buffers {
   weights: Float32Array;
@@ -48,8 +48,7 @@ export class FlatSgdStep {
     private readonly weightDecay: number,
   ) {
     this.layout = flatLayout(variables.map((v) => v.shape));
-    const decayedSet = new Set(decayed);
-    this.decayRanges = variables.flatMap((v, i): Array<[number, number]> => (decayedSet.has(v) ? [[this.layout.offsets[i], this.layout.offsets[i] + this.layout.sizes[i]]] : []));
+    this.decayRanges = decayRangesOf(variables, decayed, this.layout);
     this.buffers = buffersFor(this.layout.total);
     this.buffers.momentum.reset(learningRate, momentum);
   }

@@ -3,7 +3,7 @@ import { batchCount, batches, type Split } from '../../data';
 import { weightDecayed, type EpochOptions, type EpochResult } from '../trainer';
 import { createExchange, ExchangeViews } from './exchange';
 import { ReplicaPool, type Shard } from './pool';
-import { assignFlat, averageInto, FlatMomentum, flatLayout, movingStatIndices, readFlat, readLayerWeights, writeLayerWeights, shardGradients, updateRanges, weightsAt } from './shardStep';
+import { assignFlat, averageInto, decayRangesOf, FlatMomentum, flatLayout, movingStatIndices, readFlat, readLayerWeights, writeLayerWeights, shardGradients, updateRanges, weightsAt } from './shardStep';
 
 /** Where the time of the data-parallel steps went (milliseconds summed over the steps of the last epoch). */
 export interface StepProfile {
@@ -68,9 +68,7 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
   // The MACs-budget term goes through the tape; weight decay is added to the gradients inside
   // the update, each thread over its own range, so that it costs no tensor ops.
   const extra = options.extraLoss;
-  const decayedSet = new Set(decayed);
-  const decayRanges = variables.flatMap((v, i): Array<[number, number]> => (decayedSet.has(v) ? [[layout.offsets[i], layout.offsets[i] + layout.sizes[i]]] : []));
-  const decay = { rate: options.weightDecay > 0 ? options.weightDecay : 0, ranges: decayRanges };
+  const decay = { rate: options.weightDecay > 0 ? options.weightDecay : 0, ranges: decayRangesOf(variables, decayed, layout) };
   const total = batchCount(split, options.batchSize);
   let lossSum = 0;
   let correct = 0;

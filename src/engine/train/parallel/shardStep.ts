@@ -211,6 +211,12 @@ export interface WeightDecay {
   ranges: Array<[number, number]>;
 }
 
+/** The flat ranges of the `decayed` variables among `variables` (laid out as `layout`), ascending. */
+export function decayRangesOf(variables: tf.Variable[], decayed: tf.Variable[], layout: FlatLayout): Array<[number, number]> {
+  const decayedSet = new Set(decayed);
+  return variables.flatMap((v, i): Array<[number, number]> => (decayedSet.has(v) ? [[layout.offsets[i], layout.offsets[i] + layout.sizes[i]]] : []));
+}
+
 /** `[from, to)` of each of `parts` threads over `length` values: contiguous, the first ones a value longer. */
 export function updateRanges(length: number, parts: number): Array<[number, number]> {
   const base = Math.floor(length / parts);
