@@ -7,6 +7,7 @@ Small models (committed under test/fixtures/onnx/, so the tests need no Python):
   efficientnet-b0  torchvision EfficientNet with B0's block table at width 0.25, depth 0.34 (SE, SiLU)
   densenet-tiny    torchvision DenseNet(growth_rate=8, block_config=(2,2,2)): Concat
   operator-mix     every other converted operator (ConvTranspose, Resize, PRelu, HardSwish, ...), 16x16
+  pooling-variants ceil_mode pooling and x.mean / torch.amax global pooling (GoogLeNet, SqueezeNet, MnasNet)
 All at 32x32x3 (but operator-mix), 10 classes, random weights and randomized BatchNorm statistics (so BN is not the
 identity), eval mode, opset 13, dynamic batch axis. Next to each NAME.onnx: NAME.ref.json with a
 reference input (NCHW, batch 2), PyTorch's output for it, and PyTorch's MACs per image (conv and
@@ -15,7 +16,7 @@ linear layers, counted with forward hooks).
 With --full DIR: full-size ResNet-18, MobileNetV2 and EfficientNet-B0 (224x224, 1000 classes) into
 DIR (keep it git-ignored; about 80 MB), with references like the small ones, for the "MACs within 1% of PyTorch" check.
 
-Usage: /usr/bin/python3 scripts/export-onnx-fixtures.py [--out test/fixtures/onnx] [--full .cache/onnx-full]
+Usage: /usr/bin/python3 scripts/export-onnx-fixtures.py [--out test/fixtures/onnx] [--only NAME] [--full .cache/onnx-full]
 Needs Debian's python3-torch, python3-torchvision and python3-onnx (no download).
 """
 import argparse
@@ -83,12 +84,38 @@ class OperatorMix(nn.Module):
         return self.fc(torch.flatten(x, 1)) + self.fc2(x.view(x.size(0), -1))
 
 
+class PoolingVariants(nn.Module):
+    """Pooling the way torchvision's GoogLeNet, SqueezeNet and MnasNet (and many hand-written nets)
+    write it: max and average pooling with ceil_mode=True (a partial last window), and global pooling
+    as x.mean([2, 3]) / torch.amax, which export as ReduceMean / ReduceMax, with and without keepdim
+    (the latter in a squeeze-excitation gate)."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16))
+        self.pool_same = nn.MaxPool2d(3, stride=2, ceil_mode=True)  # 16 -> 8: TF's 'same' windows, values of any sign
+        self.conv = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU())
+        self.pool_padded = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)  # 8 -> 5: explicit pads after ReLU
+        self.gate = nn.Sequential(nn.Conv2d(32, 8, 1), nn.ReLU(), nn.Conv2d(8, 32, 1), nn.Sigmoid())
+        self.pool_average = nn.AvgPool2d(2, stride=2, ceil_mode=True)  # 5 -> 3: the last window holds one row
+        self.fc = nn.Linear(32, num_classes)
+        self.fc_max = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        x = self.pool_same(self.stem(x))
+        x = self.pool_padded(self.conv(x))
+        x = x * self.gate(x.mean((2, 3), keepdim=True))
+        x = self.pool_average(x)
+        return self.fc(x.mean([2, 3])) + self.fc_max(torch.amax(x, dim=(2, 3)))
+
+
 SMALL = {
     'resnet18-slim': slim_resnet18,
     'mobilenetv2': lambda n: torchvision.models.mobilenet_v2(num_classes=n, width_mult=0.25),
     'efficientnet-b0': slim_efficientnet_b0,
     'densenet-tiny': tiny_densenet,
     'operator-mix': OperatorMix,
+    'pooling-variants': PoolingVariants,
 }
 OPSET = {'operator-mix': 14}
 SIZE = {'operator-mix': 16}
@@ -179,10 +206,12 @@ def main():
     parser.add_argument('--out', default='test/fixtures/onnx')
     parser.add_argument('--full', help='also write full-size models (224x224, 1000 classes) into this folder')
     parser.add_argument('--only-full', action='store_true', help='write the full-size models only')
+    parser.add_argument('--only', help='write only this small model (the others stay byte for byte as committed)')
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for i, (name, build) in enumerate([] if args.only_full else SMALL.items()):
-        export(name, build, args.out, SIZE.get(name, 32), 10, seed=100 + i)
+        if args.only in (None, name):
+            export(name, build, args.out, SIZE.get(name, 32), 10, seed=100 + i)
     if args.full:
         os.makedirs(args.full, exist_ok=True)
         for i, (name, build) in enumerate(FULL.items()):

@@ -114,6 +114,30 @@ describe('hostile and unsupported .onnx files', function () {
     await expectRefused(file, /ONNX node '\/layer1\/layer1\.0\/conv1\/Conv' \(Conv\): grouped convolution with 2 groups/);
   });
 
+  it('a mean over the channels (not global pooling) is refused naming the node', async () => {
+    const file = editedFixture(work, 'channel-mean.onnx', (model) => {
+      const pool = model.graph.node.find((n: any) => n.op_type === 'GlobalAveragePool');
+      pool.op_type = 'ReduceMean';
+      pool.attribute = [{ name: 'axes', type: 7, ints: [1] }];
+    });
+    await expectRefused(file, /\(ReduceMean\): ReduceMean over axes \[1\] of a feature map; PaS converts the mean or max over the spatial axes \[2, 3\]/);
+  });
+
+  it('ceil_mode pooling that needs padding TF cannot express is refused; after a ReLU it is converted', async () => {
+    const ceilMode = (model: any) => model.graph.node.find((n: any) => n.name === '/maxpool/MaxPool').attribute.push({ name: 'ceil_mode', type: 2, i: 1 });
+    // 16x16, 3x3 stride 2, pads 1: ceil_mode adds a ninth window, i.e. pads [1, 2], not TF's [0, 1].
+    const afterTanh = editedFixture(work, 'ceil-tanh.onnx', (model) => {
+      ceilMode(model);
+      model.graph.node.find((n: any) => n.name === '/relu/Relu').op_type = 'Tanh';
+    });
+    await expectRefused(afterTanh, /\(MaxPool\): ceil_mode=1 adds a partial window .*padding \[1, 2; 1, 2\] of a max pool of values that may be negative/);
+    const afterRelu = editedFixture(work, 'ceil-relu.onnx', ceilMode);
+    const { model } = await loadModelSource(afterRelu);
+    const pool = model.layers.find((l) => l.getClassName() === 'MaxPooling2D')!;
+    assert.deepEqual(pool.outputShape, [null, 9, 9, 8]);
+    model.dispose();
+  });
+
   it('a model with two inputs is refused', async () => {
     const file = editedFixture(work, 'two-inputs.onnx', (model) => {
       model.graph.input.push({ ...model.graph.input[0], name: 'second' });

@@ -290,12 +290,11 @@ class OnnxImporter {
       case 'AveragePool':
         return this.convertPool(node);
       case 'GlobalAveragePool':
-      case 'GlobalMaxPool': {
-        const x = this.mapInput(node, node.inputs[0]);
-        const className = node.opType === 'GlobalAveragePool' ? 'GlobalAveragePooling2D' : 'GlobalMaxPooling2D';
-        const id = this.addLayer(node.name, className, { data_format: 'channels_last' }, [x.id]);
-        return this.setOutput(node, { kind: 'vector', id, shape: [x.shape[0]], pooled: true, nonNegative: x.nonNegative });
-      }
+      case 'GlobalMaxPool':
+        return this.globalPool(node, node.opType === 'GlobalAveragePool' ? 'average' : 'max', true);
+      case 'ReduceMean':
+      case 'ReduceMax':
+        return this.convertSpatialReduce(node);
       case 'Flatten':
         return this.convertFlatten(node, this.attr<number>(node, 'axis', 1));
       case 'Reshape':
@@ -570,14 +569,12 @@ class OnnxImporter {
     const strides = this.attr<number[]>(node, 'strides', [1, 1]);
     const dilations = this.attr<number[]>(node, 'dilations', [1, 1]);
     if (dilations.some((d) => d !== 1)) this.fail(node, 'dilated pooling is not supported');
-    const { padding, explicit } = this.spatialPadding(node, x, kernel, strides, dilations);
-    if (this.attr<number>(node, 'ceil_mode', 0) === 1) {
-      const pads = explicit ?? [[0, 0], [0, 0]];
-      const floorOut = [0, 1].map((i) => this.outputSize(x.shape[1 + i], kernel[i], strides[i], 1, pads[i][0], pads[i][1]));
-      const ceilOut = [0, 1].map((i) => this.outputSize(x.shape[1 + i], kernel[i], strides[i], 1, pads[i][0], pads[i][1], true));
-      if (padding === 'same' || floorOut.some((v, i) => v !== ceilOut[i])) this.fail(node, 'ceil_mode changes the output size here; export with ceil_mode=False');
-    }
     const isMax = node.opType === 'MaxPool';
+    const windows = this.spatialPadding(node, x, kernel, strides, dilations);
+    const ceilWindows = this.attr<number>(node, 'ceil_mode', 0) === 1 ? this.ceilModeWindows(node, x, kernel, strides, windows, isMax) : windows;
+    const { padding, explicit } = ceilWindows;
+    // 'same' standing for ceil_mode's partial window: no pads of the node's own to count.
+    const ceilSame = ceilWindows !== windows && padding === 'same';
     let input = x;
     if (explicit) {
       // Max pooling pads with -inf, average pooling (count_include_pad=0) ignores the pads: both
@@ -585,13 +582,71 @@ class OnnxImporter {
       if (isMax && !x.nonNegative) this.fail(node, 'asymmetric-to-TF padding of a max pool on values that may be negative');
       if (!isMax && this.attr<number>(node, 'count_include_pad', 0) !== 1) this.fail(node, 'padded average pooling that excludes the pads, with pads TF cannot express');
       input = this.zeroPad(node, x, explicit);
-    } else if (padding === 'same' && !isMax && this.attr<number>(node, 'count_include_pad', 0) === 1) {
+    } else if (padding === 'same' && !isMax && !ceilSame && this.attr<number>(node, 'count_include_pad', 0) === 1) {
       input = this.zeroPad(node, x, [tfSamePads(x.shape[1], kernel[0], strides[0]), tfSamePads(x.shape[2], kernel[1], strides[1])]);
     }
     const kerasPadding = input === x ? padding : 'valid';
     const id = this.addLayer(node.name, isMax ? 'MaxPooling2D' : 'AveragePooling2D', { pool_size: kernel, strides, padding: kerasPadding, data_format: 'channels_last' }, [input.id]);
     const [oh, ow] = this.windowOutputShape(input, kerasPadding, kernel, strides, [1, 1]);
     this.setOutput(node, { kind: 'map', id, shape: [x.shape[0], oh, ow], nonNegative: x.nonNegative });
+  }
+
+  /** Global pooling of a map; `keepDims`: ONNX [C, 1, 1] (a pooled vector), else [C]. */
+  private globalPool(node: OnnxNode, kind: 'average' | 'max', keepDims: boolean): void {
+    const x = this.mapInput(node, node.inputs[0]);
+    const className = kind === 'average' ? 'GlobalAveragePooling2D' : 'GlobalMaxPooling2D';
+    const id = this.addLayer(node.name, className, { data_format: 'channels_last' }, [x.id]);
+    this.setOutput(node, { kind: 'vector', id, shape: [x.shape[0]], pooled: keepDims, nonNegative: x.nonNegative });
+  }
+
+  /**
+   * `x.mean([2, 3])` and `torch.amax(x, (2, 3))`, the way many PyTorch models (MnasNet, hand-written
+   * squeeze-excitation blocks) write global pooling, export as ReduceMean / ReduceMax over the
+   * spatial axes: the same layers as GlobalAveragePool / GlobalMaxPool. Axes are an attribute up
+   * to opset 17 and an input from opset 18.
+   */
+  private convertSpatialReduce(node: OnnxNode): void {
+    const axesInput = node.inputs[1];
+    const axes = axesInput ? Array.from(this.constant(node, axesInput, 'axes').values, Number) : this.attr<number[]>(node, 'axes', []);
+    const spatial = axes.map((a) => (a < 0 ? a + 4 : a)).sort();
+    const x = this.value(node, node.inputs[0]);
+    if (x.kind !== 'map' || spatial.length !== 2 || spatial[0] !== 2 || spatial[1] !== 3) {
+      const over = axes.length > 0 ? `axes [${axes.join(', ')}]` : 'all axes';
+      this.fail(node, `${node.opType} over ${over} of a ${x.kind === 'map' ? 'feature map' : 'vector'}; PaS converts the mean or max over the spatial axes [2, 3] of a feature map (global pooling)`);
+    }
+    this.globalPool(node, node.opType === 'ReduceMean' ? 'average' : 'max', this.attr<number>(node, 'keepdims', 1) === 1);
+  }
+
+  /**
+   * Pooling with ceil_mode=1 (torchvision's GoogLeNet and SqueezeNet use it): the output keeps a
+   * last, partial window wherever the floor would drop it (PyTorch's rule: unless that window would
+   * start in the end padding). That is the same pooling with more padding at the end, which the
+   * window ignores (max: -inf; average: PyTorch's divisor never counts the overhang). TF's 'same'
+   * pads exactly so where its split of the padding agrees; max pooling of values >= 0 can also take
+   * explicit zero padding; anything else is refused.
+   */
+  private ceilModeWindows(
+    node: OnnxNode,
+    x: ValueState,
+    kernel: number[],
+    strides: number[],
+    windows: { padding: 'valid' | 'same'; explicit?: [[number, number], [number, number]] },
+    isMax: boolean,
+  ): { padding: 'valid' | 'same'; explicit?: [[number, number], [number, number]] } {
+    const given: [number, number][] = windows.explicit ?? (windows.padding === 'same' ? [0, 1].map((i) => tfSamePads(x.shape[1 + i], kernel[i], strides[i])) : [[0, 0], [0, 0]]);
+    const pads = [0, 1].map((i) => {
+      const size = x.shape[1 + i];
+      const [before, after] = given[i];
+      let out = this.outputSize(size, kernel[i], strides[i], 1, before, after, true);
+      if ((out - 1) * strides[i] >= size + before) out--;
+      return [before, Math.max(after, (out - 1) * strides[i] + kernel[i] - size - before)] as [number, number];
+    });
+    if (pads.every(([b, a], i) => b === given[i][0] && a === given[i][1])) return windows; // ceil changes nothing here
+    const same = [0, 1].map((i) => tfSamePads(x.shape[1 + i], kernel[i], strides[i]));
+    const countsPads = !isMax && this.attr<number>(node, 'count_include_pad', 0) === 1 && given.some(([b, a]) => b > 0 || a > 0);
+    if (pads.every(([b, a], i) => b === same[i][0] && a === same[i][1]) && !countsPads) return { padding: 'same' };
+    if (isMax && x.nonNegative) return { padding: 'valid', explicit: [pads[0], pads[1]] };
+    this.fail(node, `ceil_mode=1 adds a partial window that TF pooling cannot express here (padding [${pads.map((p) => p.join(', ')).join('; ')}] of a ${isMax ? 'max pool of values that may be negative' : 'average pool'}); export with ceil_mode=False`);
   }
 
   /** NCHW flatten of a map: a Keras Flatten (h, w, c order) plus the order the classifier's rows need. */
