@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engine/backends';
 import { batchNormInTraining } from '../../src/engine/backends/batchnorm-training';
 import { filterGradientRoute, forceConvGradientRoutes, inputGradientRoute } from '../../src/engine/backends/conv2d-gradients';
+import { disableSimdKernels, simdKernels } from '../../src/engine/backends/simd/simdKernels';
 import { seededValues } from '../support/tensors';
 
 // Helpers: run the same computation on wasm and on the reference cpu backend and compare.
@@ -144,13 +145,21 @@ describe('wasm training kernels match the cpu backend', () => {
     // Values on, just inside and just outside the bounds, for ReLU6's bounds (0, 6) and for bounds
     // that float32 rounds inward (0.7 down, 1.1 up: x = fround(bound) is on the bound in float32).
     const probes = [-1, 0, 1e-8, 0.7, Math.fround(0.7), 0.70001, 1.1, Math.fround(1.1), 1.2, 3, 6, 6.000001, 7, -0];
-    for (const [min, max] of [[0, 6], [0.7, 1.1]]) {
-      const results = await onWasmAndCpu(() => {
-        const x = tf.concat([tf.tensor1d(probes), tf.mul(seededTensor([64], 8), 8)]);
-        const weights = seededTensor(x.shape, 9);
-        return [tf.grad((a: tf.Tensor) => tf.sum(tf.mul(weights, tf.clipByValue(a, min, max))))(x)];
-      });
-      results.cpu[0].forEach((expected, i) => assert.strictEqual(results.wasm[0][i], expected, `[${min}, ${max}], element ${i}`));
+    // 78 values: the SIMD kernel's four-at-a-time loop and its one-at-a-time tail; then the JS loop.
+    for (const simd of [true, false]) {
+      disableSimdKernels(!simd);
+      try {
+        for (const [min, max] of [[0, 6], [0.7, 1.1]]) {
+          const results = await onWasmAndCpu(() => {
+            const x = tf.concat([tf.tensor1d(probes), tf.mul(seededTensor([64], 8), 8)]);
+            const weights = seededTensor(x.shape, 9);
+            return [tf.grad((a: tf.Tensor) => tf.sum(tf.mul(weights, tf.clipByValue(a, min, max))))(x)];
+          });
+          results.cpu[0].forEach((expected, i) => assert.strictEqual(results.wasm[0][i], expected, `[${min}, ${max}], simd ${simd}, element ${i}`));
+        }
+      } finally {
+        disableSimdKernels(false);
+      }
     }
     await initBackend('wasm');
     const x = tf.tensor1d(probes);
@@ -165,11 +174,14 @@ describe('wasm training kernels match the cpu backend', () => {
     { x: [2, 9, 7, 4], w: [3, 3, 4, 1], stride: 2, pad: 'valid' },
     { x: [2, 8, 9, 3], w: [3, 3, 3, 2], stride: 1, pad: 'valid' },
     { x: [1, 11, 10, 3], w: [5, 5, 3, 2], stride: 2, pad: 'same' },
-    // Multiplier 1 goes through XNNPACK (dy spread out at stride 2; images as channels for dW):
-    // uneven 'same' padding of a 5x5 filter at stride 2, and 'valid' leaving rows unread.
+    // Multiplier 1: dx through XNNPACK (dy spread out at stride 2), dW through our SIMD kernel:
+    // uneven 'same' padding of a 5x5 filter at stride 2, 'valid' leaving rows unread, and channel
+    // counts that take each of the kernel's paths (16 at a time, 4 at a time, one at a time).
     { x: [2, 10, 8, 5], w: [5, 5, 5, 1], stride: 2, pad: 'same' },
     { x: [3, 8, 9, 6], w: [3, 3, 6, 1], stride: 1, pad: 'valid' },
     { x: [2, 10, 11, 3], w: [3, 3, 3, 1], stride: 2, pad: 'valid' },
+    { x: [2, 9, 8, 21], w: [3, 3, 21, 1], stride: 2, pad: 'same' },
+    { x: [3, 7, 7, 32], w: [3, 3, 32, 1], stride: 1, pad: 'same' },
   ];
   for (const c of depthwiseCases) {
     it(`depthwise ${c.w[0]}x${c.w[1]} x${c.w[3]} stride ${c.stride} ${c.pad} on ${c.x.join('x')}`, async () => {
@@ -179,6 +191,23 @@ describe('wasm training kernels match the cpu backend', () => {
       assertAllClose(results, 'depthwise');
     });
   }
+  it("our SIMD kernels load on the wasm backend's heap (else the tests above would only cover the JS loops)", async () => {
+    await initBackend('wasm');
+    const kernels = simdKernels(tf.backend());
+    assert.ok(kernels, 'simd kernels unavailable');
+    assert.strictEqual(typeof kernels.depthwiseTapGradient, 'function');
+  });
+  it('depthwise multiplier 1 without the SIMD kernels (the JS loops they replace) also matches cpu', async () => {
+    disableSimdKernels(true);
+    try {
+      for (const c of depthwiseCases.filter((d) => d.w[3] === 1)) {
+        const results = await onWasmAndCpu(() => gradientsOf((x, w) => tf.depthwiseConv2d(x, w, c.stride, c.pad), c.x, c.w));
+        assertAllClose(results, `depthwise ${c.x.join('x')} without SIMD`);
+      }
+    } finally {
+      disableSimdKernels(false);
+    }
+  });
 
   const poolCases: Array<{ x: number[]; size: number; stride: number; pad: Pad }> = [
     { x: [1, 4, 6, 1], size: 2, stride: 2, pad: 'valid' },

@@ -110,6 +110,15 @@ export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInf
   const rows = kh * kw * inChannels;
 
   const xByChannel = runWasmKernel(backend, 'Transpose', { x }, { perm: [3, 0, 1, 2] });
+  const dyAsMatrix: tf.TensorInfo = { dataId: dy.dataId, shape: [1, pixels, outChannels], dtype: dy.dtype };
+  if (kh * kw === 1 && sh === 1 && sw === 1 && outHeight === inHeight && outWidth === inWidth) {
+    // A pointwise layer's patch matrix is x by channel itself (MobileNets' expand and project
+    // layers): no gather.
+    const patches: tf.TensorInfo = { dataId: xByChannel.dataId, shape: [1, rows, pixels], dtype: xByChannel.dtype };
+    const product = runWasmKernel(backend, 'BatchMatMul', { a: patches, b: dyAsMatrix }, { transposeA: false, transposeB: false });
+    releaseAll(backend, [xByChannel]);
+    return { dataId: product.dataId, shape: [kh, kw, inChannels, outChannels], dtype: product.dtype };
+  }
   const patchesT = makeFloatOutput(backend, [1, rows, pixels], false);
   const source = floatView(backend, xByChannel);
   const target = floatView(backend, patchesT);
@@ -138,7 +147,6 @@ export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInf
       }
     }
   }
-  const dyAsMatrix: tf.TensorInfo = { dataId: dy.dataId, shape: [1, pixels, outChannels], dtype: dy.dtype };
   const product = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b: dyAsMatrix }, { transposeA: false, transposeB: false });
   releaseAll(backend, [xByChannel, patchesT]);
   // [1, kh*kw*ci, co] is [kh, kw, ci, co] in memory: hand it out reshaped, like the Reshape kernel.

@@ -1,9 +1,11 @@
 /**
- * Gradients of the depthwise convolution on wasm, which ships neither. Depthwise layers carry few
- * multiply-adds (kh*kw per output value and channel), so direct loops over the heap serve; the
- * innermost loop runs over channels, which are contiguous in NHWC.
+ * Gradients of the depthwise convolution on wasm, which ships neither. dW: our SIMD kernel per
+ * filter tap (channel multiplier 1); dx: XNNPACK's depthwise convolution with the flipped filter
+ * (multiplier 1, no dilation). Other layers take direct loops over the heap, the innermost loop
+ * over channels, which are contiguous in NHWC.
  */
 import * as tf from '@tensorflow/tfjs';
+import { heapOffset, simdKernels } from './simd/simdKernels';
 import { asWasmBackend, floatView, makeFloatOutput, releaseAll, runWasmKernel, type WasmBackendView } from './wasm-heap';
 
 interface DepthwiseGradientAttrs {
@@ -58,49 +60,36 @@ function forEachTap(info: tf.backend_util.Conv2DInfo, visit: (xOffset: number, d
 }
 
 /**
- * dW by one XNNPACK depthwise convolution, where the layer allows (channel multiplier 1, no
- * dilation): each image's channel is its own "channel" (x moved to [1, h, w, n*c]), correlated
- * with the same channel of dy used as a filter dilated by the stride ([oh, ow, n*c, 1]); the
- * output has the filter's spatial size, and the images are then summed. 1.5x the JS loops' speed
- * on MobileNetV2's stride-1 layers, about equal at stride 2 (measured at batch 4). Undefined where
- * it does not apply.
+ * dW by our SIMD kernel (simd/kernels.wat), for a channel multiplier of 1 (every MobileNet and
+ * EfficientNet), any stride, padding and dilation: one call per filter tap, each summing
+ * x * dy over the output positions whose input pixel is real (not padding), four channels per
+ * instruction, into double accumulators. XNNPACK has no such kernel: the route before this one ran
+ * its depthwise convolution with dy as a filter as large as the feature map (plus two transposes),
+ * about 10x the forward pass's time (bench/results/throughput.md, MobileNetV2 at 224x224).
+ * Undefined where it does not apply (then the JS loops below serve).
  */
-function filterGradientByDepthwiseConv(backend: WasmBackendView, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo | undefined {
-  const { batchSize, inHeight, inWidth, inChannels: channels, outChannels, outHeight, outWidth, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  if (outChannels !== channels || info.dilationHeight !== 1 || info.dilationWidth !== 1) return undefined;
+function filterGradientBySimd(backend: WasmBackendView, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo | undefined {
+  const kernels = simdKernels(backend);
+  if (!kernels || info.outChannels !== info.inChannels) return undefined;
+  const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   const { top, left } = info.padInfo;
-  // Rows needed below the input so that the correlation yields at least kh output rows.
-  const bottom = Math.max(0, kh - 1 + (outHeight - 1) * sh - (inHeight - 1) - top);
-  const right = Math.max(0, kw - 1 + (outWidth - 1) * sw - (inWidth - 1) - left);
-  const lanes = batchSize * channels;
-  const xMoved = runWasmKernel(backend, 'Transpose', { x }, { perm: [1, 2, 0, 3] });
-  const dyMoved = runWasmKernel(backend, 'Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
-  // Same memory, read as one image of n*c channels and as a filter (a reshape is only a shape).
-  const image = { dataId: xMoved.dataId, dtype: xMoved.dtype, shape: [1, inHeight, inWidth, lanes] };
-  const dyFilter = { dataId: dyMoved.dataId, dtype: dyMoved.dtype, shape: [outHeight, outWidth, lanes, 1] };
-  const correlation = runWasmKernel(
-    backend,
-    'DepthwiseConv2dNative',
-    { x: image, filter: dyFilter },
-    { strides: 1, dilations: [sh, sw], pad: [[0, 0], [top, bottom], [left, right], [0, 0]], dimRoundingMode: undefined },
-  );
-  // correlation: [1, rows >= kh, cols >= kw, n*c]; keep the first kh x kw and sum over the images.
+  const taps = kh * kw;
+  const accumulators = makeFloatOutput(backend, [2 * taps * channels], true); // doubles
   const out = makeFloatOutput(backend, [kh, kw, channels, 1], false);
-  const source = floatView(backend, correlation);
-  const target = floatView(backend, out);
-  const cols = correlation.shape[2];
+  const [xAt, dyAt, accAt, outAt] = [x, dy, accumulators, out].map((t) => heapOffset(backend, t.dataId));
   for (let ky = 0; ky < kh; ky++) {
     for (let kx = 0; kx < kw; kx++) {
-      const from = (ky * cols + kx) * lanes;
-      const to = (ky * kw + kx) * channels;
-      for (let c = 0; c < channels; c++) {
-        let sum = 0;
-        for (let b = 0; b < batchSize; b++) sum += source[from + b * channels + c];
-        target[to + c] = sum;
-      }
+      // Input column of output column ox: ox * sw + shift; keep the ox whose column is inside the image.
+      const shift = kx * dw - left;
+      const firstOut = Math.max(0, Math.ceil(-shift / sw));
+      const endOut = Math.min(outWidth, Math.floor((inWidth - 1 - shift) / sw) + 1);
+      const tap = ky * kw + kx;
+      kernels.depthwiseTapGradient(xAt, dyAt, accAt + tap * channels * 8, batchSize, inHeight, inWidth, channels, outHeight, outWidth, sh, sw, ky * dh - top, firstOut * sw + shift, firstOut, endOut - firstOut);
     }
   }
-  releaseAll(backend, [xMoved, dyMoved, correlation]);
+  kernels.doublesToFloats(accAt, outAt, taps * channels);
+  releaseAll(backend, [accumulators]);
   return out;
 }
 
@@ -110,8 +99,8 @@ function depthwiseBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const attrs = args.attrs as unknown as DepthwiseGradientAttrs & { filterShape: number[] };
   const info = depthwiseInfo(x.shape, attrs.filterShape, attrs);
-  const byConv = filterGradientByDepthwiseConv(backend, x, dy, info);
-  if (byConv) return byConv;
+  const bySimd = filterGradientBySimd(backend, x, dy, info);
+  if (bySimd) return bySimd;
   const out = makeFloatOutput(backend, attrs.filterShape, true);
   const xs = floatView(backend, x);
   const dys = floatView(backend, dy);

@@ -1,0 +1,153 @@
+;; Training kernels of PaS that need 128-bit SIMD and are missing from tfjs-backend-wasm's XNNPACK
+;; build. The module has no memory of its own: it imports the wasm backend's heap, so it reads and
+;; writes tensors where they live. Pointers are byte offsets into that heap (unsigned: tfjs's
+;; allocations may lie above 2 GB). Compiled to kernelsWasm.ts by scripts/build-simd-kernels.js.
+(module
+  (import "env" "memory" (memory 1))
+
+  ;; out[i] = dy[i] where lo <= x[i] <= hi (both ends included), else +0: the gradient of
+  ;; ClipByValue (ReLU6), as tfjs defines it. NaN compares false, so a NaN x passes nothing.
+  (func (export "clipGradient")
+    (param $x i32) (param $dy i32) (param $out i32) (param $count i32) (param $lo f32) (param $hi f32)
+    (local $offset i32) (local $end i32) (local $vectorEnd i32) (local $lo4 v128) (local $hi4 v128) (local $v v128) (local $value f32)
+    (local.set $lo4 (f32x4.splat (local.get $lo)))
+    (local.set $hi4 (f32x4.splat (local.get $hi)))
+    (local.set $end (i32.shl (local.get $count) (i32.const 2)))
+    (local.set $vectorEnd (i32.shl (i32.and (local.get $count) (i32.const -4)) (i32.const 2)))
+    (block $vectorsDone
+      (loop $vectors
+        (br_if $vectorsDone (i32.ge_u (local.get $offset) (local.get $vectorEnd)))
+        (local.set $v (v128.load (i32.add (local.get $x) (local.get $offset))))
+        (v128.store (i32.add (local.get $out) (local.get $offset))
+          (v128.and
+            (v128.load (i32.add (local.get $dy) (local.get $offset)))
+            (v128.and (f32x4.ge (local.get $v) (local.get $lo4)) (f32x4.le (local.get $v) (local.get $hi4)))))
+        (local.set $offset (i32.add (local.get $offset) (i32.const 16)))
+        (br $vectors)))
+    (block $done
+      (loop $scalars
+        (br_if $done (i32.ge_u (local.get $offset) (local.get $end)))
+        (local.set $value (f32.load (i32.add (local.get $x) (local.get $offset))))
+        (f32.store (i32.add (local.get $out) (local.get $offset))
+          (select
+            (f32.load (i32.add (local.get $dy) (local.get $offset)))
+            (f32.const 0)
+            (i32.and (f32.ge (local.get $value) (local.get $lo)) (f32.le (local.get $value) (local.get $hi)))))
+        (local.set $offset (i32.add (local.get $offset) (i32.const 4)))
+        (br $scalars))))
+
+  ;; One filter tap's share of a depthwise convolution's filter gradient (channel multiplier 1):
+  ;; acc[ch] += sum over images b, output rows oy, output columns ox in [0, columns) of
+  ;;   x[b, oy * strideY + rowOffset, firstColumn + ox * strideX, ch] * dy[b, oy, firstOutColumn + ox, ch]
+  ;; `acc` holds `channels` doubles. Rows whose input row falls outside [0, inHeight) are skipped
+  ;; (padding); the caller picks the columns so that every input column lies inside the image.
+  ;; Each output row's products are summed in float32 lanes (at most a row's width of them), then
+  ;; added to the double accumulators, so long sums over a whole batch keep their digits.
+  (func (export "depthwiseTapGradient")
+    (param $x i32) (param $dy i32) (param $acc i32)
+    (param $batch i32) (param $inHeight i32) (param $inWidth i32) (param $channels i32)
+    (param $outHeight i32) (param $outWidth i32) (param $strideY i32) (param $strideX i32)
+    (param $rowOffset i32) (param $firstColumn i32) (param $firstOutColumn i32) (param $columns i32)
+    (local $b i32) (local $oy i32) (local $iy i32) (local $ch i32) (local $ox i32)
+    (local $xRow i32) (local $dyRow i32) (local $px i32) (local $pd i32)
+    (local $xStep i32) (local $dyStep i32) (local $blockEnd16 i32) (local $blockEnd4 i32)
+    (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128) (local $s f32) (local $a i32)
+    (if (i32.le_s (local.get $columns) (i32.const 0)) (then (return)))
+    (local.set $xStep (i32.shl (i32.mul (local.get $strideX) (local.get $channels)) (i32.const 2)))
+    (local.set $dyStep (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $blockEnd16 (i32.and (local.get $channels) (i32.const -16)))
+    (local.set $blockEnd4 (i32.and (local.get $channels) (i32.const -4)))
+    (local.set $b (i32.const 0))
+    (block $imagesDone (loop $images
+      (br_if $imagesDone (i32.ge_s (local.get $b) (local.get $batch)))
+      (local.set $oy (i32.const 0))
+      (block $rowsDone (loop $rows
+        (br_if $rowsDone (i32.ge_s (local.get $oy) (local.get $outHeight)))
+        (local.set $iy (i32.add (i32.mul (local.get $oy) (local.get $strideY)) (local.get $rowOffset)))
+        (if (i32.and (i32.ge_s (local.get $iy) (i32.const 0)) (i32.lt_s (local.get $iy) (local.get $inHeight)))
+          (then
+            (local.set $xRow (i32.add (local.get $x) (i32.shl
+              (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $inHeight)) (local.get $iy)) (local.get $inWidth)) (local.get $firstColumn)) (local.get $channels))
+              (i32.const 2))))
+            (local.set $dyRow (i32.add (local.get $dy) (i32.shl
+              (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $outHeight)) (local.get $oy)) (local.get $outWidth)) (local.get $firstOutColumn)) (local.get $channels))
+              (i32.const 2))))
+            ;; 16 channels at a time: four independent sums hide the add latency.
+            (local.set $ch (i32.const 0))
+            (block $blocks16Done (loop $blocks16
+              (br_if $blocks16Done (i32.ge_s (local.get $ch) (local.get $blockEnd16)))
+              (local.set $s0 (v128.const i32x4 0 0 0 0))
+              (local.set $s1 (v128.const i32x4 0 0 0 0))
+              (local.set $s2 (v128.const i32x4 0 0 0 0))
+              (local.set $s3 (v128.const i32x4 0 0 0 0))
+              (local.set $px (i32.add (local.get $xRow) (i32.shl (local.get $ch) (i32.const 2))))
+              (local.set $pd (i32.add (local.get $dyRow) (i32.shl (local.get $ch) (i32.const 2))))
+              (local.set $ox (local.get $columns))
+              (loop $columns16
+                (local.set $s0 (f32x4.add (local.get $s0) (f32x4.mul (v128.load offset=0 (local.get $px)) (v128.load offset=0 (local.get $pd)))))
+                (local.set $s1 (f32x4.add (local.get $s1) (f32x4.mul (v128.load offset=16 (local.get $px)) (v128.load offset=16 (local.get $pd)))))
+                (local.set $s2 (f32x4.add (local.get $s2) (f32x4.mul (v128.load offset=32 (local.get $px)) (v128.load offset=32 (local.get $pd)))))
+                (local.set $s3 (f32x4.add (local.get $s3) (f32x4.mul (v128.load offset=48 (local.get $px)) (v128.load offset=48 (local.get $pd)))))
+                (local.set $px (i32.add (local.get $px) (local.get $xStep)))
+                (local.set $pd (i32.add (local.get $pd) (local.get $dyStep)))
+                (local.set $ox (i32.sub (local.get $ox) (i32.const 1)))
+                (br_if $columns16 (i32.gt_s (local.get $ox) (i32.const 0))))
+              (local.set $a (i32.add (local.get $acc) (i32.shl (local.get $ch) (i32.const 3))))
+              (call $addToDoubles (local.get $a) (local.get $s0))
+              (call $addToDoubles (i32.add (local.get $a) (i32.const 32)) (local.get $s1))
+              (call $addToDoubles (i32.add (local.get $a) (i32.const 64)) (local.get $s2))
+              (call $addToDoubles (i32.add (local.get $a) (i32.const 96)) (local.get $s3))
+              (local.set $ch (i32.add (local.get $ch) (i32.const 16)))
+              (br $blocks16)))
+            (block $blocks4Done (loop $blocks4
+              (br_if $blocks4Done (i32.ge_s (local.get $ch) (local.get $blockEnd4)))
+              (local.set $s0 (v128.const i32x4 0 0 0 0))
+              (local.set $px (i32.add (local.get $xRow) (i32.shl (local.get $ch) (i32.const 2))))
+              (local.set $pd (i32.add (local.get $dyRow) (i32.shl (local.get $ch) (i32.const 2))))
+              (local.set $ox (local.get $columns))
+              (loop $columns4
+                (local.set $s0 (f32x4.add (local.get $s0) (f32x4.mul (v128.load (local.get $px)) (v128.load (local.get $pd)))))
+                (local.set $px (i32.add (local.get $px) (local.get $xStep)))
+                (local.set $pd (i32.add (local.get $pd) (local.get $dyStep)))
+                (local.set $ox (i32.sub (local.get $ox) (i32.const 1)))
+                (br_if $columns4 (i32.gt_s (local.get $ox) (i32.const 0))))
+              (call $addToDoubles (i32.add (local.get $acc) (i32.shl (local.get $ch) (i32.const 3))) (local.get $s0))
+              (local.set $ch (i32.add (local.get $ch) (i32.const 4)))
+              (br $blocks4)))
+            (block $singlesDone (loop $singles
+              (br_if $singlesDone (i32.ge_s (local.get $ch) (local.get $channels)))
+              (local.set $s (f32.const 0))
+              (local.set $px (i32.add (local.get $xRow) (i32.shl (local.get $ch) (i32.const 2))))
+              (local.set $pd (i32.add (local.get $dyRow) (i32.shl (local.get $ch) (i32.const 2))))
+              (local.set $ox (local.get $columns))
+              (loop $columns1
+                (local.set $s (f32.add (local.get $s) (f32.mul (f32.load (local.get $px)) (f32.load (local.get $pd)))))
+                (local.set $px (i32.add (local.get $px) (local.get $xStep)))
+                (local.set $pd (i32.add (local.get $pd) (local.get $dyStep)))
+                (local.set $ox (i32.sub (local.get $ox) (i32.const 1)))
+                (br_if $columns1 (i32.gt_s (local.get $ox) (i32.const 0))))
+              (local.set $a (i32.add (local.get $acc) (i32.shl (local.get $ch) (i32.const 3))))
+              (f64.store (local.get $a) (f64.add (f64.load (local.get $a)) (f64.promote_f32 (local.get $s))))
+              (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+              (br $singles)))))
+        (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+        (br $rows)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $images))))
+
+  ;; acc[0..3] (doubles at `a`) += the four float32 lanes of `s`.
+  (func $addToDoubles (param $a i32) (param $s v128)
+    (v128.store offset=0 (local.get $a) (f64x2.add (v128.load offset=0 (local.get $a)) (f64x2.promote_low_f32x4 (local.get $s))))
+    (v128.store offset=16 (local.get $a) (f64x2.add (v128.load offset=16 (local.get $a))
+      (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $s) (local.get $s))))))
+
+  ;; out[i] = (float32) acc[i] for i < count; then acc is free again.
+  (func (export "doublesToFloats") (param $acc i32) (param $out i32) (param $count i32)
+    (local $i i32)
+    (block $done (loop $each
+      (br_if $done (i32.ge_s (local.get $i) (local.get $count)))
+      (f32.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2)))
+        (f32.demote_f64 (f64.load (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 3))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $each))))
+)

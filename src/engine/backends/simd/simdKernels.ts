@@ -1,0 +1,78 @@
+/**
+ * Our own SIMD kernels (kernels.wat), running on the wasm backend's heap.
+ *
+ * tfjs-backend-wasm exports its WebAssembly.Memory (`Module.asm.memory` in its Emscripten glue);
+ * the kernels module imports that memory instead of having its own, so it reads and writes tensors
+ * where they live, with no copy in or out. One instance per backend instance (each worker thread
+ * has its own backend and heap). The memory grows under tfjs's allocations; the instance sees the
+ * same Memory object, so it never needs re-instantiating.
+ */
+import { KERNELS_WASM_BASE64 } from './kernelsWasm';
+
+/** The exports of kernels.wat; pointers are byte offsets into the backend's heap. */
+export interface SimdKernels {
+  clipGradient(x: number, dy: number, out: number, count: number, lo: number, hi: number): void;
+  depthwiseTapGradient(
+    x: number,
+    dy: number,
+    acc: number,
+    batch: number,
+    inHeight: number,
+    inWidth: number,
+    channels: number,
+    outHeight: number,
+    outWidth: number,
+    strideY: number,
+    strideX: number,
+    rowOffset: number,
+    firstColumn: number,
+    firstOutColumn: number,
+    columns: number,
+  ): void;
+  doublesToFloats(acc: number, out: number, count: number): void;
+}
+
+let compiled: WebAssembly.Module | undefined;
+const instances = new WeakMap<object, SimdKernels | null>();
+let disabled = false;
+
+/** Test seam: make `simdKernels` report the kernels as unavailable, to exercise the fallbacks. */
+export function disableSimdKernels(off: boolean): void {
+  disabled = off;
+}
+
+/** The heap's Memory of a wasm backend, or undefined if this tfjs build does not expose it. */
+function backendMemory(backend: unknown): WebAssembly.Memory | undefined {
+  const memory = (backend as { wasm?: { asm?: { memory?: unknown } } }).wasm?.asm?.memory;
+  return memory instanceof WebAssembly.Memory ? memory : undefined;
+}
+
+/**
+ * The kernels bound to `backend`'s heap, or undefined where they cannot run (no exposed memory,
+ * or a runtime without wasm SIMD): callers then take their plain-JS path.
+ */
+export function simdKernels(backend: unknown): SimdKernels | undefined {
+  if (disabled) return undefined;
+  const key = backend as object;
+  const known = instances.get(key);
+  if (known !== undefined) return known ?? undefined;
+  let kernels: SimdKernels | null = null;
+  const memory = backendMemory(backend);
+  if (memory) {
+    try {
+      compiled ??= new WebAssembly.Module(Buffer.from(KERNELS_WASM_BASE64, 'base64'));
+      kernels = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as SimdKernels;
+    } catch {
+      kernels = null; // no SIMD in this runtime: the JS paths serve
+    }
+  }
+  instances.set(key, kernels);
+  return kernels ?? undefined;
+}
+
+/** A tensor's byte offset in the heap (what the kernels take as a pointer). */
+export function heapOffset(backend: { dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined } }, dataId: object): number {
+  const data = backend.dataIdMap.get(dataId);
+  if (!data) throw new Error('tensor is not on the wasm backend');
+  return data.memoryOffset;
+}
