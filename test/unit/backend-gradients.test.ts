@@ -391,10 +391,13 @@ describe('wasm training kernels match the cpu backend', () => {
     assertAllClose(results, 'batch norm');
   });
 
-  for (const shape of [[6, 5, 7, 4], [9, 3, 8], [12, 5]]) {
-    it(`fused training batch norm (rank ${shape.length}): output, batch statistics and gradients through all three equal moments + batchNorm on cpu`, async () => {
+  // Our SIMD kernels, and without them the XNNPACK route; 4, 8 and 5 channels and 210, 27 and 12
+  // pixels take the kernels' 4-channel blocks and single channels, paired and odd pixels.
+  for (const [shape, simd] of [[6, 5, 7, 4], [9, 3, 8], [12, 5]].flatMap((s) => [[s, true], [s, false]] as Array<[number[], boolean]>)) {
+    it(`fused training batch norm (rank ${shape.length}${simd ? '' : ', without SIMD kernels'}): output, batch statistics and gradients through all three equal moments + batchNorm on cpu`, async () => {
       const channels = shape[shape.length - 1];
       const axes = shape.slice(0, -1).map((_, i) => i);
+      disableSimdKernels(!simd);
       const results = await onWasmAndCpu(() => {
         // An offset far above the spread: a variance taken as E[x^2] - mean^2 would lose it.
         const x = tf.add(seededTensor(shape, 40), 30);
@@ -417,7 +420,7 @@ describe('wasm training kernels match the cpu backend', () => {
           return tf.addN([tf.sum(tf.mul(wOut, output)), tf.sum(tf.mul(wMean, mean)), tf.sum(tf.mul(wVar, variance))]);
         })([x, gamma, beta]);
         return [forward.output, forward.mean, forward.variance, ...onlyOutput, ...allThree];
-      });
+      }).finally(() => disableSimdKernels(false));
       assertAllClose(results, 'fused batch norm', 2e-5);
     });
   }

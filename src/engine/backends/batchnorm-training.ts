@@ -24,7 +24,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { channelAffine } from './channel-affine';
 import { reduceLeadingAxes } from './leading-axis-reductions';
-import { asWasmBackend, floatView, releaseAll, runWasmKernel, type WasmBackendView } from './wasm-heap';
+import { heapOffset, readDoubles, simdKernels, type SimdKernels } from './simd/simdKernels';
+import { asWasmBackend, floatView, makeFloatOutput, releaseAll, runWasmKernel, type WasmBackendView } from './wasm-heap';
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
@@ -47,10 +48,55 @@ function perChannel(backend: WasmBackendView, x: tf.TensorInfo, mode: 'Sum' | 'M
   return reduceLeadingAxes(backend, x, x.shape.length - 1, mode, [channels]);
 }
 
+/** Zeroed scratch of `count` doubles in the heap (a float32 tensor of twice the length). */
+function doubleScratch(backend: WasmBackendView, count: number): tf.TensorInfo {
+  return makeFloatOutput(backend, [2 * count], true);
+}
+
+/** The `count` doubles a kernel summed into `scratch`. */
+function readSums(backend: WasmBackendView, scratch: tf.TensorInfo, count: number): Float64Array {
+  return readDoubles(floatView(backend, scratch).buffer as ArrayBuffer, heapOffset(backend, scratch.dataId), count);
+}
+
+/**
+ * The forward kernel by our SIMD kernels: three reads of x (sums, centered squares, the affine
+ * map) and one write, where the XNNPACK route reads five times and writes three.
+ */
+function batchNormTrainingBySimd(backend: WasmBackendView, kernels: SimdKernels, x: tf.TensorInfo, scale: tf.TensorInfo, offset: tf.TensorInfo, varianceEpsilon: number): tf.TensorInfo[] {
+  const channels = x.shape[x.shape.length - 1];
+  const pixels = tf.util.sizeFromShape(x.shape) / channels;
+  const sums = doubleScratch(backend, channels);
+  const mean = makeFloatOutput(backend, [channels], false);
+  const variance = makeFloatOutput(backend, [channels], false);
+  const coefficients = makeFloatOutput(backend, [2 * channels], false);
+  const y = makeFloatOutput(backend, x.shape, false);
+  const [xAt, sumsAt, meanAt, coefficientsAt, yAt] = [x, sums, mean, coefficients, y].map((t) => heapOffset(backend, t.dataId));
+  kernels.channelSums(xAt, 0, 0, pixels, channels, sumsAt, 0);
+  const means = Float32Array.from(readSums(backend, sums, channels), (s) => s / pixels);
+  floatView(backend, mean).set(means);
+  floatView(backend, sums).fill(0);
+  kernels.channelSums(xAt, 0, meanAt, pixels, channels, sumsAt, 0);
+  const variances = Float32Array.from(readSums(backend, sums, channels), (s) => s / pixels);
+  floatView(backend, variance).set(variances);
+  const gammas = floatView(backend, scale);
+  const betas = floatView(backend, offset);
+  const ab = floatView(backend, coefficients);
+  for (let c = 0; c < channels; c++) {
+    const a = gammas[c] / Math.sqrt(variances[c] + varianceEpsilon);
+    ab[c] = a;
+    ab[channels + c] = betas[c] - means[c] * a;
+  }
+  kernels.channelAffine(xAt, 0, pixels, channels, coefficientsAt, 0, coefficientsAt + channels * 4, yAt);
+  releaseAll(backend, [sums, coefficients]);
+  return [y, mean, variance];
+}
+
 function batchNormTraining(args: KernelArgs): tf.TensorInfo[] {
   const backend = asWasmBackend(args.backend);
   const { x, scale, offset } = args.inputs as { x: tf.TensorInfo; scale: tf.TensorInfo; offset: tf.TensorInfo };
   const { varianceEpsilon } = args.attrs as unknown as BatchNormAttrs;
+  const kernels = simdKernels(backend);
+  if (kernels) return batchNormTrainingBySimd(backend, kernels, x, scale, offset, varianceEpsilon);
   const mean = perChannel(backend, x, 'Mean');
   const means = channelValues(backend, mean);
   const centered = channelAffine(backend, x, new Float64Array(means.length).fill(1), means.map((m) => -m));
@@ -65,10 +111,67 @@ function batchNormTraining(args: KernelArgs): tf.TensorInfo[] {
   return [channelAffine(backend, x, a, b), mean, variance];
 }
 
+/** The per-channel coefficients of the gradient (module comment), in double. */
+function gradientCoefficients(
+  s1: ArrayLike<number>,
+  sXY: ArrayLike<number>,
+  means: ArrayLike<number>,
+  variances: ArrayLike<number>,
+  gammas: ArrayLike<number>,
+  dMeans: ArrayLike<number>,
+  dVariances: ArrayLike<number>,
+  n: number,
+  varianceEpsilon: number,
+): { a: Float64Array; B: Float64Array; C: Float64Array; dGamma: Float64Array } {
+  const channels = means.length;
+  const a = new Float64Array(channels);
+  const B = new Float64Array(channels);
+  const C = new Float64Array(channels);
+  const dGamma = new Float64Array(channels);
+  for (let c = 0; c < channels; c++) {
+    const r = 1 / Math.sqrt(variances[c] + varianceEpsilon);
+    // sum(dy * (x - mean)) without materializing x - mean.
+    const s2 = sXY[c] - means[c] * s1[c];
+    a[c] = gammas[c] * r;
+    B[c] = (-a[c] * r * r * s2 + 2 * dVariances[c]) / n;
+    C[c] = (-a[c] * s1[c] + dMeans[c]) / n - B[c] * means[c];
+    dGamma[c] = r * s2;
+  }
+  return { a, B, C, dGamma };
+}
+
+/** The gradient kernel by our SIMD kernels: one pass for both sums, one for dx (two reads of dy and x, one write). */
+function batchNormTrainingGradBySimd(backend: WasmBackendView, kernels: SimdKernels, inputs: Record<string, tf.TensorInfo>, varianceEpsilon: number): tf.TensorInfo[] {
+  const { dy, x, mean, variance, scale, dMean, dVariance } = inputs;
+  const channels = x.shape[x.shape.length - 1];
+  const n = tf.util.sizeFromShape(x.shape) / channels;
+  const sums = doubleScratch(backend, 2 * channels);
+  const coefficients = makeFloatOutput(backend, [3 * channels], false);
+  const dx = makeFloatOutput(backend, x.shape, false);
+  const dScale = makeFloatOutput(backend, [channels], false);
+  const dOffset = makeFloatOutput(backend, [channels], false);
+  const [dyAt, xAt, sumsAt, coefficientsAt, dxAt] = [dy, x, sums, coefficients, dx].map((t) => heapOffset(backend, t.dataId));
+  kernels.channelSums(dyAt, xAt, 0, n, channels, sumsAt, sumsAt + channels * 8);
+  const both = readSums(backend, sums, 2 * channels);
+  const s1 = both.subarray(0, channels);
+  const { a, B, C, dGamma } = gradientCoefficients(s1, both.subarray(channels), floatView(backend, mean), floatView(backend, variance), floatView(backend, scale), floatView(backend, dMean), floatView(backend, dVariance), n, varianceEpsilon);
+  const abc = floatView(backend, coefficients);
+  abc.set(a);
+  abc.set(B, channels);
+  abc.set(C, 2 * channels);
+  kernels.channelAffine(dyAt, xAt, n, channels, coefficientsAt, coefficientsAt + channels * 4, coefficientsAt + channels * 8, dxAt);
+  floatView(backend, dScale).set(dGamma);
+  floatView(backend, dOffset).set(s1); // dbeta is sum(dy)
+  releaseAll(backend, [sums, coefficients]);
+  return [dx, dScale, dOffset];
+}
+
 function batchNormTrainingGrad(args: KernelArgs): tf.TensorInfo[] {
   const backend = asWasmBackend(args.backend);
   const { dy, x, mean, variance, scale, dMean, dVariance } = args.inputs as Record<string, tf.TensorInfo>;
   const { varianceEpsilon } = args.attrs as unknown as BatchNormAttrs;
+  const kernels = simdKernels(backend);
+  if (kernels) return batchNormTrainingGradBySimd(backend, kernels, args.inputs as Record<string, tf.TensorInfo>, varianceEpsilon);
   const channels = x.shape[x.shape.length - 1];
   const n = tf.util.sizeFromShape(x.shape) / channels;
   const sumDy = perChannel(backend, dy, 'Sum');
@@ -83,19 +186,7 @@ function batchNormTrainingGrad(args: KernelArgs): tf.TensorInfo[] {
   const gammas = channelValues(backend, scale);
   const dMeans = channelValues(backend, dMean);
   const dVariances = channelValues(backend, dVariance);
-  const a = new Float64Array(channels);
-  const B = new Float64Array(channels);
-  const C = new Float64Array(channels);
-  const dGamma = new Float64Array(channels);
-  for (let c = 0; c < channels; c++) {
-    const r = 1 / Math.sqrt(variances[c] + varianceEpsilon);
-    // sum(dy * (x - mean)) without materializing x - mean.
-    const s2 = sXY[c] - means[c] * s1[c];
-    a[c] = gammas[c] * r;
-    B[c] = (-a[c] * r * r * s2 + 2 * dVariances[c]) / n;
-    C[c] = (-a[c] * s1[c] + dMeans[c]) / n - B[c] * means[c];
-    dGamma[c] = r * s2;
-  }
+  const { a, B, C, dGamma } = gradientCoefficients(s1, sXY, means, variances, gammas, dMeans, dVariances, n, varianceEpsilon);
   const scaledDy = channelAffine(backend, dy, a);
   const affineX = channelAffine(backend, x, B, C);
   const dx = runWasmKernel(backend, 'Add', { a: scaledDy, b: affineX }, {});

@@ -150,4 +150,139 @@
         (f32.demote_f64 (f64.load (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 3))))))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $each))))
+  ;; ---- BatchNormalization in training mode: per-channel sums over the pixels, and affine maps.
+  ;; Tensors are [pixels, channels] (NHWC with N*H*W pixels). Sums run over chunks of 64 pixels in
+  ;; float32 lanes, two pixels at a time (two independent sums), and each chunk's sums are added to
+  ;; double accumulators: a batch's millions of values keep their digits.
+
+  ;; accU[ch] += sum of u[p, ch]; with $v != 0 also accUV[ch] += sum of u[p, ch] * v[p, ch];
+  ;; with $mean != 0 instead accU[ch] += sum of (u[p, ch] - mean[ch])^2 (mean: float32[channels]).
+  (func (export "channelSums")
+    (param $u i32) (param $v i32) (param $mean i32) (param $pixels i32) (param $channels i32) (param $accU i32) (param $accUV i32)
+    (local $chunk i32) (local $chunkEnd i32) (local $ch i32) (local $blockEnd i32) (local $p i32)
+    (local $pu i32) (local $pv i32) (local $rowBytes i32) (local $offset i32)
+    (local $su0 v128) (local $su1 v128) (local $suv0 v128) (local $suv1 v128) (local $m v128) (local $d0 v128) (local $d1 v128)
+    (local $tu f32) (local $tuv f32) (local $ms f32) (local $e f32) (local $a i32)
+    (local.set $rowBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $blockEnd (i32.and (local.get $channels) (i32.const -4)))
+    (block $chunksDone (loop $chunks
+      (br_if $chunksDone (i32.ge_s (local.get $chunk) (local.get $pixels)))
+      (local.set $chunkEnd (select (local.get $pixels) (i32.add (local.get $chunk) (i32.const 64))
+        (i32.lt_s (local.get $pixels) (i32.add (local.get $chunk) (i32.const 64)))))
+      (local.set $ch (i32.const 0))
+      (block $blocksDone (loop $blocks
+        (br_if $blocksDone (i32.ge_s (local.get $ch) (local.get $blockEnd)))
+        (local.set $offset (i32.add (i32.mul (local.get $chunk) (local.get $rowBytes)) (i32.shl (local.get $ch) (i32.const 2))))
+        (local.set $pu (i32.add (local.get $u) (local.get $offset)))
+        (local.set $pv (i32.add (local.get $v) (local.get $offset)))
+        (local.set $su0 (v128.const i32x4 0 0 0 0)) (local.set $su1 (v128.const i32x4 0 0 0 0))
+        (local.set $suv0 (v128.const i32x4 0 0 0 0)) (local.set $suv1 (v128.const i32x4 0 0 0 0))
+        (if (local.get $mean) (then (local.set $m (v128.load (i32.add (local.get $mean) (i32.shl (local.get $ch) (i32.const 2)))))))
+        (local.set $p (local.get $chunk))
+        (block $pairsDone (loop $pairs
+          (br_if $pairsDone (i32.ge_s (i32.add (local.get $p) (i32.const 1)) (local.get $chunkEnd)))
+          (if (local.get $mean)
+            (then
+              (local.set $d0 (f32x4.sub (v128.load (local.get $pu)) (local.get $m)))
+              (local.set $d1 (f32x4.sub (v128.load (i32.add (local.get $pu) (local.get $rowBytes))) (local.get $m)))
+              (local.set $su0 (f32x4.add (local.get $su0) (f32x4.mul (local.get $d0) (local.get $d0))))
+              (local.set $su1 (f32x4.add (local.get $su1) (f32x4.mul (local.get $d1) (local.get $d1)))))
+            (else
+              (local.set $d0 (v128.load (local.get $pu)))
+              (local.set $d1 (v128.load (i32.add (local.get $pu) (local.get $rowBytes))))
+              (local.set $su0 (f32x4.add (local.get $su0) (local.get $d0)))
+              (local.set $su1 (f32x4.add (local.get $su1) (local.get $d1)))
+              (if (local.get $v) (then
+                (local.set $suv0 (f32x4.add (local.get $suv0) (f32x4.mul (local.get $d0) (v128.load (local.get $pv)))))
+                (local.set $suv1 (f32x4.add (local.get $suv1) (f32x4.mul (local.get $d1) (v128.load (i32.add (local.get $pv) (local.get $rowBytes))))))))))
+          (local.set $pu (i32.add (local.get $pu) (i32.shl (local.get $rowBytes) (i32.const 1))))
+          (local.set $pv (i32.add (local.get $pv) (i32.shl (local.get $rowBytes) (i32.const 1))))
+          (local.set $p (i32.add (local.get $p) (i32.const 2)))
+          (br $pairs)))
+        (if (i32.lt_s (local.get $p) (local.get $chunkEnd))
+          (then
+            (if (local.get $mean)
+              (then
+                (local.set $d0 (f32x4.sub (v128.load (local.get $pu)) (local.get $m)))
+                (local.set $su0 (f32x4.add (local.get $su0) (f32x4.mul (local.get $d0) (local.get $d0)))))
+              (else
+                (local.set $d0 (v128.load (local.get $pu)))
+                (local.set $su0 (f32x4.add (local.get $su0) (local.get $d0)))
+                (if (local.get $v) (then
+                  (local.set $suv0 (f32x4.add (local.get $suv0) (f32x4.mul (local.get $d0) (v128.load (local.get $pv)))))))))))
+        (call $addToDoubles (i32.add (local.get $accU) (i32.shl (local.get $ch) (i32.const 3))) (f32x4.add (local.get $su0) (local.get $su1)))
+        (if (local.get $v) (then
+          (call $addToDoubles (i32.add (local.get $accUV) (i32.shl (local.get $ch) (i32.const 3))) (f32x4.add (local.get $suv0) (local.get $suv1)))))
+        (local.set $ch (i32.add (local.get $ch) (i32.const 4)))
+        (br $blocks)))
+      ;; the last channels % 4, one at a time
+      (block $singlesDone (loop $singles
+        (br_if $singlesDone (i32.ge_s (local.get $ch) (local.get $channels)))
+        (local.set $offset (i32.add (i32.mul (local.get $chunk) (local.get $rowBytes)) (i32.shl (local.get $ch) (i32.const 2))))
+        (local.set $pu (i32.add (local.get $u) (local.get $offset)))
+        (local.set $pv (i32.add (local.get $v) (local.get $offset)))
+        (local.set $tu (f32.const 0)) (local.set $tuv (f32.const 0))
+        (if (local.get $mean) (then (local.set $ms (f32.load (i32.add (local.get $mean) (i32.shl (local.get $ch) (i32.const 2)))))))
+        (local.set $p (local.get $chunk))
+        (block $pixelsDone (loop $pixelsLoop
+          (br_if $pixelsDone (i32.ge_s (local.get $p) (local.get $chunkEnd)))
+          (if (local.get $mean)
+            (then
+              (local.set $e (f32.sub (f32.load (local.get $pu)) (local.get $ms)))
+              (local.set $tu (f32.add (local.get $tu) (f32.mul (local.get $e) (local.get $e)))))
+            (else
+              (local.set $e (f32.load (local.get $pu)))
+              (local.set $tu (f32.add (local.get $tu) (local.get $e)))
+              (if (local.get $v) (then (local.set $tuv (f32.add (local.get $tuv) (f32.mul (local.get $e) (f32.load (local.get $pv)))))))))
+          (local.set $pu (i32.add (local.get $pu) (local.get $rowBytes)))
+          (local.set $pv (i32.add (local.get $pv) (local.get $rowBytes)))
+          (local.set $p (i32.add (local.get $p) (i32.const 1)))
+          (br $pixelsLoop)))
+        (local.set $a (i32.add (local.get $accU) (i32.shl (local.get $ch) (i32.const 3))))
+        (f64.store (local.get $a) (f64.add (f64.load (local.get $a)) (f64.promote_f32 (local.get $tu))))
+        (if (local.get $v) (then
+          (local.set $a (i32.add (local.get $accUV) (i32.shl (local.get $ch) (i32.const 3))))
+          (f64.store (local.get $a) (f64.add (f64.load (local.get $a)) (f64.promote_f32 (local.get $tuv))))))
+        (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+        (br $singles)))
+      (local.set $chunk (local.get $chunkEnd))
+      (br $chunks))))
+
+  ;; out[p, ch] = a[ch] * u[p, ch] + b[ch] * v[p, ch] + c[ch] (a, b, c: float32[channels]);
+  ;; with $v = 0, out = a * u + c. `out` may be `u` or `v` (each value is read before it is written).
+  (func (export "channelAffine")
+    (param $u i32) (param $v i32) (param $pixels i32) (param $channels i32) (param $a i32) (param $b i32) (param $c i32) (param $out i32)
+    (local $p i32) (local $ch i32) (local $blockEnd i32) (local $row i32) (local $k i32) (local $r v128)
+    (local.set $blockEnd (i32.and (local.get $channels) (i32.const -4)))
+    (block $pixelsDone (loop $pixelsLoop
+      (br_if $pixelsDone (i32.ge_s (local.get $p) (local.get $pixels)))
+      (local.set $row (i32.shl (i32.mul (local.get $p) (local.get $channels)) (i32.const 2)))
+      (local.set $ch (i32.const 0))
+      (block $blocksDone (loop $blocks
+        (br_if $blocksDone (i32.ge_s (local.get $ch) (local.get $blockEnd)))
+        (local.set $k (i32.shl (local.get $ch) (i32.const 2)))
+        (local.set $r (f32x4.add
+          (f32x4.mul (v128.load (i32.add (local.get $a) (local.get $k))) (v128.load (i32.add (local.get $u) (i32.add (local.get $row) (local.get $k)))))
+          (v128.load (i32.add (local.get $c) (local.get $k)))))
+        (if (local.get $v) (then
+          (local.set $r (f32x4.add (local.get $r)
+            (f32x4.mul (v128.load (i32.add (local.get $b) (local.get $k))) (v128.load (i32.add (local.get $v) (i32.add (local.get $row) (local.get $k)))))))))
+        (v128.store (i32.add (local.get $out) (i32.add (local.get $row) (local.get $k))) (local.get $r))
+        (local.set $ch (i32.add (local.get $ch) (i32.const 4)))
+        (br $blocks)))
+      (block $singlesDone (loop $singles
+        (br_if $singlesDone (i32.ge_s (local.get $ch) (local.get $channels)))
+        (local.set $k (i32.shl (local.get $ch) (i32.const 2)))
+        (f32.store (i32.add (local.get $out) (i32.add (local.get $row) (local.get $k)))
+          (f32.add
+            (f32.add
+              (f32.mul (f32.load (i32.add (local.get $a) (local.get $k))) (f32.load (i32.add (local.get $u) (i32.add (local.get $row) (local.get $k)))))
+              (f32.load (i32.add (local.get $c) (local.get $k))))
+            (if (result f32) (local.get $v)
+              (then (f32.mul (f32.load (i32.add (local.get $b) (local.get $k))) (f32.load (i32.add (local.get $v) (i32.add (local.get $row) (local.get $k))))))
+              (else (f32.const 0)))))
+        (local.set $ch (i32.add (local.get $ch) (i32.const 1)))
+        (br $singles)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (br $pixelsLoop))))
 )

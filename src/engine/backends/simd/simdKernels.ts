@@ -30,6 +30,18 @@ export interface SimdKernels {
     columns: number,
   ): void;
   doublesToFloats(acc: number, out: number, count: number): void;
+  /** accU += per-channel sums of u; with v (non-zero) accUV += of u * v; with mean (non-zero) accU += of (u - mean)^2. */
+  channelSums(u: number, v: number, mean: number, pixels: number, channels: number, accU: number, accUV: number): void;
+  /** out = a * u + b * v + c per channel (v = 0: a * u + c). */
+  channelAffine(u: number, v: number, pixels: number, channels: number, a: number, b: number, c: number, out: number): void;
+}
+
+/** `count` doubles at byte offset `at` of the heap (any alignment: a Float64Array view needs 8). */
+export function readDoubles(heap: ArrayBuffer, at: number, count: number): Float64Array {
+  const view = new DataView(heap, at, count * 8);
+  const out = new Float64Array(count);
+  for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true);
+  return out;
 }
 
 let compiled: WebAssembly.Module | undefined;
