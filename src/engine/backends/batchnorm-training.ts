@@ -72,12 +72,14 @@ function batchNormTrainingBySimd(backend: WasmBackendView, kernels: SimdKernels,
   const y = makeFloatOutput(backend, x.shape, false);
   const [xAt, sumsAt, meanAt, coefficientsAt, yAt] = [x, sums, mean, coefficients, y].map((t) => heapOffset(backend, t.dataId));
   kernels.channelSums(xAt, 0, 0, pixels, channels, sumsAt, 0);
-  const means = Float32Array.from(readSums(backend, sums, channels), (s) => s / pixels);
-  floatView(backend, mean).set(means);
+  const means = floatView(backend, mean);
+  const meanSums = readSums(backend, sums, channels);
+  for (let c = 0; c < channels; c++) means[c] = meanSums[c] / pixels;
   floatView(backend, sums).fill(0);
   kernels.channelSums(xAt, 0, meanAt, pixels, channels, sumsAt, 0);
-  const variances = Float32Array.from(readSums(backend, sums, channels), (s) => s / pixels);
-  floatView(backend, variance).set(variances);
+  const variances = floatView(backend, variance);
+  const squareSums = readSums(backend, sums, channels);
+  for (let c = 0; c < channels; c++) variances[c] = squareSums[c] / pixels;
   const gammas = floatView(backend, scale);
   const betas = floatView(backend, offset);
   const ab = floatView(backend, coefficients);

@@ -38,6 +38,7 @@ export interface SimdKernels {
 
 /** `count` doubles at byte offset `at` of the heap (any alignment: a Float64Array view needs 8). */
 export function readDoubles(heap: ArrayBuffer, at: number, count: number): Float64Array {
+  if (at % 8 === 0) return new Float64Array(heap, at, count).slice();
   const view = new DataView(heap, at, count * 8);
   const out = new Float64Array(count);
   for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true);
