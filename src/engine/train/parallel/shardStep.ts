@@ -166,15 +166,16 @@ export class FlatMomentum {
     const c = this.step;
     const first = gradients[0];
     let squares = 0;
-    // One or two threads (the common case) without the inner loop over gradient vectors.
-    if (gradients.length <= 2) {
-      const second = gradients.length === 2 ? gradients[1] : undefined;
+    // One or two threads (the common case) without the inner loop over gradient vectors, and
+    // without a branch inside the loop: each case is its own loop (a `second ? ... : ...` per
+    // element ran at half the speed: 6 ns per weight against 2.7).
+    if (gradients.length === 2) {
+      const second = gradients[1];
       if (half > 0) {
         for (let k = from; k < to; k++) {
           const w = weights[k];
           squares += w * w;
-          const own = fround(first[k] + fround(half * (2 * w)));
-          const g = second ? fround(own + second[k]) : own;
+          const g = fround(fround(first[k] + fround(half * (2 * w))) + second[k]);
           const a = fround(fround(m * accumulation[k]) + g);
           accumulation[k] = a;
           weights[k] = fround(c * a) + w;
@@ -182,8 +183,27 @@ export class FlatMomentum {
         return squares;
       }
       for (let k = from; k < to; k++) {
-        const g = second ? fround(first[k] + second[k]) : first[k];
+        const g = fround(first[k] + second[k]);
         const a = fround(fround(m * accumulation[k]) + g);
+        accumulation[k] = a;
+        weights[k] = fround(c * a) + weights[k];
+      }
+      return 0;
+    }
+    if (gradients.length === 1) {
+      if (half > 0) {
+        for (let k = from; k < to; k++) {
+          const w = weights[k];
+          squares += w * w;
+          const g = fround(first[k] + fround(half * (2 * w)));
+          const a = fround(fround(m * accumulation[k]) + g);
+          accumulation[k] = a;
+          weights[k] = fround(c * a) + w;
+        }
+        return squares;
+      }
+      for (let k = from; k < to; k++) {
+        const a = fround(fround(m * accumulation[k]) + first[k]);
         accumulation[k] = a;
         weights[k] = fround(c * a) + weights[k];
       }
