@@ -8,6 +8,7 @@ Small models (committed under test/fixtures/onnx/, so the tests need no Python):
   densenet-tiny    torchvision DenseNet(growth_rate=8, block_config=(2,2,2)): Concat
   operator-mix     every other converted operator (ConvTranspose, Resize, PRelu, HardSwish, ...), 16x16
   pooling-variants ceil_mode pooling and x.mean / torch.amax global pooling (GoogLeNet, SqueezeNet, MnasNet)
+  grouped-convs    grouped convolutions: ResNeXt bottlenecks (4 groups) and a RegNet-style block
 All at 32x32x3 (but operator-mix), 10 classes, random weights and randomized BatchNorm statistics (so BN is not the
 identity), eval mode, opset 13, dynamic batch axis. Next to each NAME.onnx: NAME.ref.json with a
 reference input (NCHW, batch 2), PyTorch's output for it, and PyTorch's MACs per image (conv and
@@ -109,6 +110,27 @@ class PoolingVariants(nn.Module):
         return self.fc(x.mean([2, 3])) + self.fc_max(torch.amax(x, dim=(2, 3)))
 
 
+class GroupedConvs(nn.Module):
+    """Grouped convolutions as ResNeXt and RegNet use them: torchvision's ResNeXt bottleneck (a
+    3x3 conv of 4 groups between 1x1 convs, BN, residual add) at stride 1 and 2, and a RegNet-style
+    block (group width 8) with a biased grouped conv."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        base = lambda width: resnet.Bottleneck(16, 4, stride=1, groups=4, base_width=width)
+        self.block1 = base(64)  # 16 -> width 16 (4 groups of 4) -> 16
+        down = nn.Sequential(nn.Conv2d(16, 32, 1, stride=2, bias=False), nn.BatchNorm2d(32))
+        self.block2 = resnet.Bottleneck(16, 8, stride=2, downsample=down, groups=4, base_width=64)  # width 32, 8x8
+        self.regnet = nn.Sequential(nn.Conv2d(32, 24, 3, padding=1, groups=4, bias=True), nn.BatchNorm2d(24), nn.ReLU(),
+                                    nn.Conv2d(24, 24, 3, stride=2, padding=1, groups=3), nn.ReLU())
+        self.fc = nn.Linear(24, num_classes)
+
+    def forward(self, x):
+        x = self.block2(self.block1(self.stem(x)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.regnet(x), 1), 1))
+
+
 SMALL = {
     'resnet18-slim': slim_resnet18,
     'mobilenetv2': lambda n: torchvision.models.mobilenet_v2(num_classes=n, width_mult=0.25),
@@ -116,6 +138,7 @@ SMALL = {
     'densenet-tiny': tiny_densenet,
     'operator-mix': OperatorMix,
     'pooling-variants': PoolingVariants,
+    'grouped-convs': GroupedConvs,
 }
 OPSET = {'operator-mix': 14}
 SIZE = {'operator-mix': 16}

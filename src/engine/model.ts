@@ -6,6 +6,7 @@ import { importOnnxModel, isOnnxPath, OnnxSourceInfo } from './onnx';
 import { assertNotForeignModelFormat, hasOnnxSignature } from './io/modelFormats';
 // Registers the DBC mask layer with tfjs and the loader.
 import './layers/dbc';
+import './layers/groupedConv';
 import { buildBuiltin, BuiltinOptions, isBuiltinSpec } from './zoo/builtins';
 
 

@@ -106,12 +106,13 @@ describe('hostile and unsupported .onnx files', function () {
     await expectRefused(file, /ONNX node '\/relu\/Relu' \(Erf\): operator Erf is not supported/);
   });
 
-  it('a grouped convolution that is not depthwise is refused naming the node', async () => {
+  it('a grouped convolution whose weight does not fit its groups is refused naming the node', async () => {
+    // The 8 -> 8 conv's weight is [8, 8, 3, 3]: with 2 groups it would read 16 input channels.
     const file = editedFixture(work, 'grouped.onnx', (model) => {
       const conv = model.graph.node.find((n: any) => n.name === '/layer1/layer1.0/conv1/Conv');
       conv.attribute.find((a: any) => a.name === 'group').i = 2;
     });
-    await expectRefused(file, /ONNX node '\/layer1\/layer1\.0\/conv1\/Conv' \(Conv\): grouped convolution with 2 groups/);
+    await expectRefused(file, /ONNX node '\/layer1\/layer1\.0\/conv1\/Conv' \(Conv\): weight expects 16 input channels, the input has 8/);
   });
 
   it('a mean over the channels (not global pooling) is refused naming the node', async () => {

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+// Classes the engine itself writes into graphs (ONNX import: grouped convolutions) must be registered before a graph is built.
+import '../layers/groupedConv';
 
 /** A weight held outside tfjs, so graph transforms are exact array work with no tensor lifetimes. */
 export interface WeightArray {

@@ -136,14 +136,16 @@ class OnnxWriter {
       case 'Dropout':
         return x;
       case 'Conv2D':
+      case 'GroupedConv2D':
       case 'DepthwiseConv2D': {
         const kernel = pair(config.kernel_size, 1);
         const strides = pair(config.strides, 1);
         const dilations = pair(config.dilation_rate, 1);
         let weightName: string;
         let group = 1;
-        if (node.className === 'Conv2D') {
+        if (node.className === 'Conv2D' || node.className === 'GroupedConv2D') {
           const k = this.weight(node, 'kernel');
+          group = node.className === 'GroupedConv2D' ? config.groups : 1;
           weightName = this.floatInit(`${base}.weight`, [k.shape[3], k.shape[2], k.shape[0], k.shape[1]], transposeArray(k.values, k.shape, [3, 2, 0, 1]).values);
         } else {
           const k = this.weight(node, 'depthwise_kernel');

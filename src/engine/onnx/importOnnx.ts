@@ -372,8 +372,8 @@ class OnnxImporter {
     const strides = this.attr<number[]>(node, 'strides', [1, 1]);
     const dilations = this.attr<number[]>(node, 'dilations', [1, 1]);
     const depthwise = group > 1 && group === inChannels && inPerGroup === 1 && outChannels % inChannels === 0;
-    if (group !== 1 && !depthwise) this.fail(node, `grouped convolution with ${group} groups of ${inPerGroup} input channels; PaS converts ordinary (1 group) and depthwise convolutions`);
     if (inPerGroup * group !== inChannels) this.fail(node, `weight expects ${inPerGroup * group} input channels, the input has ${inChannels}`);
+    if (outChannels % group !== 0) this.fail(node, `${outChannels} output channels do not split into ${group} groups`);
     let input = x;
     const { padding, explicit } = this.spatialPadding(node, x, [kh, kw], strides, dilations);
     if (explicit) input = this.zeroPad(node, x, explicit);
@@ -395,9 +395,11 @@ class OnnxImporter {
       if (bias) weights.bias = { shape: [outChannels], values: this.floats(bias) };
       id = this.addLayer(node.name, 'DepthwiseConv2D', { ...common, depth_multiplier: multiplier }, [input.id], weights);
     } else {
+      // ONNX [co, ci/g, kh, kw] -> Keras [kh, kw, ci/g, co]; with groups, group k owns outputs k*co/g.. in both.
       weights.kernel = transposeArray(this.floats(weight), weight.dims, [2, 3, 1, 0]);
       if (bias) weights.bias = { shape: [outChannels], values: this.floats(bias) };
-      id = this.addLayer(node.name, 'Conv2D', { ...common, filters: outChannels }, [input.id], weights);
+      if (group > 1) id = this.addLayer(node.name, 'GroupedConv2D', { ...common, filters: outChannels, groups: group }, [input.id], weights);
+      else id = this.addLayer(node.name, 'Conv2D', { ...common, filters: outChannels }, [input.id], weights);
     }
     const [oh, ow] = this.windowOutputShape(input, padding, [kh, kw], strides, dilations);
     this.setOutput(node, { kind: 'map', id, shape: [outChannels, oh, ow], nonNegative: false });

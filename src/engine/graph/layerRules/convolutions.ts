@@ -122,6 +122,27 @@ export const separableConv2D: LayerRule = {
   deploy: linearDeploy('pointwise_kernel', 3),
 };
 
+/**
+ * A grouped convolution (engine class GroupedConv2D: ResNeXt, RegNet). Output channel o reads
+ * only its group's input channels, so dropping a channel on either side would have to keep the
+ * groups equal: PaS holds both spaces at full width (the layer still counts its MACs, and BN
+ * after it folds into it on deployment).
+ */
+export const groupedConv2D: LayerRule = {
+  className: 'GroupedConv2D',
+  channels: (node) => ({
+    kind: 'opaque',
+    inputsReason: `feeds grouped conv '${node.layerName}' (${node.config.groups} groups)`,
+    outputReason: `made by grouped conv '${node.layerName}' (${node.config.groups} groups)`,
+  }),
+  macs: (node) => {
+    const [kh, kw] = pair(node.config.kernel_size, 1);
+    return [{ macs: (positionsOf(node.outputShape) * kh * kw * inChannels(node) * outChannels(node)) / (node.config.groups ?? 1), perInput: true, perOutput: true }];
+  },
+  outputKernel: { weight: 'kernel', axis: 3 },
+  deploy: linearDeploy('kernel', 3, { windowed: true }),
+};
+
 /** A dense layer on a vector, or on every position of a feature map (a 1x1 conv). */
 export const dense: LayerRule = {
   className: 'Dense',
@@ -134,4 +155,4 @@ export const dense: LayerRule = {
   deploy: linearDeploy('kernel', 1),
 };
 
-export const convolutionRules: LayerRule[] = [conv2D, conv2DTranspose, depthwiseConv2D, separableConv2D, dense];
+export const convolutionRules: LayerRule[] = [conv2D, conv2DTranspose, depthwiseConv2D, separableConv2D, groupedConv2D, dense];
