@@ -4,6 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { PasInputError } from '../../src/engine/errors';
+import { GroupedConv2D } from '../../src/engine/layers/groupedConv';
 import {
   loadLayersModelFromFile,
   readModelArtifacts,
@@ -231,6 +232,29 @@ describe('model IO (src/engine/io)', () => {
         json.modelTopology.config = json.modelTopology.config.layers;
       });
       assertSamePredictions(model, await loadLayersModelFromFile(modelJsonPath));
+    });
+
+    it("loads Keras' Conv2D with groups > 1 (RegNet, ResNeXt) as the engine's GroupedConv2D, with identical predictions", async () => {
+      const input = tf.input({ shape: [6, 6, 8] });
+      let x = new GroupedConv2D({ name: 'grouped', filters: 12, kernelSize: 3, padding: 'same', groups: 4, useBias: true }).apply(input) as tf.SymbolicTensor;
+      x = tf.layers.batchNormalization({ name: 'bn' }).apply(x) as tf.SymbolicTensor;
+      x = new GroupedConv2D({ name: 'grouped_strided', filters: 6, kernelSize: 3, strides: 2, groups: 3, useBias: false, activation: 'relu' }).apply(x) as tf.SymbolicTensor;
+      const model = tf.model({ inputs: input, outputs: tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor });
+      // Non-trivial weights: glorot kernels, and a bias.
+      model.getLayer('grouped').setWeights([model.getLayer('grouped').getWeights()[0], tf.linspace(-1, 1, 12)]);
+      const { modelJsonPath } = await saveLayersModelToDir(model, path.join(scratchDir('grouped'), 'out'));
+      // As the Keras converter writes it: class Conv2D, the grouped kernel, `groups` in the config.
+      editModelJson(modelJsonPath, (json) => {
+        for (const layer of json.modelTopology.config.layers) {
+          if (layer.class_name !== 'GroupedConv2D') continue;
+          layer.class_name = 'Conv2D';
+          Object.assign(layer.config, { data_format: 'channels_last', kernel_initializer: { class_name: 'GlorotUniform', config: { seed: null } } });
+        }
+      });
+      assert.deepStrictEqual(readJson(modelJsonPath).modelTopology.config.layers.filter((l: any) => l.config.groups).map((l: any) => l.class_name), ['Conv2D', 'Conv2D']);
+      const loaded = await loadLayersModelFromFile(modelJsonPath);
+      assert.deepStrictEqual(loaded.layers.filter((l) => l.name.startsWith('grouped')).map((l) => l.getClassName()), ['GroupedConv2D', 'GroupedConv2D']);
+      assertSamePredictions(model, loaded);
     });
 
     it('reads weights from several shards in manifest order', async () => {

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { PasInputError } from '../errors';
 import { completeBatchNormParameters } from './batchNormDefaults';
+import { mapGroupedConvs } from './groupedConvs';
 import { readCheckedModelJson } from './modelJson';
 import { assertModelRuns } from './runCheck';
 import { assertLayersLoadable } from './supportedLayers';
@@ -89,11 +90,14 @@ export async function loadLayersModelFromFile(modelJsonPath: string): Promise<tf
   assertLayersLoadable(checked.layers, modelJsonPath);
   const artifacts = await readWeightsOfCheckedModel(checked, modelJsonPath);
   // tfjs cannot train a BN without gamma/beta: make them explicit (the same function).
-  const { modelTopology, weightSpecs, weightData } = completeBatchNormParameters({
+  const completed = completeBatchNormParameters({
     modelTopology: artifacts.modelTopology as {},
     weightSpecs: artifacts.weightSpecs ?? [],
     weightData: artifacts.weightData as ArrayBuffer,
   });
+  const { weightSpecs, weightData } = completed;
+  // Keras' Conv2D(groups > 1) loads as the engine's GroupedConv2D (tfjs's Conv2D has no groups).
+  const { modelTopology } = mapGroupedConvs(completed.modelTopology);
   let model: tf.LayersModel;
   try {
     model = await tf.loadLayersModel({

@@ -4,8 +4,9 @@ import * as tf from '@tensorflow/tfjs';
  * A 2-D convolution with `groups` channel groups (PyTorch's `Conv2d(groups=g)`, Keras'
  * `Conv2D(groups=g)`): input channels split into g equal parts, each convolved with its own
  * filters into co/g output channels, outputs side by side. tfjs-layers' Conv2D has no groups, so
- * ResNeXt- and RegNet-style models come through this class (ONNX import; Keras model.json with
- * `groups` > 1). Depthwise convolutions (one input channel per group) stay DepthwiseConv2D.
+ * ResNeXt- and RegNet-style models come through this class: the ONNX importer writes it, and a
+ * Keras model.json's `Conv2D` with `groups` > 1 is loaded as it (io/groupedConvs.ts). Depthwise
+ * convolutions (one input channel per group) stay DepthwiseConv2D.
  *
  * Weights as Keras stores them: kernel [kh, kw, ci/g, co] (group k owns output channels
  * k*co/g .. (k+1)*co/g - 1), bias [co]. Channels last only. PaS holds the channels it reads and
@@ -23,6 +24,8 @@ export interface GroupedConv2DArgs {
   useBias?: boolean;
   /** A Keras activation name applied after the bias ('linear': none); deployment may fold a following activation layer in. */
   activation?: string;
+  /** Channels last only (Keras' 'channels_last', tfjs's 'channelsLast'). */
+  dataFormat?: string;
 }
 
 const asPair = (v: number | number[] | undefined, fallback: number): [number, number] =>
@@ -53,6 +56,9 @@ export class GroupedConv2D extends tf.layers.Layer {
     this.useBias = args.useBias ?? true;
     this.activation = args.activation ?? 'linear';
     this.activationLayer = this.activation === 'linear' ? null : tf.layers.activation({ activation: this.activation as never });
+    if (args.dataFormat !== undefined && !/^channels_?last$/i.test(args.dataFormat)) {
+      throw new Error(`GroupedConv2D '${this.name}': only channels_last is supported, not ${args.dataFormat}`);
+    }
     if (!Number.isInteger(this.groups) || this.groups < 1 || this.filters % this.groups !== 0) {
       throw new Error(`GroupedConv2D '${this.name}': ${this.filters} filters cannot be split into ${this.groups} groups`);
     }
@@ -106,7 +112,6 @@ export class GroupedConv2D extends tf.layers.Layer {
       groups: this.groups,
       useBias: this.useBias,
       activation: this.activation,
-      dataFormat: 'channelsLast',
     };
   }
 }
