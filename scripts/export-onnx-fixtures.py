@@ -9,6 +9,7 @@ Small models (committed under test/fixtures/onnx/, so the tests need no Python):
   operator-mix     every other converted operator (ConvTranspose, Resize, PRelu, HardSwish, ...), 16x16
   pooling-variants ceil_mode pooling and x.mean / torch.amax global pooling (GoogLeNet, SqueezeNet, MnasNet)
   grouped-convs    grouped convolutions: ResNeXt bottlenecks (4 groups) and a RegNet-style block
+  shufflenet-tiny  torchvision ShuffleNetV2 at stage widths 16/32/64: channel split and shuffle
 All at 32x32x3 (but operator-mix), 10 classes, random weights and randomized BatchNorm statistics (so BN is not the
 identity), eval mode, opset 13, dynamic batch axis. Next to each NAME.onnx: NAME.ref.json with a
 reference input (NCHW, batch 2), PyTorch's output for it, and PyTorch's MACs per image (conv and
@@ -131,6 +132,12 @@ class GroupedConvs(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.regnet(x), 1), 1))
 
 
+def tiny_shufflenet(num_classes):
+    """torchvision's ShuffleNetV2 (channel split, shuffle, stride-2 blocks with two branches) at
+    stage widths 16/32/64 and 1-2 blocks per stage."""
+    return torchvision.models.ShuffleNetV2([2, 2, 1], [8, 16, 32, 64, 128], num_classes=num_classes)
+
+
 SMALL = {
     'resnet18-slim': slim_resnet18,
     'mobilenetv2': lambda n: torchvision.models.mobilenet_v2(num_classes=n, width_mult=0.25),
@@ -139,6 +146,7 @@ SMALL = {
     'operator-mix': OperatorMix,
     'pooling-variants': PoolingVariants,
     'grouped-convs': GroupedConvs,
+    'shufflenet-tiny': tiny_shufflenet,
 }
 OPSET = {'operator-mix': 14}
 SIZE = {'operator-mix': 16}

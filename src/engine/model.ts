@@ -7,6 +7,7 @@ import { assertNotForeignModelFormat, hasOnnxSignature } from './io/modelFormats
 // Registers the DBC mask layer with tfjs and the loader.
 import './layers/dbc';
 import './layers/groupedConv';
+import './layers/channelOps';
 import { buildBuiltin, BuiltinOptions, isBuiltinSpec } from './zoo/builtins';
 
 

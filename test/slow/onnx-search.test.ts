@@ -30,6 +30,7 @@ describe('pas search --format onnx on every ONNX fixture family', function () {
     ['efficientnet-b0', ['Multiply', 'Reshape'], 0.5],
     ['densenet-tiny', ['Concatenate'], 0.85],
     ['grouped-convs', ['GroupedConv2D'], 0.8],
+    ['shufflenet-tiny', ['ChannelShuffle', 'ChannelSlice'], 0.5],
     ['pooling-variants', ['MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D'], 0.5],
   ];
   for (const [name, needs, target] of cases) {

@@ -11,7 +11,7 @@ import { maxAbs, maxAbsDiff } from './tensors';
 export const FIXTURE_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'onnx');
 
 /** The fixture models: torchvision CNNs exported by PyTorch with random weights. */
-export const FIXTURES = ['resnet18-slim', 'mobilenetv2', 'efficientnet-b0', 'densenet-tiny', 'operator-mix', 'pooling-variants', 'grouped-convs'] as const;
+export const FIXTURES = ['resnet18-slim', 'mobilenetv2', 'efficientnet-b0', 'densenet-tiny', 'operator-mix', 'pooling-variants', 'grouped-convs', 'shufflenet-tiny'] as const;
 export type FixtureName = (typeof FIXTURES)[number];
 
 /** PyTorch's reference for a fixture: an NCHW input batch, its output, its MACs per image. */

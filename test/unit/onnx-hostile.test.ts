@@ -139,6 +139,16 @@ describe('hostile and unsupported .onnx files', function () {
     model.dispose();
   });
 
+  it('a Transpose that is not a channel shuffle is refused naming the node', async () => {
+    const type = modelProto();
+    const model: any = type.toObject(type.decode(fs.readFileSync(fixturePath('shufflenet-tiny'))), { bytes: Buffer, longs: Number });
+    const transpose = model.graph.node.find((n: any) => n.op_type === 'Transpose');
+    transpose.attribute.find((a: any) => a.name === 'perm').ints = [0, 1, 2, 4, 3];
+    const file = path.join(work, 'not-a-shuffle.onnx');
+    fs.writeFileSync(file, type.encode(type.fromObject(model)).finish());
+    await expectRefused(file, /\(Transpose\): transpose with perm \[0, 1, 2, 4, 3\]; PaS converts only a channel shuffle's transpose/);
+  });
+
   it('a model with two inputs is refused', async () => {
     const file = editedFixture(work, 'two-inputs.onnx', (model) => {
       model.graph.input.push({ ...model.graph.input[0], name: 'second' });

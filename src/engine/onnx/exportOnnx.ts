@@ -248,6 +248,18 @@ class OnnxWriter {
       }
       case 'Reshape':
         return this.reshape(node, x, base);
+      case 'ChannelShuffle': {
+        // PyTorch's channel_shuffle: [N, C, H, W] -> [N, g, C/g, H, W] -> transpose(1, 2) -> [N, C, H, W].
+        const [h, w, c] = node.outputShape;
+        const groups = config.groups as number;
+        const grid = this.op('Reshape', [x, this.int64Init(`${base}_grid`, [0, groups, c / groups, h, w])], `${base}_grid`);
+        const swapped = this.op('Transpose', [grid], `${base}_swap`, { perm: [0, 2, 1, 3, 4] });
+        return this.op('Reshape', [swapped, this.int64Init(`${base}_shape`, [0, c, h, w])], base);
+      }
+      case 'ChannelSlice': {
+        const begin = config.begin as number;
+        return this.op('Slice', [x, this.int64Init(`${base}_starts`, [begin]), this.int64Init(`${base}_ends`, [begin + (config.size as number)]), this.int64Init(`${base}_axes`, [1])], base);
+      }
       case 'ZeroPadding2D': {
         const padding = config.padding;
         const [[top, bottom], [left, right]] = typeof padding === 'number' ? [[padding, padding], [padding, padding]] : (padding as number[][]).map((p) => (Array.isArray(p) ? p : [p, p]));

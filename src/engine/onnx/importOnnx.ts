@@ -46,6 +46,12 @@ interface ValueState {
   pooled?: boolean;
   /** Known to be >= 0 everywhere (after ReLU, ReLU6, sigmoid...): zero padding equals -inf padding for max pooling. */
   nonNegative: boolean;
+  /**
+   * A map seen through ONNX as 5-D [groups, C/groups, H, W] (or, `transposed`, [C/groups, groups,
+   * H, W]): the middle of PyTorch's channel shuffle (view - transpose - view). Only Transpose and
+   * Reshape may read it.
+   */
+  view?: { groups: number; transposed: boolean };
 }
 
 const product = (values: number[]) => values.reduce((a, b) => a * b, 1);
@@ -152,6 +158,13 @@ class OnnxImporter {
   }
 
   private value(node: OnnxNode, name: string): ValueState {
+    const state = this.anyValue(node, name);
+    if (state.view) this.fail(node, `input '${name}' is a 5-D view of the channels; PaS converts it only as a channel shuffle (Reshape - Transpose - Reshape)`);
+    return state;
+  }
+
+  /** The state of an input, a 5-D channel view included (for Transpose and Reshape). */
+  private anyValue(node: OnnxNode, name: string): ValueState {
     const state = this.values.get(name);
     if (!state) {
       if (this.constants.has(name)) this.fail(node, `input '${name}' is a constant; PaS converts operators on activations only`);
@@ -249,6 +262,19 @@ class OnnxImporter {
       case 'Gather':
       case 'Unsqueeze':
         return this.foldShapeArithmetic(node);
+      case 'Div':
+      case 'Sub':
+      case 'Cast':
+        // Integer arithmetic on shapes (channel_shuffle's num_channels // groups); on activations: unsupported.
+        if (node.inputs.every((name) => this.constants.has(name))) return this.foldShapeArithmetic(node);
+        this.fail(node, `operator ${node.opType} on activations is not supported by PaS's ONNX import`);
+        break;
+      case 'Transpose':
+        return this.convertTranspose(node);
+      case 'Split':
+        return this.convertSplit(node);
+      case 'Slice':
+        return this.convertSlice(node);
       case 'Conv':
         return this.convertConv(node);
       case 'ConvTranspose':
@@ -280,8 +306,10 @@ class OnnxImporter {
       }
       case 'Add':
       case 'Sum':
+        if (node.inputs.every((name) => this.constants.has(name))) return this.foldShapeArithmetic(node);
         return this.convertAdd(node);
       case 'Mul':
+        if (node.inputs.every((name) => this.constants.has(name))) return this.foldShapeArithmetic(node);
         return this.convertMul(node);
       case 'Concat':
         if (node.inputs.every((name) => this.constants.has(name))) return this.foldShapeArithmetic(node);
@@ -333,6 +361,30 @@ class OnnxImporter {
         if (this.attr<number>(node, 'axis', 0) !== 0 || data.dims.length !== 1) this.fail(node, 'only gathering from a shape vector is supported');
         const values = Array.from(indices.values, (i) => Number(data.values[Number(i) < 0 ? data.values.length + Number(i) : Number(i)]));
         return result(values, indices.dims);
+      }
+      case 'Cast': {
+        const data = this.constant(node, node.inputs[0], 'input');
+        return result(Array.from(data.values, Number), data.dims);
+      }
+      case 'Div':
+      case 'Mul':
+      case 'Add':
+      case 'Sum':
+      case 'Sub': {
+        const [a, b] = node.inputs.map((name) => this.constant(node, name, 'input'));
+        if (!b || a.values.length !== b.values.length && b.values.length !== 1) this.fail(node, 'shape arithmetic on vectors of different lengths');
+        const values = Array.from(a.values, (v, i) => {
+          const x = Number(v);
+          const y = Number(b.values[b.values.length === 1 ? 0 : i]);
+          // The symbolic batch size cannot take part: a model whose shapes depend on it is refused.
+          if (x === BATCH_DIM || y === BATCH_DIM) this.fail(node, 'shape arithmetic on the batch size');
+          if (node.opType === 'Div') {
+            if (y === 0) this.fail(node, 'division by zero in shape arithmetic');
+            return Math.trunc(x / y); // ONNX integer Div truncates
+          }
+          return node.opType === 'Mul' ? x * y : node.opType === 'Sub' ? x - y : x + y;
+        });
+        return result(values, a.dims);
       }
       case 'Unsqueeze': {
         const data = this.constant(node, node.inputs[0], 'data');
@@ -651,6 +703,76 @@ class OnnxImporter {
     this.fail(node, `ceil_mode=1 adds a partial window that TF pooling cannot express here (padding [${pads.map((p) => p.join(', ')).join('; ')}] of a ${isMax ? 'max pool of values that may be negative' : 'average pool'}); export with ceil_mode=False`);
   }
 
+  /** channel_shuffle's transpose(1, 2) of the 5-D view; no other Transpose is converted. */
+  private convertTranspose(node: OnnxNode): void {
+    const x = this.anyValue(node, node.inputs[0]);
+    const perm = this.attr<number[]>(node, 'perm', []);
+    if (!x.view || perm.join(',') !== '0,2,1,3,4') {
+      this.fail(node, `transpose with perm [${perm.join(', ')}]; PaS converts only a channel shuffle's transpose of [N, groups, C/groups, H, W] (perm [0, 2, 1, 3, 4])`);
+    }
+    this.setOutput(node, { ...x, view: { ...x.view, transposed: !x.view.transposed } });
+  }
+
+  /** channel_shuffle's last view, back to [C, H, W]: a ChannelShuffle layer (none if the transposes cancelled). */
+  private convertShuffleEnd(node: OnnxNode, x: ValueState, target: number[]): void {
+    const [c, h, w] = x.shape;
+    const rest = target.slice(1).map((d, i) => (d === 0 ? [c, h, w][i] : d));
+    const known = rest.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+    const dims = rest.map((d) => (d === -1 ? (c * h * w) / known : d));
+    if (target.length !== 4 || dims[0] !== c || dims[1] !== h || dims[2] !== w) {
+      this.fail(node, `reshape of a 5-D channel view to [${target.join(', ')}]; PaS converts only the channel shuffle's reshape back to [N, ${c}, ${h}, ${w}]`);
+    }
+    const { view, ...map } = x;
+    if (!view!.transposed) return this.setOutput(node, map);
+    const id = this.addLayer(node.name, 'ChannelShuffle', { groups: view!.groups }, [x.id]);
+    this.setOutput(node, { ...map, id });
+  }
+
+  /** `x.chunk(k, dim=1)` / `torch.split` along the channels: one ChannelSlice layer per output. */
+  private convertSplit(node: OnnxNode): void {
+    const x = this.mapInput(node, node.inputs[0]);
+    const axis = this.attr<number>(node, 'axis', 0);
+    if (axis !== 1 && axis !== -3) this.fail(node, `split along axis ${axis}; PaS converts splits of the channels (axis 1)`);
+    const channels = x.shape[0];
+    let sizes: number[];
+    if (node.inputs[1]) sizes = Array.from(this.constant(node, node.inputs[1], 'split').values, Number);
+    else if (node.attributes.has('split')) sizes = this.attr<number[]>(node, 'split', []);
+    else {
+      if (channels % node.outputs.length !== 0) this.fail(node, `${channels} channels do not split into ${node.outputs.length} equal parts`);
+      sizes = node.outputs.map(() => channels / node.outputs.length);
+    }
+    if (sizes.length !== node.outputs.length || sizes.reduce((a, b) => a + b, 0) !== channels || sizes.some((n) => n <= 0)) {
+      this.fail(node, `split sizes [${sizes.join(', ')}] do not cover the ${channels} channels in ${node.outputs.length} parts`);
+    }
+    let begin = 0;
+    node.outputs.forEach((output, i) => {
+      const id = this.addLayer(`${node.name}_${i}`, 'ChannelSlice', { begin, size: sizes[i] }, [x.id]);
+      this.values.set(output, { kind: 'map', id, shape: [sizes[i], x.shape[1], x.shape[2]], nonNegative: x.nonNegative });
+      begin += sizes[i];
+    });
+  }
+
+  /** `x[:, a:b]` (torch.chunk exports as two of these): a ChannelSlice layer. Only channel slices with step 1. */
+  private convertSlice(node: OnnxNode): void {
+    const x = this.mapInput(node, node.inputs[0]);
+    const ints = (index: number, attribute: string): number[] | undefined =>
+      node.inputs[index] ? Array.from(this.constant(node, node.inputs[index], attribute).values, Number) : node.attributes.has(attribute) ? this.attr<number[]>(node, attribute, []) : undefined;
+    const starts = ints(1, 'starts') ?? [];
+    const ends = ints(2, 'ends') ?? [];
+    const axes = ints(3, 'axes') ?? starts.map((_, i) => i);
+    const steps = ints(4, 'steps') ?? starts.map(() => 1);
+    const channels = x.shape[0];
+    if (axes.length !== 1 || (axes[0] !== 1 && axes[0] !== -3) || steps[0] !== 1) {
+      this.fail(node, `slice along axes [${axes.join(', ')}] with steps [${steps.join(', ')}]; PaS converts slices of the channels (axis 1, step 1)`);
+    }
+    const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + channels : v, 0), channels);
+    const begin = clamp(starts[0]);
+    const end = clamp(ends[0]);
+    if (end <= begin) this.fail(node, `the slice ${starts[0]}:${ends[0]} of ${channels} channels is empty`);
+    const id = this.addLayer(node.name, 'ChannelSlice', { begin, size: end - begin }, [x.id]);
+    this.setOutput(node, { kind: 'map', id, shape: [end - begin, x.shape[1], x.shape[2]], nonNegative: x.nonNegative });
+  }
+
   /** NCHW flatten of a map: a Keras Flatten (h, w, c order) plus the order the classifier's rows need. */
   private flattenMap(node: OnnxNode, x: ValueState): ValueState {
     const [c, h, w] = x.shape;
@@ -671,8 +793,9 @@ class OnnxImporter {
   }
 
   private convertReshape(node: OnnxNode): void {
-    const x = this.value(node, node.inputs[0]);
+    const x = this.anyValue(node, node.inputs[0]);
     const target = Array.from(this.constant(node, node.inputs[1], 'shape').values, Number);
+    if (x.view) return this.convertShuffleEnd(node, x, target);
     const inShape = x.shape;
     const features = product(inShape);
     // Resolve 0 (copy) and -1 (infer) against the ONNX shape [N, ...inShape]; N stays symbolic.
@@ -693,6 +816,10 @@ class OnnxImporter {
       return this.setOutput(node, { ...x, shape: [inferred[0]], pooled: true });
     }
     if (inferred.length === 3 && x.kind === 'map' && inferred.every((d, i) => d === inShape[i])) return this.setOutput(node, x);
+    // channel_shuffle's first view: [C, H, W] -> [groups, C / groups, H, W].
+    if (inferred.length === 4 && x.kind === 'map' && inferred[0] * inferred[1] === inShape[0] && inferred[2] === inShape[1] && inferred[3] === inShape[2]) {
+      return this.setOutput(node, { ...x, view: { groups: inferred[0], transposed: false } });
+    }
     this.fail(node, `reshape of [${inShape.join(', ')}] to [${target.join(', ')}]; PaS converts flattening and [C] <-> [C, 1, 1] reshapes`);
   }
 

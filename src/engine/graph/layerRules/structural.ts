@@ -46,8 +46,21 @@ export const concatenate: LayerRule = {
   commutesWithMask: () => true,
 };
 
+/**
+ * PaS's ChannelShuffle and ChannelSlice (ShuffleNet, from ONNX): they move channels between
+ * groups (a shuffle interleaves the groups, a slice takes part of a group), so every space they
+ * touch keeps its full width; the convolutions between them still prune.
+ */
+function channelRearrangement(className: string, what: string): LayerRule {
+  return {
+    className,
+    channels: (node) => ({ kind: 'opaque', inputsReason: `feeds ${what} '${node.layerName}'`, outputReason: `made by ${what} '${node.layerName}'` }),
+  };
+}
+
 export const structuralRules: LayerRule[] = [
   inputLayer, flatten, reshape, add, concatenate,
+  channelRearrangement('ChannelShuffle', 'channel shuffle'), channelRearrangement('ChannelSlice', 'channel slice'),
   // Multiply is squeeze-excitation's gate when one side is [1, 1, C]: broadcasting keeps channels coupled.
   joinRule('Multiply'), joinRule('Average'), joinRule('Maximum'), joinRule('Minimum'), joinRule('Subtract'),
 ];
