@@ -8,6 +8,7 @@ import { assertNotForeignModelFormat, hasOnnxSignature } from './io/modelFormats
 import './layers/dbc';
 import './layers/groupedConv';
 import './layers/channelOps';
+import './layers/kerasNormalization';
 import { buildBuiltin, BuiltinOptions, isBuiltinSpec } from './zoo/builtins';
 
 

@@ -5,6 +5,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { PasInputError } from '../../src/engine/errors';
 import { GroupedConv2D } from '../../src/engine/layers/groupedConv';
+import { KerasNormalization } from '../../src/engine/layers/kerasNormalization';
 import {
   loadLayersModelFromFile,
   readModelArtifacts,
@@ -255,6 +256,38 @@ describe('model IO (src/engine/io)', () => {
       const loaded = await loadLayersModelFromFile(modelJsonPath);
       assert.deepStrictEqual(loaded.layers.filter((l) => l.name.startsWith('grouped')).map((l) => l.getClassName()), ['GroupedConv2D', 'GroupedConv2D']);
       assertSamePredictions(model, loaded);
+    });
+
+    it("loads Keras' Normalization layer (keras.applications EfficientNet) with its adapted mean, variance and count", async () => {
+      const input = tf.input({ shape: [5, 5, 3] });
+      let x = new KerasNormalization({ name: 'normalization' }).apply(input) as tf.SymbolicTensor;
+      x = tf.layers.conv2d({ name: 'stem', filters: 4, kernelSize: 3, padding: 'same' }).apply(x) as tf.SymbolicTensor;
+      const model = tf.model({ inputs: input, outputs: tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor });
+      const mean = [0.485, 0.456, 0.406];
+      const variance = [0.229 ** 2, 0.224 ** 2, 0.225 ** 2];
+      model.getLayer('normalization').setWeights([tf.tensor1d(mean), tf.tensor1d(variance), tf.scalar(1000)]);
+      const { modelJsonPath } = await saveLayersModelToDir(model, path.join(scratchDir('normalization'), 'out'));
+      // As the converter writes Keras' int64 count: int32 (same 4 bytes, rewritten in the shard).
+      editModelJson(modelJsonPath, (json) => {
+        const spec = json.weightsManifest[0].weights.find((w: any) => w.name === 'normalization/count');
+        const shard = path.join(path.dirname(modelJsonPath), json.weightsManifest[0].paths[0]);
+        const bytes = fs.readFileSync(shard);
+        const offset = json.weightsManifest[0].weights.slice(0, json.weightsManifest[0].weights.indexOf(spec)).reduce((sum: number, w: any) => sum + 4 * w.shape.reduce((a: number, b: number) => a * b, 1), 0);
+        bytes.writeInt32LE(1000, offset);
+        fs.writeFileSync(shard, bytes);
+        spec.dtype = 'int32';
+      });
+      const json = readJson(modelJsonPath);
+      assert.strictEqual(json.modelTopology.config.layers[1].class_name, 'Normalization');
+      assert.deepStrictEqual(json.weightsManifest[0].weights.filter((w: any) => w.name.startsWith('normalization/')).map((w: any) => [w.name, w.dtype]), [['normalization/mean', 'float32'], ['normalization/variance', 'float32'], ['normalization/count', 'int32']]);
+      const loaded = await loadLayersModelFromFile(modelJsonPath);
+      assertSamePredictions(model, loaded);
+      assert.strictEqual((loaded.getLayer('normalization').getWeights()[2].dataSync() as Float32Array)[0], 1000);
+      // Keras' formula: (x - mean) / sqrt(variance), per channel.
+      const probe = tf.tensor4d(Array.from({ length: 75 }, (_, i) => (i % 7) / 7), [1, 5, 5, 3]);
+      const normalized = (loaded.getLayer('normalization').apply(probe) as tf.Tensor).dataSync();
+      const values = probe.dataSync();
+      values.forEach((v, i) => assert.ok(Math.abs(normalized[i] - (v - mean[i % 3]) / Math.sqrt(variance[i % 3])) < 1e-5, `element ${i}`));
     });
 
     it('reads weights from several shards in manifest order', async () => {

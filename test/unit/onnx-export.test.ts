@@ -6,6 +6,7 @@ import { deployGraph, deployModel } from '../../src/engine/deploy';
 import { graphFromModel, modelFromGraph } from '../../src/engine/graph/modelGraph';
 import { exportOnnxBytes, importOnnxModel, readOnnxModel } from '../../src/engine/onnx';
 import { buildBuiltin } from '../../src/engine/zoo/builtins';
+import { KerasNormalization } from '../../src/engine/layers/kerasNormalization';
 import { makeTempDir } from '../support/cli';
 import { FixtureName, fixturePath, fixtureReference, FIXTURES, nchwToNhwc, relativeError, runOnnx } from '../support/onnx';
 import { predictModel, randomizeBatchNorm, randomlyMasked, seededValues } from '../support/tensors';
@@ -68,6 +69,27 @@ describe('ONNX export of deployed models', function () {
       [model, maskedModel, deployment.deployed].forEach((m) => m.dispose());
     });
   }
+
+  it("a model with Keras' Normalization layer exports it as Sub and Div, matching onnxruntime", async () => {
+    const input = tf.input({ shape: [6, 6, 3] });
+    let x = new KerasNormalization({ name: 'normalization' }).apply(input) as tf.SymbolicTensor;
+    x = tf.layers.conv2d({ name: 'stem', filters: 4, kernelSize: 3, padding: 'same', kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }) }).apply(x) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor });
+    model.getLayer('normalization').setWeights([tf.tensor1d([0.5, -1, 2]), tf.tensor1d([0.04, 4, 0.25]), tf.scalar(10)]);
+    const deployment = await deployModel(model, [6, 6, 3]);
+    assert.ok(deployment.deployed.layers.some((l) => l.getClassName() === 'Normalization'));
+    const bytes = exportOnnxBytes(deployment.deployed);
+    const error = await compareWithOnnxRuntime(deployment.deployed, bytes, 31);
+    assert.ok(error <= TOLERANCE, `relative error ${error} > ${TOLERANCE}`);
+    // And back: the importer reads (x - mean) / std by constants as Normalization layers.
+    const file = path.join(work, 'normalization.onnx');
+    fs.writeFileSync(file, bytes);
+    const reimported = (await importOnnxModel(file)).model;
+    assert.deepEqual(reimported.layers.filter((l) => l.getClassName() === 'Normalization').length, 2);
+    const again = await compareWithOnnxRuntime(reimported, bytes, 37);
+    assert.ok(again <= TOLERANCE, `re-imported: relative error ${again} > ${TOLERANCE}`);
+    [model, deployment.deployed, reimported].forEach((m) => m.dispose());
+  });
 
   it('a TF.js builtin (RepVGG, reparameterized with BN folding and padding) exports as NCHW ONNX with a dynamic batch', async () => {
     const model = buildBuiltin('builtin:residual-cnn', {});

@@ -149,6 +149,14 @@ describe('hostile and unsupported .onnx files', function () {
     await expectRefused(file, /\(Transpose\): transpose with perm \[0, 1, 2, 4, 3\]; PaS converts only a channel shuffle's transpose/);
   });
 
+  it('a Sub of two activations (not input normalization) is refused naming the node', async () => {
+    const file = editedFixture(work, 'sub.onnx', (model) => {
+      const add = model.graph.node.find((n: any) => n.op_type === 'Add');
+      add.op_type = 'Sub';
+    });
+    await expectRefused(file, /\(Sub\): Sub of an activation by something other than a constant per-channel or scalar value/);
+  });
+
   it('a model with two inputs is refused', async () => {
     const file = editedFixture(work, 'two-inputs.onnx', (model) => {
       model.graph.input.push({ ...model.graph.input[0], name: 'second' });

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { PasInputError } from '../errors';
 import { completeBatchNormParameters } from './batchNormDefaults';
 import { mapGroupedConvs } from './groupedConvs';
+import { normalizationCountsAsFloat } from './kerasNormalization';
 import { readCheckedModelJson } from './modelJson';
 import { assertModelRuns } from './runCheck';
 import { assertLayersLoadable } from './supportedLayers';
@@ -95,7 +96,8 @@ export async function loadLayersModelFromFile(modelJsonPath: string): Promise<tf
     weightSpecs: artifacts.weightSpecs ?? [],
     weightData: artifacts.weightData as ArrayBuffer,
   });
-  const { weightSpecs, weightData } = completed;
+  // Keras' Normalization keeps an int32 count; the engine's layer holds it as float32.
+  const { weightSpecs, weightData } = normalizationCountsAsFloat(completed);
   // Keras' Conv2D(groups > 1) loads as the engine's GroupedConv2D (tfjs's Conv2D has no groups).
   const { modelTopology } = mapGroupedConvs(completed.modelTopology);
   let model: tf.LayersModel;

@@ -248,6 +248,23 @@ class OnnxWriter {
       }
       case 'Reshape':
         return this.reshape(node, x, base);
+      case 'Normalization': {
+        // (x - mean) / max(sqrt(variance), 1e-7) per channel (or the inverse), as KerasNormalization computes it.
+        const c = node.outputShape[node.outputShape.length - 1];
+        const stat = (key: 'mean' | 'variance'): Float32Array => {
+          const weight = this.optionalWeight(node, key);
+          if (weight) return Float32Array.from(weight.values);
+          const given = config[key];
+          return Float32Array.from({ length: c }, (_, i) => (Array.isArray(given) ? given[i] : given));
+        };
+        const mean = stat('mean');
+        const deviation = stat('variance').map((v) => Math.max(Math.sqrt(v), 1e-7));
+        const shape = node.outputShape.length === 3 ? [1, c, 1, 1] : [1, c];
+        const meanName = this.floatInit(`${base}.mean`, shape, mean);
+        const deviationName = this.floatInit(`${base}.std`, shape, deviation);
+        if (config.invert) return this.op('Add', [this.op('Mul', [x, deviationName], `${base}_scale`), meanName], base);
+        return this.op('Div', [this.op('Sub', [x, meanName], `${base}_center`), deviationName], base);
+      }
       case 'ChannelShuffle': {
         // PyTorch's channel_shuffle: [N, C, H, W] -> [N, g, C/g, H, W] -> transpose(1, 2) -> [N, C, H, W].
         const [h, w, c] = node.outputShape;

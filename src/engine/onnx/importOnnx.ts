@@ -265,8 +265,9 @@ class OnnxImporter {
       case 'Div':
       case 'Sub':
       case 'Cast':
-        // Integer arithmetic on shapes (channel_shuffle's num_channels // groups); on activations: unsupported.
+        // Integer arithmetic on shapes (channel_shuffle's num_channels // groups).
         if (node.inputs.every((name) => this.constants.has(name))) return this.foldShapeArithmetic(node);
+        if (node.opType !== 'Cast') return this.convertNormalization(node);
         this.fail(node, `operator ${node.opType} on activations is not supported by PaS's ONNX import`);
         break;
       case 'Transpose':
@@ -701,6 +702,27 @@ class OnnxImporter {
     if (pads.every(([b, a], i) => b === same[i][0] && a === same[i][1]) && !countsPads) return { padding: 'same' };
     if (isMax && x.nonNegative) return { padding: 'valid', explicit: [pads[0], pads[1]] };
     this.fail(node, `ceil_mode=1 adds a partial window that TF pooling cannot express here (padding [${pads.map((p) => p.join(', ')).join('; ')}] of a ${isMax ? 'max pool of values that may be negative' : 'average pool'}); export with ceil_mode=False`);
+  }
+
+  /**
+   * `(x - mean) / std` with constant per-channel (or scalar) mean and std, as PyTorch models that
+   * normalize their own input write it (and as PaS exports Keras' Normalization layer): one
+   * KerasNormalization layer per operator, with the statistics in its config (variance = std^2).
+   */
+  private convertNormalization(node: OnnxNode): void {
+    const [input, operand] = node.inputs;
+    const x = this.mapInput(node, input);
+    const constant = operand !== undefined ? this.constants.get(operand) : undefined;
+    const channels = x.shape[0];
+    const perChannel = constant && (constant.values.length === 1 || (constant.values.length === channels && constant.dims.filter((d) => d !== 1).length <= 1 && constant.dims.length <= 4 && (constant.dims.length < 3 || constant.dims[constant.dims.length - 3] === channels)));
+    if (!constant || !perChannel) {
+      this.fail(node, `${node.opType} of an activation by something other than a constant per-channel or scalar value; PaS converts (x - mean) / std input normalization`);
+    }
+    const values = Array.from({ length: channels }, (_, c) => Number(constant.values[constant.values.length === 1 ? 0 : c]));
+    if (node.opType === 'Div' && values.some((v) => !(v > 0))) this.fail(node, 'division by a value that is not positive');
+    const config = node.opType === 'Sub' ? { mean: values, variance: values.map(() => 1) } : { mean: values.map(() => 0), variance: values.map((v) => v * v) };
+    const id = this.addLayer(node.name, 'Normalization', { axis: -1, ...config }, [x.id]);
+    this.setOutput(node, { ...x, id, nonNegative: false });
   }
 
   /** channel_shuffle's transpose(1, 2) of the 5-D view; no other Transpose is converted. */

@@ -136,7 +136,23 @@ function paddingOf(node: GraphNode): [[number, number], [number, number]] {
 /** Explicit zero padding moves a branch's window origin: a multi-branch block may start with it. */
 export const zeroPadding2D = followRule('ZeroPadding2D', always, { deploy: { kind: 'padding', padding: paddingOf } });
 
+/**
+ * Keras' Normalization (PaS's KerasNormalization): (x - mean) / std per channel. Its shift turns a
+ * zero channel into -mean / std, so a mask must follow it; a cut takes its statistics along,
+ * whether they are weights or config values.
+ */
+export const normalization = followRule('Normalization', () => false, {
+  cutOutputs: (node, w, keep) => {
+    for (const key of ['mean', 'variance']) {
+      if (w[key]) w[key] = sliceAxis(w[key], 0, keep);
+      const given = node.config[key];
+      if (Array.isArray(given)) node.config[key] = keep.map((c) => given[c]);
+    }
+  },
+});
+
 export const channelwiseRules: LayerRule[] = [
+  normalization,
   batchNormalization, activation, reLU, leakyReLU, eLU, thresholdedReLU, pReLU, softmax, rescaling, zeroPadding2D,
   ...SPATIAL_CLASSES.filter((name) => name !== 'ZeroPadding2D').map((name) => followRule(name, always)),
   ...DROPOUT_CLASSES.map((name) => followRule(name, always, { deploy: { kind: 'identity' } })),

@@ -10,6 +10,7 @@ import { initBackend } from '../../backends';
 import '../../layers/dbc';
 import '../../layers/groupedConv';
 import '../../layers/channelOps';
+import '../../layers/kerasNormalization';
 import type { FromReplica, ToReplica } from './protocol';
 import { ExchangeViews } from './exchange';
 import { assignFlat, FlatMomentum, flatLayout, readLayerWeights, writeLayerWeights, shardGradients, weightsAt, type FlatLayout, type ModelWeight } from './shardStep';
