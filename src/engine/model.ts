@@ -5,10 +5,7 @@ import { loadLayersModelFromFile } from './io';
 import { importOnnxModel, isOnnxPath, OnnxSourceInfo } from './onnx';
 import { assertNotForeignModelFormat, hasOnnxSignature } from './io/modelFormats';
 // Registers the DBC mask layer with tfjs and the loader.
-import './layers/dbc';
-import './layers/groupedConv';
-import './layers/channelOps';
-import './layers/kerasNormalization';
+import './layers/registered';
 import { buildBuiltin, BuiltinOptions, isBuiltinSpec } from './zoo/builtins';
 
 

@@ -24,8 +24,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { channelAffine } from './channel-affine';
 import { reduceLeadingAxes } from './leading-axis-reductions';
-import { heapOffset, readDoubles, simdKernels, type SimdKernels } from './simd/simdKernels';
-import { asWasmBackend, floatView, makeFloatOutput, releaseAll, runWasmKernel, type WasmBackendView } from './wasm-heap';
+import { readDoubles, simdKernels, type SimdKernels } from './simd/simdKernels';
+import { asWasmBackend, floatView, heapOffset, makeFloatOutput, releaseAll, runWasmKernel, type WasmBackendView } from './wasm-heap';
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 

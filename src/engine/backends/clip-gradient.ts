@@ -10,8 +10,8 @@
  * tfjs); other backends keep the stock gradient.
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapOffset, simdKernels } from './simd/simdKernels';
-import { asWasmBackend, floatView, makeFloatOutput } from './wasm-heap';
+import { simdKernels } from './simd/simdKernels';
+import { asWasmBackend, floatView, heapOffset, makeFloatOutput } from './wasm-heap';
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 

@@ -5,8 +5,8 @@
  * over channels, which are contiguous in NHWC.
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapOffset, simdKernels } from './simd/simdKernels';
-import { asWasmBackend, floatView, makeFloatOutput, releaseAll, runWasmKernel, type WasmBackendView } from './wasm-heap';
+import { simdKernels } from './simd/simdKernels';
+import { asWasmBackend, floatView, heapOffset, makeFloatOutput, releaseAll, runWasmKernel, type WasmBackendView } from './wasm-heap';
 
 interface DepthwiseGradientAttrs {
   strides: number | [number, number];

@@ -60,3 +60,10 @@ export function runWasmKernel(
 export function releaseAll(backend: WasmBackendView, infos: tf.TensorInfo[]): void {
   for (const info of infos) backend.disposeData(info.dataId, true);
 }
+
+/** A tensor's byte offset in the heap: what our SIMD kernels (simd/) take as a pointer. */
+export function heapOffset(backend: WasmBackendView, dataId: tf.DataId): number {
+  const data = backend.dataIdMap.get(dataId);
+  if (!data) throw new Error('tensor is not on the wasm backend');
+  return data.memoryOffset;
+}

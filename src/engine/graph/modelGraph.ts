@@ -1,8 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-// Classes the engine itself writes into graphs (ONNX import: grouped convolutions, channel shuffles and slices) must be registered before a graph is built.
-import '../layers/groupedConv';
-import '../layers/channelOps';
-import '../layers/kerasNormalization';
+// The engine's own layer classes must be registered before a graph is built.
+import '../layers/registered';
 
 /** A weight held outside tfjs, so graph transforms are exact array work with no tensor lifetimes. */
 export interface WeightArray {

@@ -8,7 +8,7 @@
  * function, bit for bit, and the added parameters fold away with the BN at deploy.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { isPlainObject } from './weightManifest';
+import { layerObjectsOfClass } from './layerGraph';
 
 /** A topology and its weights, as handed to tfjs's loader. */
 export interface LoadableWeights {
@@ -21,17 +21,6 @@ export interface LoadableWeights {
 export interface CompletedBatchNorm {
   layerName: string;
   added: ('gamma' | 'beta')[];
-}
-
-/** Every `{class_name: 'BatchNormalization', config}` object in the topology, nested models included. */
-function findBatchNormConfigs(node: unknown, found: Record<string, unknown>[]): void {
-  if (Array.isArray(node)) {
-    for (const item of node) findBatchNormConfigs(item, found);
-    return;
-  }
-  if (!isPlainObject(node)) return;
-  if (node.class_name === 'BatchNormalization' && isPlainObject(node.config)) found.push(node.config);
-  for (const value of Object.values(node)) findBatchNormConfigs(value, found);
 }
 
 /** The channel count and name prefix of a BN layer, read from its moving-mean weight in the manifest. */
@@ -49,8 +38,7 @@ function movingMeanSpecOf(layerName: string, specs: tf.io.WeightsManifestEntry[]
  */
 export function completeBatchNormParameters(loadable: LoadableWeights): LoadableWeights & { completed: CompletedBatchNorm[] } {
   const modelTopology = structuredClone(loadable.modelTopology);
-  const configs: Record<string, unknown>[] = [];
-  findBatchNormConfigs(modelTopology, configs);
+  const configs = layerObjectsOfClass(modelTopology, 'BatchNormalization').map((layer) => layer.config);
   const addedSpecs: tf.io.WeightsManifestEntry[] = [];
   const addedValues: Float32Array[] = [];
   const completed: CompletedBatchNorm[] = [];

@@ -5,24 +5,13 @@
  * int32 count weights into float32 values in place: both take 4 bytes, so no offset moves.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { isPlainObject } from './weightManifest';
-import '../layers/kerasNormalization';
+import { layerObjectsOfClass } from './layerGraph';
+import '../layers/registered';
 
 const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8 };
 
-function normalizationLayerNames(node: unknown, found: Set<string>): void {
-  if (Array.isArray(node)) {
-    for (const item of node) normalizationLayerNames(item, found);
-    return;
-  }
-  if (!isPlainObject(node)) return;
-  if (node.class_name === 'Normalization' && isPlainObject(node.config) && typeof node.config.name === 'string') found.add(node.config.name);
-  for (const value of Object.values(node)) normalizationLayerNames(value, found);
-}
-
 export function normalizationCountsAsFloat<T extends { modelTopology: {}; weightSpecs: tf.io.WeightsManifestEntry[]; weightData: ArrayBuffer }>(loadable: T): T {
-  const layers = new Set<string>();
-  normalizationLayerNames(loadable.modelTopology, layers);
+  const layers = new Set(layerObjectsOfClass(loadable.modelTopology, 'Normalization').flatMap((layer) => (typeof layer.config.name === 'string' ? [layer.config.name] : [])));
   if (layers.size === 0) return loadable;
   const isCount = (name: string) => [...layers].some((layer) => name === `${layer}/count` || name.endsWith(`/${layer}/count`));
   if (!loadable.weightSpecs.some((spec) => spec.dtype === 'int32' && isCount(spec.name))) return loadable;

@@ -23,6 +23,21 @@ export interface TopologyLayer {
   config: Record<string, unknown>;
 }
 
+/**
+ * Every `{class_name, config}` object of class `className` anywhere in a topology (nested models
+ * included), in document order: the loader's rewrites (BN defaults, grouped convs, Normalization)
+ * find their layers with it.
+ */
+export function layerObjectsOfClass(node: unknown, className: string, found: Array<Record<string, unknown> & { config: Record<string, unknown> }> = []): Array<Record<string, unknown> & { config: Record<string, unknown> }> {
+  if (Array.isArray(node)) {
+    for (const item of node) layerObjectsOfClass(item, className, found);
+  } else if (isPlainObject(node)) {
+    if (node.class_name === className && isPlainObject(node.config)) found.push(node as Record<string, unknown> & { config: Record<string, unknown> });
+    for (const value of Object.values(node)) layerObjectsOfClass(value, className, found);
+  }
+  return found;
+}
+
 /** `{class_name, config}` of the model, unwrapping the `model_config` the Keras converter writes. */
 export function modelConfigOf(modelTopology: Record<string, unknown>): Record<string, unknown> {
   return isPlainObject(modelTopology.model_config) ? modelTopology.model_config : modelTopology;

@@ -99,7 +99,7 @@ export async function loadLayersModelFromFile(modelJsonPath: string): Promise<tf
   // Keras' Normalization keeps an int32 count; the engine's layer holds it as float32.
   const { weightSpecs, weightData } = normalizationCountsAsFloat(completed);
   // Keras' Conv2D(groups > 1) loads as the engine's GroupedConv2D (tfjs's Conv2D has no groups).
-  const { modelTopology } = mapGroupedConvs(completed.modelTopology);
+  const modelTopology = mapGroupedConvs(completed.modelTopology);
   let model: tf.LayersModel;
   try {
     model = await tf.loadLayersModel({

@@ -56,6 +56,14 @@ interface ValueState {
 
 const product = (values: number[]) => values.reduce((a, b) => a * b, 1);
 
+/** A value's ONNX shape without the batch: a 5-D channel view's own, else `shape`. */
+function onnxShapeOf(x: ValueState): number[] {
+  if (!x.view) return x.shape;
+  const [c, h, w] = x.shape;
+  const { groups, transposed } = x.view;
+  return transposed ? [c / groups, groups, h, w] : [groups, c / groups, h, w];
+}
+
 /** The symbolic batch size in folded shape arithmetic (Reshape treats it as "keep the batch"). */
 const BATCH_DIM = -2;
 
@@ -736,13 +744,10 @@ class OnnxImporter {
   }
 
   /** channel_shuffle's last view, back to [C, H, W]: a ChannelShuffle layer (none if the transposes cancelled). */
-  private convertShuffleEnd(node: OnnxNode, x: ValueState, target: number[]): void {
+  private convertShuffleEnd(node: OnnxNode, x: ValueState, dims: number[]): void {
     const [c, h, w] = x.shape;
-    const rest = target.slice(1).map((d, i) => (d === 0 ? [c, h, w][i] : d));
-    const known = rest.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
-    const dims = rest.map((d) => (d === -1 ? (c * h * w) / known : d));
-    if (target.length !== 4 || dims[0] !== c || dims[1] !== h || dims[2] !== w) {
-      this.fail(node, `reshape of a 5-D channel view to [${target.join(', ')}]; PaS converts only the channel shuffle's reshape back to [N, ${c}, ${h}, ${w}]`);
+    if (dims.length !== 3 || dims[0] !== c || dims[1] !== h || dims[2] !== w) {
+      this.fail(node, `reshape of a 5-D channel view to [N, ${dims.join(', ')}]; PaS converts only the channel shuffle's reshape back to [N, ${c}, ${h}, ${w}]`);
     }
     const { view, ...map } = x;
     if (!view!.transposed) return this.setOutput(node, map);
@@ -817,8 +822,7 @@ class OnnxImporter {
   private convertReshape(node: OnnxNode): void {
     const x = this.anyValue(node, node.inputs[0]);
     const target = Array.from(this.constant(node, node.inputs[1], 'shape').values, Number);
-    if (x.view) return this.convertShuffleEnd(node, x, target);
-    const inShape = x.shape;
+    const inShape = onnxShapeOf(x);
     const features = product(inShape);
     // Resolve 0 (copy) and -1 (infer) against the ONNX shape [N, ...inShape]; N stays symbolic.
     const full = [BATCH_DIM, ...inShape];
@@ -830,6 +834,7 @@ class OnnxImporter {
     const known = product(rest.filter((d) => d !== -1));
     const inferred = rest.map((d) => (d === -1 ? features / known : d));
     if (product(inferred) !== features || inferred.some((d) => !Number.isInteger(d))) this.fail(node, `cannot reshape [${inShape.join(', ')}] to [${target.join(', ')}]`);
+    if (x.view) return this.convertShuffleEnd(node, x, inferred);
     if (inferred.length === 1) {
       if (x.kind === 'vector') return this.setOutput(node, { ...x, shape: inferred, pooled: false });
       return this.setOutput(node, this.flattenMap(node, x));

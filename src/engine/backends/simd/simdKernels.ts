@@ -82,10 +82,3 @@ export function simdKernels(backend: unknown): SimdKernels | undefined {
   instances.set(key, kernels);
   return kernels ?? undefined;
 }
-
-/** A tensor's byte offset in the heap (what the kernels take as a pointer). */
-export function heapOffset(backend: { dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined } }, dataId: object): number {
-  const data = backend.dataIdMap.get(dataId);
-  if (!data) throw new Error('tensor is not on the wasm backend');
-  return data.memoryOffset;
-}

@@ -7,10 +7,7 @@ import { parentPort } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backends';
 // Registers the DBC mask layer, so that masked models deserialize here too.
-import '../../layers/dbc';
-import '../../layers/groupedConv';
-import '../../layers/channelOps';
-import '../../layers/kerasNormalization';
+import '../../layers/registered';
 import type { FromReplica, ToReplica } from './protocol';
 import { ExchangeViews } from './exchange';
 import { assignFlat, FlatMomentum, flatLayout, readLayerWeights, writeLayerWeights, shardGradients, weightsAt, type FlatLayout, type ModelWeight } from './shardStep';
