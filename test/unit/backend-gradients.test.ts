@@ -82,6 +82,9 @@ describe('wasm training kernels match the cpu backend', () => {
     { x: [2, 9, 11, 3], w: [3, 3, 3, 5], stride: 2, pad: 'same' },
     { x: [2, 9, 11, 3], w: [3, 3, 3, 5], stride: 1, pad: 'valid' },
     { x: [2, 9, 11, 3], w: [3, 3, 3, 5], stride: 2, pad: 'valid' },
+    // Rows long enough for the wasm patch gather's 4-wide copies at stride 1 and 2 (and their tails).
+    { x: [2, 5, 23, 9], w: [3, 3, 9, 4], stride: 2, pad: 'same' },
+    { x: [2, 5, 23, 9], w: [3, 3, 9, 4], stride: 1, pad: 'valid' },
     { x: [3, 10, 8, 4], w: [3, 3, 4, 6], stride: 2, pad: 'same' },
     { x: [2, 7, 7, 6], w: [1, 1, 6, 4], stride: 1, pad: 'valid' },
     { x: [2, 7, 9, 6], w: [1, 1, 6, 4], stride: 2, pad: 'same' },
@@ -102,30 +105,46 @@ describe('wasm training kernels match the cpu backend', () => {
   ];
   for (const c of convCases) {
     // Each shape three ways: the route chosen for it, and both gradients forced through each route.
-    it(`conv2d ${c.w[0]}x${c.w[1]} stride ${c.stride} ${c.pad} on ${c.x.join('x')} -> ${c.w[3]} channels (chosen, matmul and conv routes)`, async () => {
-      for (const forced of [{}, { input: 'matmul', filter: 'matmul' }, { input: 'conv', filter: 'conv' }] as const) {
+    it(`conv2d ${c.w[0]}x${c.w[1]} stride ${c.stride} ${c.pad} on ${c.x.join('x')} -> ${c.w[3]} channels (chosen, matmul and conv routes; matmul without SIMD)`, async () => {
+      // The matmul route once more without the SIMD kernels: its patch gather then runs in JS.
+      const variants = [{}, { input: 'matmul', filter: 'matmul' }, { input: 'conv', filter: 'conv' }, { input: 'matmul', filter: 'matmul', noSimd: true }] as const;
+      for (const { noSimd, ...forced } of variants as ReadonlyArray<{ input?: 'matmul' | 'conv'; filter?: 'matmul' | 'conv'; noSimd?: boolean }>) {
         forceConvGradientRoutes(forced);
+        disableSimdKernels(noSimd === true);
         try {
           const results = await onWasmAndCpu(() => gradientsOf((x, w) => tf.conv2d(x, w, c.stride, c.pad), c.x, c.w));
-          assertAllClose(results, `conv2d, routes ${JSON.stringify(forced)}`);
+          assertAllClose(results, `conv2d, routes ${JSON.stringify(forced)}${noSimd ? ' without SIMD kernels' : ''}`);
         } finally {
           forceConvGradientRoutes({});
+          disableSimdKernels(false);
         }
       }
     });
   }
 
-  it('routes: the matmul filter gradient never builds a patch matrix above 16 MB; the matmul input gradient only for few pixels', () => {
+  it('routes: the matmul gradients never build a patch or column matrix above 16 MB; the matmul input gradient for strided layers (wasm scatter) or few pixels', () => {
     const info = (x: number[], w: number[], stride: number) =>
       tf.backend_util.computeConv2DInfo(x as [number, number, number, number], w as [number, number, number, number], stride, 1, 'same', undefined, false, 'channelsLast');
     // A widening 3x3 layer over many pixels: the product, while its patches stay small...
-    assert.equal(filterGradientRoute(info([32, 28, 28, 16], [3, 3, 16, 32], 2)), 'matmul');
-    // ...but not on a 224x224 model's early activation (4 x 112 x 112 x 64 -> 9 x 64 x 50,176 patch values).
-    assert.equal(filterGradientRoute(info([4, 112, 112, 64], [3, 3, 64, 128], 1)), 'conv');
-    assert.equal(filterGradientRoute(info([4, 112, 112, 64], [1, 1, 64, 128], 1)), 'matmul');
-    assert.equal(inputGradientRoute(info([32, 2, 2, 96], [3, 3, 96, 640], 2)), 'matmul');
-    assert.equal(inputGradientRoute(info([32, 16, 16, 24], [3, 3, 24, 24], 1)), 'conv');
-    assert.equal(inputGradientRoute(info([32, 2, 2, 96], [1, 1, 96, 640], 2)), 'conv');
+    for (const patchesInWasm of [true, false]) {
+      assert.equal(filterGradientRoute(info([32, 28, 28, 16], [3, 3, 16, 32], 2), patchesInWasm), 'matmul');
+      // ...but not on a 224x224 model's early activation (4 x 112 x 112 x 64 -> 9 x 64 x 50,176 patch values).
+      assert.equal(filterGradientRoute(info([4, 112, 112, 64], [3, 3, 64, 128], 1), patchesInWasm), 'conv');
+      assert.equal(filterGradientRoute(info([4, 112, 112, 64], [1, 1, 64, 128], 1), patchesInWasm), 'matmul');
+    }
+    // A layer as wide as its input over many pixels: the product only where the gather runs in wasm.
+    assert.equal(filterGradientRoute(info([32, 14, 14, 32], [3, 3, 32, 32], 1), true), 'matmul');
+    assert.equal(filterGradientRoute(info([32, 14, 14, 32], [3, 3, 32, 32], 1), false), 'conv');
+    for (const columnsInWasm of [true, false]) {
+      assert.equal(inputGradientRoute(info([32, 2, 2, 96], [3, 3, 96, 640], 2), columnsInWasm), 'matmul');
+      assert.equal(inputGradientRoute(info([32, 16, 16, 24], [3, 3, 24, 24], 1), columnsInWasm), 'conv');
+      assert.equal(inputGradientRoute(info([32, 2, 2, 96], [1, 1, 96, 640], 2), columnsInWasm), 'conv');
+      // The columns would be 9 x 64 x 12,544 values: above 16 MB.
+      assert.equal(inputGradientRoute(info([4, 112, 112, 64], [3, 3, 64, 64], 2), columnsInWasm), 'conv');
+    }
+    // A strided layer over many pixels: the product only where the scatter runs in wasm.
+    assert.equal(inputGradientRoute(info([32, 28, 28, 16], [3, 3, 16, 32], 2), true), 'matmul');
+    assert.equal(inputGradientRoute(info([32, 28, 28, 16], [3, 3, 16, 32], 2), false), 'conv');
   });
 
   it('fused conv2d with bias and relu (what tfjs-layers runs) gets all three gradients', async () => {

@@ -17,10 +17,12 @@ import {
   WasmBackendView,
   asWasmBackend,
   floatView,
+  heapOffset,
   makeFloatOutput,
   releaseAll,
   runWasmKernel,
 } from './wasm-heap';
+import { simdKernels } from './simd/simdKernels';
 
 type PadAttr = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
@@ -36,26 +38,48 @@ export function forceConvGradientRoutes(forced: { filter?: GradientRoute; input?
 }
 
 /**
- * The input-gradient route for a shape (see inputGradientByMatMul). Measured both ways on a grid
- * (batch 32 and 4; 1-64 pixel rows; 16-640 channels; 1x1 and 3x3; stride 1 and 2): the matrix
- * product wins 1.2-12x for multi-tap filters over at most 32 output pixels (n*oh*ow), and
- * 1.2-1.9x over at most 128 with ci*co >= 4096; beyond that the scatter-add in JS costs more than
- * the convolution's filter rearrangement, up to 2-9x more on large activations.
+ * The input-gradient route for a shape (see inputGradientByMatMul). `columnsInWasm`: the
+ * scatter-add runs in the wasm kernels module (else a JS loop).
+ *
+ * Measured both ways, interleaved, on a grid (batch 32 and 4; 2-56 pixel rows; 16-640 channels;
+ * 3x3, stride 1 and 2), without reading the result back:
+ * - scattered in wasm, the product wins 1.16-2.6x on every strided layer (the convolution route
+ *   runs one small convolution per stride phase, each with only ci output channels); at stride 1
+ *   it ties over at most 1,568 pixels where ci * co >= 4096, and loses 5-27% over more pixels;
+ * - scattered in JS, the product wins 1.2-12x for multi-tap filters over at most 32 output pixels,
+ *   and 1.2-1.9x over at most 128 with ci*co >= 4096; beyond that the scatter-add costs more than
+ *   the convolution's filter rearrangement, up to 2-9x more on large activations.
+ * The columns are kh*kw times dx: above 16 MB of them the convolution route is kept, as for the
+ * filter gradient's patches.
  */
-export function inputGradientRoute(info: tf.backend_util.Conv2DInfo): GradientRoute {
+export function inputGradientRoute(info: tf.backend_util.Conv2DInfo, columnsInWasm: boolean): GradientRoute {
   const pixels = info.batchSize * info.outHeight * info.outWidth;
-  if (info.filterHeight * info.filterWidth === 1) return 'conv';
-  return pixels <= 32 || (pixels <= 128 && info.inChannels * info.outChannels >= 4096) ? 'matmul' : 'conv';
+  const taps = info.filterHeight * info.filterWidth;
+  if (taps === 1 || taps * info.inChannels * pixels > MAX_PATCH_VALUES) return 'conv';
+  const wide = info.inChannels * info.outChannels >= 4096;
+  if (columnsInWasm) {
+    const strided = info.strideHeight > 1 || info.strideWidth > 1;
+    return strided || (pixels <= 1568 && wide) ? 'matmul' : 'conv';
+  }
+  return pixels <= 32 || (pixels <= 128 && wide) ? 'matmul' : 'conv';
 }
 
 /**
  * The filter-gradient route for a shape. The matrix product gathers a patch matrix kh*kw times
- * the input; the convolution packs dy as its filter. Measured both ways on the same grid: the
- * product wins 1.4-13x for 1x1 filters and for the first layer (few input channels), and for
- * multi-tap filters where the layer widens (co > ci) over many pixels, P * co / ci >= 3000
- * (1.2-2.6x); where ci >= co or the pixels are few the convolution wins by up to 5x.
+ * the input; the convolution packs dy as its filter. `patchesInWasm`: the gather runs in the
+ * wasm kernels module (else a JS loop, ~3x slower on short rows).
+ *
+ * Measured both ways, interleaved, on a grid (batch 32 and 4; 2-56 pixel rows; 16-640 channels;
+ * stride 1 and 2), timing the kernel without reading its result back:
+ * - gathered in wasm, the product wins 1.1-2.6x nearly everywhere (the XNNPACK product runs at
+ *   ~17 G multiply-adds/s, the convolution with dy as its filter at 5-11 G); the convolution wins
+ *   only on small narrowing layers (co < ci over at most 1,568 pixels), by up to 0.15 ms;
+ * - gathered in JS, the product wins 1.4-13x for 1x1 filters and for the first layer (few input
+ *   channels), and for multi-tap filters where the layer widens (co > ci) over many pixels,
+ *   P * co / ci >= 3000 (1.2-2.6x); where ci >= co or the pixels are few the convolution wins by
+ *   up to 5x.
  */
-export function filterGradientRoute(info: tf.backend_util.Conv2DInfo): GradientRoute {
+export function filterGradientRoute(info: tf.backend_util.Conv2DInfo, patchesInWasm: boolean): GradientRoute {
   if (info.filterHeight * info.filterWidth === 1 || info.inChannels < 8) return 'matmul';
   const pixels = info.batchSize * info.outHeight * info.outWidth;
   // The patch matrix is kh*kw times the input: on large activations (a 224x224 model's early
@@ -63,6 +87,7 @@ export function filterGradientRoute(info: tf.backend_util.Conv2DInfo): GradientR
   // those models' batch. Above 16 MB of patches the convolution route is kept.
   const patchValues = info.filterHeight * info.filterWidth * info.inChannels * pixels;
   if (patchValues > MAX_PATCH_VALUES) return 'conv';
+  if (patchesInWasm) return info.outChannels < info.inChannels && pixels <= 1568 ? 'conv' : 'matmul';
   return info.outChannels > info.inChannels && (pixels * info.outChannels) / info.inChannels >= 3000 ? 'matmul' : 'conv';
 }
 
@@ -99,8 +124,9 @@ function forwardConvInfo(
 /**
  * dW[ky,kx,ci,co] = sum over n,oy,ox of xPadded[n, oy*s+ky, ox*s+kx, ci] * dy[n,oy,ox,co]:
  * one matrix product patches^T [kh*kw*ci, P] x dy [P, co] with P = n*oh*ow, whose result is
- * already laid out as [kh, kw, ci, co]. The transposed patch matrix is gathered in JS from x moved
- * to [ci, n, h, w], so every patch row is a strided walk along one image row.
+ * already laid out as [kh, kw, ci, co]. The transposed patch matrix is gathered (by the wasm
+ * kernels module, else in JS) from x moved to [ci, n, h, w], so every patch row is a strided walk
+ * along one image row.
  */
 export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
@@ -120,8 +146,27 @@ export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInf
     return { dataId: product.dataId, shape: [kh, kw, inChannels, outChannels], dtype: product.dtype };
   }
   const patchesT = makeFloatOutput(backend, [1, rows, pixels], false);
-  const source = floatView(backend, xByChannel);
-  const target = floatView(backend, patchesT);
+  const kernels = simdKernels(backend);
+  if (kernels) {
+    // The same gather in wasm: the JS loop below spent ~5 ns per value on its short rows (a 3x3
+    // 32->32 layer on 14x14 at batch 32: 9 ms of gather against 3.4 ms of matrix product).
+    kernels.transposedPatches(
+      heapOffset(backend, xByChannel.dataId), heapOffset(backend, patchesT.dataId),
+      batchSize, inChannels, inHeight, inWidth, outHeight, outWidth, kh, kw, sh, sw, top, left,
+    );
+  } else gatherTransposedPatches(floatView(backend, xByChannel), floatView(backend, patchesT), info);
+  const product = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b: dyAsMatrix }, { transposeA: false, transposeB: false });
+  releaseAll(backend, [xByChannel, patchesT]);
+  // [1, kh*kw*ci, co] is [kh, kw, ci, co] in memory: hand it out reshaped, like the Reshape kernel.
+  return { dataId: product.dataId, shape: [kh, kw, inChannels, outChannels], dtype: product.dtype };
+}
+
+/** The plain-JS gather of filterGradientByMatMul's transposed patch matrix (see transposedPatches in kernels.wat). */
+function gatherTransposedPatches(source: Float32Array, target: Float32Array, info: tf.backend_util.Conv2DInfo): void {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  const pixels = batchSize * outHeight * outWidth;
   for (let ky = 0; ky < kh; ky++) {
     for (let kx = 0; kx < kw; kx++) {
       // Output columns whose input column ix = ox*sw - left + kx lies inside the image.
@@ -147,10 +192,6 @@ export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInf
       }
     }
   }
-  const product = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b: dyAsMatrix }, { transposeA: false, transposeB: false });
-  releaseAll(backend, [xByChannel, patchesT]);
-  // [1, kh*kw*ci, co] is [kh, kw, ci, co] in memory: hand it out reshaped, like the Reshape kernel.
-  return { dataId: product.dataId, shape: [kh, kw, inChannels, outChannels], dtype: product.dtype };
 }
 
 /**
@@ -196,7 +237,7 @@ function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: un
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const attrs = args.attrs as unknown as Conv2DGradientAttrs & { filterShape: number[] };
   const info = forwardConvInfo(x.shape, attrs.filterShape, attrs);
-  const route = routes.filter ?? filterGradientRoute(info);
+  const route = routes.filter ?? filterGradientRoute(info, simdKernels(backend) !== undefined);
   return route === 'matmul' ? filterGradientByMatMul(backend, x, dy, info) : filterGradientByConv(backend, x, dy, info);
 }
 
@@ -293,12 +334,13 @@ function stridedConv2DBackpropInput(
 
 /**
  * The input gradient as one XNNPACK matrix product and a scatter-add (col2im):
- * columns[kh*kw*ci, P] = W [kh*kw*ci, co] x dy^T [co, P] with P = n*oh*ow (the filter is already
- * that matrix in memory, and only the small dy^T is packed), transposed to [P, kh*kw*ci], and
- * each pixel's row added into the input positions its taps read. The convolution route instead
- * rearranges the whole filter in JS and packs it anew on every call (once per stride phase), which
- * dominates where the layer has few pixels and many channels (late stages): a 3x3 96->640 stride-2
- * layer on 2x2 inputs took 9.3 ms that way against 1.6 ms for its forward pass.
+ * columns[P, kh*kw*ci] = dy [P, co] x W^T [co, kh*kw*ci] with P = n*oh*ow (dy is already that
+ * matrix in memory, and only the small filter is transposed), then each pixel's row added into the
+ * input positions its taps read (by the wasm kernels module, else in JS). The convolution route
+ * instead rearranges the whole filter and convolves once per stride phase with few output
+ * channels, which costs most where the layer is strided or has few pixels and many channels (late
+ * stages): a 3x3 96->640 stride-2 layer on 2x2 inputs took 9.3 ms that way against 1.6 ms for its
+ * forward pass.
  */
 export function inputGradientByMatMul(backend: WasmBackendView, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
@@ -306,18 +348,32 @@ export function inputGradientByMatMul(backend: WasmBackendView, dy: tf.TensorInf
   const { top, left } = info.padInfo;
   const pixels = batchSize * outHeight * outWidth;
   const columns = kh * kw * inChannels;
-  const dyT = runWasmKernel(backend, 'Transpose', { x: { dataId: dy.dataId, dtype: dy.dtype, shape: [pixels, outChannels] } }, { perm: [1, 0] });
-  const product = runWasmKernel(
+  const filterT = runWasmKernel(backend, 'Transpose', { x: { dataId: filter.dataId, dtype: filter.dtype, shape: [columns, outChannels] } }, { perm: [1, 0] });
+  const byPixel = runWasmKernel(
     backend,
     'BatchMatMul',
-    { a: { dataId: filter.dataId, dtype: filter.dtype, shape: [1, columns, outChannels] }, b: { dataId: dyT.dataId, dtype: dyT.dtype, shape: [1, outChannels, pixels] } },
+    { a: { dataId: dy.dataId, dtype: dy.dtype, shape: [1, pixels, outChannels] }, b: { dataId: filterT.dataId, dtype: filterT.dtype, shape: [1, outChannels, columns] } },
     { transposeA: false, transposeB: false },
   );
-  const byPixel = runWasmKernel(backend, 'Transpose', { x: { dataId: product.dataId, dtype: product.dtype, shape: [columns, pixels] } }, { perm: [1, 0] });
-  releaseAll(backend, [dyT, product]);
+  releaseAll(backend, [filterT]);
   const dx = makeFloatOutput(backend, [batchSize, inHeight, inWidth, inChannels], true);
-  const source = floatView(backend, byPixel);
-  const target = floatView(backend, dx);
+  const kernels = simdKernels(backend);
+  if (kernels) {
+    kernels.columnsToImage(
+      heapOffset(backend, byPixel.dataId), heapOffset(backend, dx.dataId),
+      batchSize, inChannels, inHeight, inWidth, outHeight, outWidth, kh, kw, sh, sw, top, left,
+    );
+  } else addColumnsToImage(floatView(backend, byPixel), floatView(backend, dx), info);
+  releaseAll(backend, [byPixel]);
+  return dx;
+}
+
+/** The plain-JS scatter-add of inputGradientByMatMul (see columnsToImage in kernels.wat). */
+function addColumnsToImage(source: Float32Array, target: Float32Array, info: tf.backend_util.Conv2DInfo): void {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  const columns = kh * kw * inChannels;
   let row = 0;
   for (let n = 0; n < batchSize; n++) {
     for (let oy = 0; oy < outHeight; oy++) {
@@ -336,8 +392,6 @@ export function inputGradientByMatMul(backend: WasmBackendView, dy: tf.TensorInf
       }
     }
   }
-  releaseAll(backend, [byPixel]);
-  return dx;
 }
 
 /** The stock wasm kernel, kept for the layouts the fast path does not cover. */
@@ -349,7 +403,7 @@ function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: unk
   const attrs = args.attrs as unknown as Conv2DGradientAttrs & { inputShape: number[] };
   const info = forwardConvInfo(attrs.inputShape, filter.shape, attrs);
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  if ((routes.input ?? inputGradientRoute(info)) === 'matmul') return inputGradientByMatMul(backend, dy, filter, info);
+  if ((routes.input ?? inputGradientRoute(info, simdKernels(backend) !== undefined)) === 'matmul') return inputGradientByMatMul(backend, dy, filter, info);
   if (sh > 1 || sw > 1) return stridedConv2DBackpropInput(backend, dy, filter, info);
   // Padding of dy so that a valid correlation gives exactly inHeight x inWidth.
   const top = kh - 1 - info.padInfo.top;

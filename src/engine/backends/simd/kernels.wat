@@ -285,4 +285,185 @@
         (br $singles)))
       (local.set $p (i32.add (local.get $p) (i32.const 1)))
       (br $pixelsLoop))))
+
+  ;; count (>= 0) float zeros at byte offset at: four per store, then singles.
+  (func $zeroFloats (param $at i32) (param $count i32)
+    (local $end i32)
+    (local.set $end (i32.add (local.get $at) (i32.shl (local.get $count) (i32.const 2))))
+    (block $quadsDone (loop $quads
+      (br_if $quadsDone (i32.gt_u (i32.add (local.get $at) (i32.const 16)) (local.get $end)))
+      (v128.store (local.get $at) (v128.const i32x4 0 0 0 0))
+      (local.set $at (i32.add (local.get $at) (i32.const 16)))
+      (br $quads)))
+    (block $done (loop $singles
+      (br_if $done (i32.ge_u (local.get $at) (local.get $end)))
+      (f32.store (local.get $at) (f32.const 0))
+      (local.set $at (i32.add (local.get $at) (i32.const 4)))
+      (br $singles))))
+
+  ;; The transposed patch matrix of a convolution's filter gradient (im2col, one row per filter tap
+  ;; and input channel): out[((ky * kw + kx) * channels + c) * P + (b * outHeight + oy) * outWidth + ox]
+  ;;   = x[c, b, oy * strideY - top + ky, ox * strideX - left + kx], or +0 where that lies in the
+  ;; padding; P = batch * outHeight * outWidth and x is the input moved to [channels, batch, h, w],
+  ;; so each output row is a walk along one input row (a plain copy at stride 1).
+  (func (export "transposedPatches")
+    (param $x i32) (param $out i32) (param $batch i32) (param $channels i32)
+    (param $inHeight i32) (param $inWidth i32) (param $outHeight i32) (param $outWidth i32)
+    (param $kh i32) (param $kw i32) (param $strideY i32) (param $strideX i32) (param $top i32) (param $left i32)
+    (local $ky i32) (local $kx i32) (local $image i32) (local $oy i32) (local $iy i32)
+    (local $oxFirst i32) (local $oxEnd i32) (local $to i32) (local $from i32) (local $rowBytes i32)
+    (local $imageBase i32) (local $images i32) (local $ox i32) (local $fromStep i32)
+    (local.set $rowBytes (i32.shl (local.get $outWidth) (i32.const 2)))
+    (local.set $fromStep (i32.shl (local.get $strideX) (i32.const 2)))
+    (local.set $images (i32.mul (local.get $channels) (local.get $batch)))
+    (local.set $to (local.get $out))
+    (local.set $ky (i32.const 0))
+    (block $tapRowsDone (loop $tapRows
+      (br_if $tapRowsDone (i32.ge_s (local.get $ky) (local.get $kh)))
+      (local.set $kx (i32.const 0))
+      (block $tapsDone (loop $taps
+        (br_if $tapsDone (i32.ge_s (local.get $kx) (local.get $kw)))
+        ;; Output columns whose input column ox * strideX - left + kx lies inside the image:
+        ;; ceil((left - kx) / strideX) .. floor((inWidth - 1 + left - kx) / strideX), clamped.
+        (local.set $oxFirst (i32.sub (local.get $left) (local.get $kx)))
+        (local.set $oxFirst
+          (select (i32.div_s (i32.add (local.get $oxFirst) (i32.sub (local.get $strideX) (i32.const 1))) (local.get $strideX))
+                  (i32.const 0)
+                  (i32.gt_s (local.get $oxFirst) (i32.const 0))))
+        (local.set $oxEnd (i32.add (i32.div_s (i32.add (i32.sub (local.get $inWidth) (i32.const 1)) (i32.sub (local.get $left) (local.get $kx))) (local.get $strideX)) (i32.const 1)))
+        ;; inWidth - 1 + left - kx < 0 (a tap that never reaches the image) leaves oxEnd <= 0.
+        (if (i32.lt_s (i32.add (i32.sub (local.get $inWidth) (i32.const 1)) (i32.sub (local.get $left) (local.get $kx))) (i32.const 0))
+          (then (local.set $oxEnd (i32.const 0))))
+        (if (i32.gt_s (local.get $oxEnd) (local.get $outWidth)) (then (local.set $oxEnd (local.get $outWidth))))
+        (if (i32.lt_s (local.get $oxEnd) (local.get $oxFirst)) (then (local.set $oxEnd (local.get $oxFirst))))
+        (local.set $image (i32.const 0))
+        ;; (c, b) pairs in order: x is [channels, batch, h, w], so image index c * batch + b.
+        (block $imagesDone (loop $images
+          (br_if $imagesDone (i32.ge_s (local.get $image) (local.get $images)))
+          (local.set $imageBase (i32.mul (i32.mul (local.get $image) (local.get $inHeight)) (local.get $inWidth)))
+          (local.set $oy (i32.const 0))
+          (block $rowsDone (loop $rows
+            (br_if $rowsDone (i32.ge_s (local.get $oy) (local.get $outHeight)))
+            (local.set $iy (i32.add (i32.sub (i32.mul (local.get $oy) (local.get $strideY)) (local.get $top)) (local.get $ky)))
+            ;; Row padding (iy outside the image) is all zeros; otherwise zeros, the copied
+            ;; columns [oxFirst, oxEnd), zeros. Inline loops, not memory.copy / memory.fill: rows
+            ;; are 2-32 values, and each bulk-memory instruction is a call into the runtime.
+            (if (i32.or (i32.lt_s (local.get $iy) (i32.const 0)) (i32.ge_s (local.get $iy) (local.get $inHeight)))
+              (then (call $zeroFloats (local.get $to) (local.get $outWidth)))
+              (else
+                (call $zeroFloats (local.get $to) (local.get $oxFirst))
+                (call $zeroFloats
+                  (i32.add (local.get $to) (i32.shl (local.get $oxEnd) (i32.const 2)))
+                  (i32.sub (local.get $outWidth) (local.get $oxEnd)))
+                ;; Byte offset of x[image, iy, oxFirst * strideX - left + kx].
+                (local.set $from (i32.add (local.get $x) (i32.shl
+                  (i32.add (i32.add (local.get $imageBase) (i32.mul (local.get $iy) (local.get $inWidth)))
+                           (i32.add (i32.sub (i32.mul (local.get $oxFirst) (local.get $strideX)) (local.get $left)) (local.get $kx)))
+                  (i32.const 2))))
+                (local.set $ox (local.get $oxFirst))
+                (if (i32.eq (local.get $strideX) (i32.const 1))
+                  (then
+                    (block $quadsDone (loop $quads
+                      (br_if $quadsDone (i32.gt_s (i32.add (local.get $ox) (i32.const 4)) (local.get $oxEnd)))
+                      (v128.store (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2))) (v128.load (local.get $from)))
+                      (local.set $from (i32.add (local.get $from) (i32.const 16)))
+                      (local.set $ox (i32.add (local.get $ox) (i32.const 4)))
+                      (br $quads)))))
+                (if (i32.eq (local.get $strideX) (i32.const 2))
+                  (then
+                    ;; Four outputs from eight inputs (the even ones). The loads reach one value
+                    ;; past the fourth output's input, so this stops while a fifth output remains:
+                    ;; that value is then inside the row.
+                    (block $pairsDone (loop $pairs
+                      (br_if $pairsDone (i32.gt_s (i32.add (local.get $ox) (i32.const 5)) (local.get $oxEnd)))
+                      (v128.store (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2)))
+                        (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
+                          (v128.load (local.get $from))
+                          (v128.load (i32.add (local.get $from) (i32.const 16)))))
+                      (local.set $from (i32.add (local.get $from) (i32.const 32)))
+                      (local.set $ox (i32.add (local.get $ox) (i32.const 4)))
+                      (br $pairs)))))
+                (block $columnsDone (loop $columns
+                  (br_if $columnsDone (i32.ge_s (local.get $ox) (local.get $oxEnd)))
+                  (f32.store (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2))) (f32.load (local.get $from)))
+                  (local.set $from (i32.add (local.get $from) (local.get $fromStep)))
+                  (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+                  (br $columns)))))
+            (local.set $to (i32.add (local.get $to) (local.get $rowBytes)))
+            (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+            (br $rows)))
+          (local.set $image (i32.add (local.get $image) (i32.const 1)))
+          (br $images)))
+        (local.set $kx (i32.add (local.get $kx) (i32.const 1)))
+        (br $taps)))
+      (local.set $ky (i32.add (local.get $ky) (i32.const 1)))
+      (br $tapRows))))
+
+  ;; The scatter-add half of a convolution's input gradient (col2im): for every output pixel
+  ;; p = (b, oy, ox) and filter tap (ky, kx) whose input pixel (iy, ix) = (oy * strideY - top + ky,
+  ;; ox * strideX - left + kx) lies inside the image,
+  ;;   dx[b, iy, ix, :] += columns[p, (ky * kw + kx) * channels : +channels].
+  ;; columns is [batch * outHeight * outWidth, kh * kw * channels] (dy times the transposed filter);
+  ;; dx must hold zeros (or what is to be added to). Taps are added in a fixed order.
+  (func (export "columnsToImage")
+    (param $columns i32) (param $dx i32) (param $batch i32) (param $channels i32)
+    (param $inHeight i32) (param $inWidth i32) (param $outHeight i32) (param $outWidth i32)
+    (param $kh i32) (param $kw i32) (param $strideY i32) (param $strideX i32) (param $top i32) (param $left i32)
+    (local $b i32) (local $oy i32) (local $ox i32) (local $ky i32) (local $kx i32) (local $iy i32) (local $ix i32)
+    (local $row i32) (local $from i32) (local $to i32) (local $end i32) (local $vectorEnd i32)
+    (local $channelBytes i32) (local $rowBytes i32)
+    (local.set $channelBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $rowBytes (i32.mul (i32.mul (local.get $kh) (local.get $kw)) (local.get $channelBytes)))
+    (local.set $row (local.get $columns))
+    (local.set $b (i32.const 0))
+    (block $imagesDone (loop $images
+      (br_if $imagesDone (i32.ge_s (local.get $b) (local.get $batch)))
+      (local.set $oy (i32.const 0))
+      (block $rowsDone (loop $rows
+        (br_if $rowsDone (i32.ge_s (local.get $oy) (local.get $outHeight)))
+        (local.set $ox (i32.const 0))
+        (block $pixelsDone (loop $pixels
+          (br_if $pixelsDone (i32.ge_s (local.get $ox) (local.get $outWidth)))
+          (local.set $ky (i32.const 0))
+          (block $tapRowsDone (loop $tapRows
+            (br_if $tapRowsDone (i32.ge_s (local.get $ky) (local.get $kh)))
+            (local.set $iy (i32.add (i32.sub (i32.mul (local.get $oy) (local.get $strideY)) (local.get $top)) (local.get $ky)))
+            (if (i32.and (i32.ge_s (local.get $iy) (i32.const 0)) (i32.lt_s (local.get $iy) (local.get $inHeight)))
+              (then
+                (local.set $kx (i32.const 0))
+                (block $tapsDone (loop $taps
+                  (br_if $tapsDone (i32.ge_s (local.get $kx) (local.get $kw)))
+                  (local.set $ix (i32.add (i32.sub (i32.mul (local.get $ox) (local.get $strideX)) (local.get $left)) (local.get $kx)))
+                  (if (i32.and (i32.ge_s (local.get $ix) (i32.const 0)) (i32.lt_s (local.get $ix) (local.get $inWidth)))
+                    (then
+                      (local.set $from (i32.add (local.get $row)
+                        (i32.mul (i32.add (i32.mul (local.get $ky) (local.get $kw)) (local.get $kx)) (local.get $channelBytes))))
+                      (local.set $to (i32.add (local.get $dx) (i32.mul
+                        (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $inHeight)) (local.get $iy)) (local.get $inWidth)) (local.get $ix))
+                        (local.get $channelBytes))))
+                      (local.set $end (i32.add (local.get $to) (local.get $channelBytes)))
+                      (local.set $vectorEnd (i32.add (local.get $to) (i32.and (local.get $channelBytes) (i32.const -16))))
+                      (block $vectorsDone (loop $vectors
+                        (br_if $vectorsDone (i32.ge_u (local.get $to) (local.get $vectorEnd)))
+                        (v128.store (local.get $to) (f32x4.add (v128.load (local.get $to)) (v128.load (local.get $from))))
+                        (local.set $to (i32.add (local.get $to) (i32.const 16)))
+                        (local.set $from (i32.add (local.get $from) (i32.const 16)))
+                        (br $vectors)))
+                      (block $singlesDone (loop $singles
+                        (br_if $singlesDone (i32.ge_u (local.get $to) (local.get $end)))
+                        (f32.store (local.get $to) (f32.add (f32.load (local.get $to)) (f32.load (local.get $from))))
+                        (local.set $to (i32.add (local.get $to) (i32.const 4)))
+                        (local.set $from (i32.add (local.get $from) (i32.const 4)))
+                        (br $singles)))))
+                  (local.set $kx (i32.add (local.get $kx) (i32.const 1)))
+                  (br $taps)))))
+            (local.set $ky (i32.add (local.get $ky) (i32.const 1)))
+            (br $tapRows)))
+          (local.set $row (i32.add (local.get $row) (local.get $rowBytes)))
+          (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+          (br $pixels)))
+        (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+        (br $rows)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $images))))
 )

@@ -34,6 +34,40 @@ export interface SimdKernels {
   channelSums(u: number, v: number, mean: number, pixels: number, channels: number, accU: number, accUV: number): void;
   /** out = a * u + b * v + c per channel (v = 0: a * u + c). */
   channelAffine(u: number, v: number, pixels: number, channels: number, a: number, b: number, c: number, out: number): void;
+  /** The transposed im2col matrix [kh*kw*channels, batch*outHeight*outWidth] of x moved to [channels, batch, h, w]. */
+  transposedPatches(
+    x: number,
+    out: number,
+    batch: number,
+    channels: number,
+    inHeight: number,
+    inWidth: number,
+    outHeight: number,
+    outWidth: number,
+    kh: number,
+    kw: number,
+    strideY: number,
+    strideX: number,
+    top: number,
+    left: number,
+  ): void;
+  /** dx[b, iy, ix, :] += columns[pixel, tap * channels : +channels] for every tap inside the image (col2im). */
+  columnsToImage(
+    columns: number,
+    dx: number,
+    batch: number,
+    channels: number,
+    inHeight: number,
+    inWidth: number,
+    outHeight: number,
+    outWidth: number,
+    kh: number,
+    kw: number,
+    strideY: number,
+    strideX: number,
+    top: number,
+    left: number,
+  ): void;
 }
 
 /** `count` doubles at byte offset `at` of the heap (any alignment: a Float64Array view needs 8). */
