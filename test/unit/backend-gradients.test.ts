@@ -122,6 +122,21 @@ describe('wasm training kernels match the cpu backend', () => {
     });
   }
 
+  it('filter gradient of a layer whose patches exceed 16 MB is gathered a chunk of images at a time (2 + 1 images here)', async () => {
+    // 9 x 96 x 48 x 48 = 1.99M patch values per image: two images fit in 4M, three do not.
+    for (const noSimd of [false, true]) {
+      forceConvGradientRoutes({ filter: 'matmul' });
+      disableSimdKernels(noSimd);
+      try {
+        const results = await onWasmAndCpu(() => gradientsOf((x, w) => tf.conv2d(x, w, 1, 'same'), [3, 48, 48, 96], [3, 3, 96, 1]));
+        assertAllClose(results, `chunked filter gradient${noSimd ? ' without SIMD kernels' : ''}`);
+      } finally {
+        forceConvGradientRoutes({});
+        disableSimdKernels(false);
+      }
+    }
+  });
+
   it('routes: the matmul gradients never build a patch or column matrix above 16 MB; the matmul input gradient for strided layers (wasm scatter) or few pixels', () => {
     const info = (x: number[], w: number[], stride: number) =>
       tf.backend_util.computeConv2DInfo(x as [number, number, number, number], w as [number, number, number, number], stride, 1, 'same', undefined, false, 'channelsLast');

@@ -84,9 +84,10 @@ export function filterGradientRoute(info: tf.backend_util.Conv2DInfo, patchesInW
   const pixels = info.batchSize * info.outHeight * info.outWidth;
   // The patch matrix is kh*kw times the input: on large activations (a 224x224 model's early
   // layers) it would be the largest allocation of the step, and the wasm heap is what limits
-  // those models' batch. Above 16 MB of patches the convolution route is kept.
-  const patchValues = info.filterHeight * info.filterWidth * info.inChannels * pixels;
-  if (patchValues > MAX_PATCH_VALUES) return 'conv';
+  // those models' batch. So it is gathered a chunk of images at a time, at most 16 MB; where one
+  // image's patches exceed that, the convolution route is kept.
+  const imagePatchValues = info.filterHeight * info.filterWidth * info.inChannels * info.outHeight * info.outWidth;
+  if (imagePatchValues > MAX_PATCH_VALUES) return 'conv';
   if (patchesInWasm) return info.outChannels < info.inChannels && pixels <= 1568 ? 'conv' : 'matmul';
   return info.outChannels > info.inChannels && (pixels * info.outChannels) / info.inChannels >= 3000 ? 'matmul' : 'conv';
 }
@@ -145,28 +146,55 @@ export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInf
     releaseAll(backend, [xByChannel]);
     return { dataId: product.dataId, shape: [kh, kw, inChannels, outChannels], dtype: product.dtype };
   }
-  const patchesT = makeFloatOutput(backend, [1, rows, pixels], false);
+  // Large activations are gathered a few images at a time, so that the patch matrix stays within
+  // MAX_PATCH_VALUES; each chunk's product is added to the first one's, in chunk order.
+  const imagePixels = outHeight * outWidth;
+  const imagesPerChunk = Math.max(1, Math.min(batchSize, Math.floor(MAX_PATCH_VALUES / (rows * imagePixels))));
   const kernels = simdKernels(backend);
-  if (kernels) {
-    // The same gather in wasm: the JS loop below spent ~5 ns per value on its short rows (a 3x3
-    // 32->32 layer on 14x14 at batch 32: 9 ms of gather against 3.4 ms of matrix product).
-    kernels.transposedPatches(
-      heapOffset(backend, xByChannel.dataId), heapOffset(backend, patchesT.dataId),
-      batchSize, inChannels, inHeight, inWidth, outHeight, outWidth, kh, kw, sh, sw, top, left,
-    );
-  } else gatherTransposedPatches(floatView(backend, xByChannel), floatView(backend, patchesT), info);
-  const product = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b: dyAsMatrix }, { transposeA: false, transposeB: false });
-  releaseAll(backend, [xByChannel, patchesT]);
+  let result: tf.TensorInfo | undefined;
+  for (let first = 0; first < batchSize; first += imagesPerChunk) {
+    const images = Math.min(imagesPerChunk, batchSize - first);
+    const chunkPixels = images * imagePixels;
+    const patchesT = makeFloatOutput(backend, [1, rows, chunkPixels], false);
+    if (kernels) {
+      // The gather in wasm: the JS loop spent ~5 ns per value on its short rows (a 3x3 32->32
+      // layer on 14x14 at batch 32: 9 ms of gather against 3.4 ms of matrix product).
+      kernels.transposedPatches(
+        heapOffset(backend, xByChannel.dataId), heapOffset(backend, patchesT.dataId),
+        first, images, batchSize, inChannels, inHeight, inWidth, outHeight, outWidth, kh, kw, sh, sw, top, left,
+      );
+    } else gatherTransposedPatches(floatView(backend, xByChannel), floatView(backend, patchesT), info, first, images);
+    let dyRows = dyAsMatrix;
+    if (images < batchSize) {
+      dyRows = makeFloatOutput(backend, [1, chunkPixels, outChannels], false);
+      const from = first * imagePixels * outChannels;
+      floatView(backend, dyRows).set(floatView(backend, dy).subarray(from, from + chunkPixels * outChannels));
+    }
+    const product = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b: dyRows }, { transposeA: false, transposeB: false });
+    releaseAll(backend, dyRows === dyAsMatrix ? [patchesT] : [patchesT, dyRows]);
+    if (!result) {
+      result = product;
+    } else {
+      const sum = floatView(backend, result);
+      const part = floatView(backend, product);
+      for (let i = 0; i < sum.length; i++) sum[i] += part[i];
+      releaseAll(backend, [product]);
+    }
+  }
+  releaseAll(backend, [xByChannel]);
   // [1, kh*kw*ci, co] is [kh, kw, ci, co] in memory: hand it out reshaped, like the Reshape kernel.
-  return { dataId: product.dataId, shape: [kh, kw, inChannels, outChannels], dtype: product.dtype };
+  return { dataId: result!.dataId, shape: [kh, kw, inChannels, outChannels], dtype: result!.dtype };
 }
 
-/** The plain-JS gather of filterGradientByMatMul's transposed patch matrix (see transposedPatches in kernels.wat). */
-function gatherTransposedPatches(source: Float32Array, target: Float32Array, info: tf.backend_util.Conv2DInfo): void {
+/**
+ * The plain-JS gather of filterGradientByMatMul's transposed patch matrix over images
+ * first .. first + images - 1 (see transposedPatches in kernels.wat).
+ */
+function gatherTransposedPatches(source: Float32Array, target: Float32Array, info: tf.backend_util.Conv2DInfo, first: number, images: number): void {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const { top, left } = info.padInfo;
-  const pixels = batchSize * outHeight * outWidth;
+  const pixels = images * outHeight * outWidth;
   for (let ky = 0; ky < kh; ky++) {
     for (let kx = 0; kx < kw; kx++) {
       // Output columns whose input column ix = ox*sw - left + kx lies inside the image.
@@ -174,7 +202,7 @@ function gatherTransposedPatches(source: Float32Array, target: Float32Array, inf
       const oxEnd = Math.min(outWidth, Math.floor((inWidth - 1 + left - kx) / sw) + 1);
       for (let c = 0; c < inChannels; c++) {
         let to = ((ky * kw + kx) * inChannels + c) * pixels;
-        for (let n = 0; n < batchSize; n++) {
+        for (let n = first; n < first + images; n++) {
           const imageBase = (c * batchSize + n) * inHeight * inWidth;
           for (let oy = 0; oy < outHeight; oy++, to += outWidth) {
             const iy = oy * sh - top + ky;

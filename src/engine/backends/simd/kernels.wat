@@ -302,20 +302,21 @@
       (br $singles))))
 
   ;; The transposed patch matrix of a convolution's filter gradient (im2col, one row per filter tap
-  ;; and input channel): out[((ky * kw + kx) * channels + c) * P + (b * outHeight + oy) * outWidth + ox]
-  ;;   = x[c, b, oy * strideY - top + ky, ox * strideX - left + kx], or +0 where that lies in the
-  ;; padding; P = batch * outHeight * outWidth and x is the input moved to [channels, batch, h, w],
-  ;; so each output row is a walk along one input row (a plain copy at stride 1).
+  ;; and input channel) over images firstImage .. firstImage + batch - 1 of x:
+  ;; out[((ky * kw + kx) * channels + c) * P + (b * outHeight + oy) * outWidth + ox]
+  ;;   = x[c, firstImage + b, oy * strideY - top + ky, ox * strideX - left + kx], or +0 where that
+  ;; lies in the padding; P = batch * outHeight * outWidth and x is the input moved to
+  ;; [channels, totalImages, h, w], so each output row is a walk along one input row (a plain copy
+  ;; at stride 1).
   (func (export "transposedPatches")
-    (param $x i32) (param $out i32) (param $batch i32) (param $channels i32)
+    (param $x i32) (param $out i32) (param $firstImage i32) (param $batch i32) (param $totalImages i32) (param $channels i32)
     (param $inHeight i32) (param $inWidth i32) (param $outHeight i32) (param $outWidth i32)
     (param $kh i32) (param $kw i32) (param $strideY i32) (param $strideX i32) (param $top i32) (param $left i32)
-    (local $ky i32) (local $kx i32) (local $image i32) (local $oy i32) (local $iy i32)
+    (local $ky i32) (local $kx i32) (local $c i32) (local $b i32) (local $oy i32) (local $iy i32)
     (local $oxFirst i32) (local $oxEnd i32) (local $to i32) (local $from i32) (local $rowBytes i32)
-    (local $imageBase i32) (local $images i32) (local $ox i32) (local $fromStep i32)
+    (local $imageBase i32) (local $ox i32) (local $fromStep i32)
     (local.set $rowBytes (i32.shl (local.get $outWidth) (i32.const 2)))
     (local.set $fromStep (i32.shl (local.get $strideX) (i32.const 2)))
-    (local.set $images (i32.mul (local.get $channels) (local.get $batch)))
     (local.set $to (local.get $out))
     (local.set $ky (i32.const 0))
     (block $tapRowsDone (loop $tapRows
@@ -336,64 +337,71 @@
           (then (local.set $oxEnd (i32.const 0))))
         (if (i32.gt_s (local.get $oxEnd) (local.get $outWidth)) (then (local.set $oxEnd (local.get $outWidth))))
         (if (i32.lt_s (local.get $oxEnd) (local.get $oxFirst)) (then (local.set $oxEnd (local.get $oxFirst))))
-        (local.set $image (i32.const 0))
-        ;; (c, b) pairs in order: x is [channels, batch, h, w], so image index c * batch + b.
-        (block $imagesDone (loop $images
-          (br_if $imagesDone (i32.ge_s (local.get $image) (local.get $images)))
-          (local.set $imageBase (i32.mul (i32.mul (local.get $image) (local.get $inHeight)) (local.get $inWidth)))
-          (local.set $oy (i32.const 0))
-          (block $rowsDone (loop $rows
-            (br_if $rowsDone (i32.ge_s (local.get $oy) (local.get $outHeight)))
-            (local.set $iy (i32.add (i32.sub (i32.mul (local.get $oy) (local.get $strideY)) (local.get $top)) (local.get $ky)))
-            ;; Row padding (iy outside the image) is all zeros; otherwise zeros, the copied
-            ;; columns [oxFirst, oxEnd), zeros. Inline loops, not memory.copy / memory.fill: rows
-            ;; are 2-32 values, and each bulk-memory instruction is a call into the runtime.
-            (if (i32.or (i32.lt_s (local.get $iy) (i32.const 0)) (i32.ge_s (local.get $iy) (local.get $inHeight)))
-              (then (call $zeroFloats (local.get $to) (local.get $outWidth)))
-              (else
-                (call $zeroFloats (local.get $to) (local.get $oxFirst))
-                (call $zeroFloats
-                  (i32.add (local.get $to) (i32.shl (local.get $oxEnd) (i32.const 2)))
-                  (i32.sub (local.get $outWidth) (local.get $oxEnd)))
-                ;; Byte offset of x[image, iy, oxFirst * strideX - left + kx].
-                (local.set $from (i32.add (local.get $x) (i32.shl
-                  (i32.add (i32.add (local.get $imageBase) (i32.mul (local.get $iy) (local.get $inWidth)))
-                           (i32.add (i32.sub (i32.mul (local.get $oxFirst) (local.get $strideX)) (local.get $left)) (local.get $kx)))
-                  (i32.const 2))))
-                (local.set $ox (local.get $oxFirst))
-                (if (i32.eq (local.get $strideX) (i32.const 1))
-                  (then
-                    (block $quadsDone (loop $quads
-                      (br_if $quadsDone (i32.gt_s (i32.add (local.get $ox) (i32.const 4)) (local.get $oxEnd)))
-                      (v128.store (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2))) (v128.load (local.get $from)))
-                      (local.set $from (i32.add (local.get $from) (i32.const 16)))
-                      (local.set $ox (i32.add (local.get $ox) (i32.const 4)))
-                      (br $quads)))))
-                (if (i32.eq (local.get $strideX) (i32.const 2))
-                  (then
-                    ;; Four outputs from eight inputs (the even ones). The loads reach one value
-                    ;; past the fourth output's input, so this stops while a fifth output remains:
-                    ;; that value is then inside the row.
-                    (block $pairsDone (loop $pairs
-                      (br_if $pairsDone (i32.gt_s (i32.add (local.get $ox) (i32.const 5)) (local.get $oxEnd)))
-                      (v128.store (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2)))
-                        (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
-                          (v128.load (local.get $from))
-                          (v128.load (i32.add (local.get $from) (i32.const 16)))))
-                      (local.set $from (i32.add (local.get $from) (i32.const 32)))
-                      (local.set $ox (i32.add (local.get $ox) (i32.const 4)))
-                      (br $pairs)))))
-                (block $columnsDone (loop $columns
-                  (br_if $columnsDone (i32.ge_s (local.get $ox) (local.get $oxEnd)))
-                  (f32.store (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2))) (f32.load (local.get $from)))
-                  (local.set $from (i32.add (local.get $from) (local.get $fromStep)))
-                  (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
-                  (br $columns)))))
-            (local.set $to (i32.add (local.get $to) (local.get $rowBytes)))
-            (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
-            (br $rows)))
-          (local.set $image (i32.add (local.get $image) (i32.const 1)))
-          (br $images)))
+        (local.set $c (i32.const 0))
+        (block $channelsDone (loop $channelLoop
+          (br_if $channelsDone (i32.ge_s (local.get $c) (local.get $channels)))
+          (local.set $b (i32.const 0))
+          (block $imagesDone (loop $images
+            (br_if $imagesDone (i32.ge_s (local.get $b) (local.get $batch)))
+            ;; x[c, firstImage + b] starts at ((c * totalImages + firstImage + b) * inHeight) * inWidth.
+            (local.set $imageBase (i32.mul (i32.mul
+              (i32.add (i32.mul (local.get $c) (local.get $totalImages)) (i32.add (local.get $firstImage) (local.get $b)))
+              (local.get $inHeight)) (local.get $inWidth)))
+            (local.set $oy (i32.const 0))
+            (block $rowsDone (loop $rows
+              (br_if $rowsDone (i32.ge_s (local.get $oy) (local.get $outHeight)))
+              (local.set $iy (i32.add (i32.sub (i32.mul (local.get $oy) (local.get $strideY)) (local.get $top)) (local.get $ky)))
+              ;; Row padding (iy outside the image) is all zeros; otherwise zeros, the copied
+              ;; columns [oxFirst, oxEnd), zeros. Inline loops, not memory.copy / memory.fill: rows
+              ;; are 2-32 values, and each bulk-memory instruction is a call into the runtime.
+              (if (i32.or (i32.lt_s (local.get $iy) (i32.const 0)) (i32.ge_s (local.get $iy) (local.get $inHeight)))
+                (then (call $zeroFloats (local.get $to) (local.get $outWidth)))
+                (else
+                  (call $zeroFloats (local.get $to) (local.get $oxFirst))
+                  (call $zeroFloats
+                    (i32.add (local.get $to) (i32.shl (local.get $oxEnd) (i32.const 2)))
+                    (i32.sub (local.get $outWidth) (local.get $oxEnd)))
+                  ;; Byte offset of x[image, iy, oxFirst * strideX - left + kx].
+                  (local.set $from (i32.add (local.get $x) (i32.shl
+                    (i32.add (i32.add (local.get $imageBase) (i32.mul (local.get $iy) (local.get $inWidth)))
+                             (i32.add (i32.sub (i32.mul (local.get $oxFirst) (local.get $strideX)) (local.get $left)) (local.get $kx)))
+                    (i32.const 2))))
+                  (local.set $ox (local.get $oxFirst))
+                  (if (i32.eq (local.get $strideX) (i32.const 1))
+                    (then
+                      (block $quadsDone (loop $quads
+                        (br_if $quadsDone (i32.gt_s (i32.add (local.get $ox) (i32.const 4)) (local.get $oxEnd)))
+                        (v128.store (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2))) (v128.load (local.get $from)))
+                        (local.set $from (i32.add (local.get $from) (i32.const 16)))
+                        (local.set $ox (i32.add (local.get $ox) (i32.const 4)))
+                        (br $quads)))))
+                  (if (i32.eq (local.get $strideX) (i32.const 2))
+                    (then
+                      ;; Four outputs from eight inputs (the even ones). The loads reach one value
+                      ;; past the fourth output's input, so this stops while a fifth output remains:
+                      ;; that value is then inside the row.
+                      (block $pairsDone (loop $pairs
+                        (br_if $pairsDone (i32.gt_s (i32.add (local.get $ox) (i32.const 5)) (local.get $oxEnd)))
+                        (v128.store (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2)))
+                          (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
+                            (v128.load (local.get $from))
+                            (v128.load (i32.add (local.get $from) (i32.const 16)))))
+                        (local.set $from (i32.add (local.get $from) (i32.const 32)))
+                        (local.set $ox (i32.add (local.get $ox) (i32.const 4)))
+                        (br $pairs)))))
+                  (block $columnsDone (loop $columns
+                    (br_if $columnsDone (i32.ge_s (local.get $ox) (local.get $oxEnd)))
+                    (f32.store (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2))) (f32.load (local.get $from)))
+                    (local.set $from (i32.add (local.get $from) (local.get $fromStep)))
+                    (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+                    (br $columns)))))
+              (local.set $to (i32.add (local.get $to) (local.get $rowBytes)))
+              (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+              (br $rows)))
+            (local.set $b (i32.add (local.get $b) (i32.const 1)))
+            (br $images)))
+          (local.set $c (i32.add (local.get $c) (i32.const 1)))
+          (br $channelLoop)))
         (local.set $kx (i32.add (local.get $kx) (i32.const 1)))
         (br $taps)))
       (local.set $ky (i32.add (local.get $ky) (i32.const 1)))

@@ -34,11 +34,16 @@ export interface SimdKernels {
   channelSums(u: number, v: number, mean: number, pixels: number, channels: number, accU: number, accUV: number): void;
   /** out = a * u + b * v + c per channel (v = 0: a * u + c). */
   channelAffine(u: number, v: number, pixels: number, channels: number, a: number, b: number, c: number, out: number): void;
-  /** The transposed im2col matrix [kh*kw*channels, batch*outHeight*outWidth] of x moved to [channels, batch, h, w]. */
+  /**
+   * The transposed im2col matrix [kh*kw*channels, batch*outHeight*outWidth] of images
+   * firstImage .. firstImage + batch - 1 of x moved to [channels, totalImages, h, w].
+   */
   transposedPatches(
     x: number,
     out: number,
+    firstImage: number,
     batch: number,
+    totalImages: number,
     channels: number,
     inHeight: number,
     inWidth: number,
