@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../../shared/workerProtocol';
 import { PasInputError } from '../errors';
+import { skipDataInputGradients } from './inputGradients';
 
 /** A micro-batch as the loss sees it: images, one-hot labels, and the teacher's outputs when distilling. */
 export interface MicroBatch {
@@ -49,6 +50,7 @@ export interface AccumulatedStep {
  * the gradients of the full batch's loss. Nothing is applied: the caller's optimizer does that.
  */
 export function accumulateGradients(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, options: AccumulateOptions): AccumulatedStep {
+  skipDataInputGradients(model);
   const total = x.shape[0];
   const size = Math.max(1, Math.min(options.microBatch, total));
   let summed: tf.NamedTensorMap = {};

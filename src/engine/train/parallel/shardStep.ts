@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { asWasmBackend, floatView } from '../../backends/wasm-heap';
+import { skipDataInputGradients } from '../inputGradients';
 
 /** What one replica computed for its shard of a batch (its gradients went into the flat vector it was given). */
 export interface ShardResult {
@@ -57,6 +58,7 @@ export function shardGradients(
   layout: FlatLayout,
   extra?: () => tf.Scalar,
 ): ShardResult {
+  skipDataInputGradients(model);
   let crossEntropy = 0;
   let extraLoss = 0;
   let correct = 0;
