@@ -22,7 +22,7 @@ import {
   releaseAll,
   runWasmKernel,
 } from './wasm-heap';
-import { simdKernels } from './simd/simdKernels';
+import { ConvGeometry, simdKernels } from './simd/simdKernels';
 
 type PadAttr = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
@@ -132,17 +132,16 @@ function forwardConvInfo(
 export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  const { top, left } = info.padInfo;
   const pixels = batchSize * outHeight * outWidth;
   const rows = kh * kw * inChannels;
 
   const xByChannel = runWasmKernel(backend, 'Transpose', { x }, { perm: [3, 0, 1, 2] });
-  const dyAsMatrix: tf.TensorInfo = { dataId: dy.dataId, shape: [1, pixels, outChannels], dtype: dy.dtype };
+  const dyAsMatrix = asMatrix(dy, pixels, outChannels);
   if (kh * kw === 1 && sh === 1 && sw === 1 && outHeight === inHeight && outWidth === inWidth) {
     // A pointwise layer's patch matrix is x by channel itself (MobileNets' expand and project
     // layers): no gather.
     const patches: tf.TensorInfo = { dataId: xByChannel.dataId, shape: [1, rows, pixels], dtype: xByChannel.dtype };
-    const product = runWasmKernel(backend, 'BatchMatMul', { a: patches, b: dyAsMatrix }, { transposeA: false, transposeB: false });
+    const product = matMul(backend, patches, dyAsMatrix);
     releaseAll(backend, [xByChannel]);
     return { dataId: product.dataId, shape: [kh, kw, inChannels, outChannels], dtype: product.dtype };
   }
@@ -159,10 +158,7 @@ export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInf
     if (kernels) {
       // The gather in wasm: the JS loop spent ~5 ns per value on its short rows (a 3x3 32->32
       // layer on 14x14 at batch 32: 9 ms of gather against 3.4 ms of matrix product).
-      kernels.transposedPatches(
-        heapOffset(backend, xByChannel.dataId), heapOffset(backend, patchesT.dataId),
-        first, images, batchSize, inChannels, inHeight, inWidth, outHeight, outWidth, kh, kw, sh, sw, top, left,
-      );
+      kernels.transposedPatches(heapOffset(backend, xByChannel.dataId), heapOffset(backend, patchesT.dataId), first, images, batchSize, ...convGeometry(info));
     } else gatherTransposedPatches(floatView(backend, xByChannel), floatView(backend, patchesT), info, first, images);
     let dyRows = dyAsMatrix;
     if (images < batchSize) {
@@ -170,7 +166,7 @@ export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInf
       const from = first * imagePixels * outChannels;
       floatView(backend, dyRows).set(floatView(backend, dy).subarray(from, from + chunkPixels * outChannels));
     }
-    const product = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b: dyRows }, { transposeA: false, transposeB: false });
+    const product = matMul(backend, patchesT, dyRows);
     releaseAll(backend, dyRows === dyAsMatrix ? [patchesT] : [patchesT, dyRows]);
     if (!result) {
       result = product;
@@ -184,6 +180,14 @@ export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInf
   releaseAll(backend, [xByChannel]);
   // [1, kh*kw*ci, co] is [kh, kw, ci, co] in memory: hand it out reshaped, like the Reshape kernel.
   return { dataId: result!.dataId, shape: [kh, kw, inChannels, outChannels], dtype: result!.dtype };
+}
+
+/** The layer's shape as the SIMD kernels take it (ConvGeometry in simdKernels.ts). */
+function convGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
+  return [
+    info.inChannels, info.inHeight, info.inWidth, info.outHeight, info.outWidth,
+    info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
+  ];
 }
 
 /**
@@ -372,21 +376,31 @@ function stridedConv2DBackpropInput(
  */
 export function inputGradientByMatMul(backend: WasmBackendView, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
-  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  const { top, left } = info.padInfo;
   const pixels = batchSize * outHeight * outWidth;
-  const columns = kh * kw * inChannels;
+  const columns = info.filterHeight * info.filterWidth * inChannels;
   const byPixel = pixels >= columns ? columnsByDyTimesFilterT(backend, dy, filter, pixels, columns, outChannels) : columnsByFilterTimesDyT(backend, dy, filter, pixels, columns, outChannels);
   const dx = makeFloatOutput(backend, [batchSize, inHeight, inWidth, inChannels], true);
   const kernels = simdKernels(backend);
   if (kernels) {
-    kernels.columnsToImage(
-      heapOffset(backend, byPixel.dataId), heapOffset(backend, dx.dataId),
-      batchSize, inChannels, inHeight, inWidth, outHeight, outWidth, kh, kw, sh, sw, top, left,
-    );
+    kernels.columnsToImage(heapOffset(backend, byPixel.dataId), heapOffset(backend, dx.dataId), batchSize, ...convGeometry(info));
   } else addColumnsToImage(floatView(backend, byPixel), floatView(backend, dx), info);
   releaseAll(backend, [byPixel]);
   return dx;
+}
+
+/** `data` read as a [rows, columns] matrix (a view: no copy). */
+function asMatrix(data: tf.TensorInfo, rows: number, columns: number): tf.TensorInfo {
+  return { dataId: data.dataId, dtype: data.dtype, shape: [1, rows, columns] };
+}
+
+/** a [m, k] x b [k, n] by XNNPACK (which packs b on every call). */
+function matMul(backend: WasmBackendView, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
+  return runWasmKernel(backend, 'BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
+}
+
+/** The transpose of `data` read as a [rows, columns] matrix. */
+function transposed(backend: WasmBackendView, data: tf.TensorInfo, rows: number, columns: number): tf.TensorInfo {
+  return runWasmKernel(backend, 'Transpose', { x: { dataId: data.dataId, dtype: data.dtype, shape: [rows, columns] } }, { perm: [1, 0] });
 }
 
 /**
@@ -394,13 +408,8 @@ export function inputGradientByMatMul(backend: WasmBackendView, dy: tf.TensorInf
  * every call, so this form (packing the filter) is for layers with more pixels than filter rows.
  */
 function columnsByDyTimesFilterT(backend: WasmBackendView, dy: tf.TensorInfo, filter: tf.TensorInfo, pixels: number, columns: number, outChannels: number): tf.TensorInfo {
-  const filterT = runWasmKernel(backend, 'Transpose', { x: { dataId: filter.dataId, dtype: filter.dtype, shape: [columns, outChannels] } }, { perm: [1, 0] });
-  const byPixel = runWasmKernel(
-    backend,
-    'BatchMatMul',
-    { a: { dataId: dy.dataId, dtype: dy.dtype, shape: [1, pixels, outChannels] }, b: { dataId: filterT.dataId, dtype: filterT.dtype, shape: [1, outChannels, columns] } },
-    { transposeA: false, transposeB: false },
-  );
+  const filterT = transposed(backend, filter, columns, outChannels);
+  const byPixel = matMul(backend, asMatrix(dy, pixels, outChannels), asMatrix(filterT, outChannels, columns));
   releaseAll(backend, [filterT]);
   return byPixel;
 }
@@ -412,14 +421,9 @@ function columnsByDyTimesFilterT(backend: WasmBackendView, dy: tf.TensorInfo, fi
  * the small product is transposed back.
  */
 function columnsByFilterTimesDyT(backend: WasmBackendView, dy: tf.TensorInfo, filter: tf.TensorInfo, pixels: number, columns: number, outChannels: number): tf.TensorInfo {
-  const dyT = runWasmKernel(backend, 'Transpose', { x: { dataId: dy.dataId, dtype: dy.dtype, shape: [pixels, outChannels] } }, { perm: [1, 0] });
-  const product = runWasmKernel(
-    backend,
-    'BatchMatMul',
-    { a: { dataId: filter.dataId, dtype: filter.dtype, shape: [1, columns, outChannels] }, b: { dataId: dyT.dataId, dtype: dyT.dtype, shape: [1, outChannels, pixels] } },
-    { transposeA: false, transposeB: false },
-  );
-  const byPixel = runWasmKernel(backend, 'Transpose', { x: { dataId: product.dataId, dtype: product.dtype, shape: [columns, pixels] } }, { perm: [1, 0] });
+  const dyT = transposed(backend, dy, pixels, outChannels);
+  const product = matMul(backend, asMatrix(filter, columns, outChannels), asMatrix(dyT, outChannels, pixels));
+  const byPixel = transposed(backend, product, columns, pixels);
   releaseAll(backend, [dyT, product]);
   return byPixel;
 }

@@ -9,6 +9,24 @@
  */
 import { KERNELS_WASM_BASE64 } from './kernelsWasm';
 
+/**
+ * A convolution's shape as the conv-gradient kernels take it: input channels, input height and
+ * width, output height and width, filter height and width, strides (y, x), padding (top, left).
+ */
+export type ConvGeometry = [
+  channels: number,
+  inHeight: number,
+  inWidth: number,
+  outHeight: number,
+  outWidth: number,
+  kh: number,
+  kw: number,
+  strideY: number,
+  strideX: number,
+  top: number,
+  left: number,
+];
+
 /** The exports of kernels.wat; pointers are byte offsets into the backend's heap. */
 export interface SimdKernels {
   clipGradient(x: number, dy: number, out: number, count: number, lo: number, hi: number): void;
@@ -38,41 +56,9 @@ export interface SimdKernels {
    * The transposed im2col matrix [kh*kw*channels, batch*outHeight*outWidth] of images
    * firstImage .. firstImage + batch - 1 of x moved to [channels, totalImages, h, w].
    */
-  transposedPatches(
-    x: number,
-    out: number,
-    firstImage: number,
-    batch: number,
-    totalImages: number,
-    channels: number,
-    inHeight: number,
-    inWidth: number,
-    outHeight: number,
-    outWidth: number,
-    kh: number,
-    kw: number,
-    strideY: number,
-    strideX: number,
-    top: number,
-    left: number,
-  ): void;
+  transposedPatches(x: number, out: number, firstImage: number, batch: number, totalImages: number, ...geometry: ConvGeometry): void;
   /** dx[b, iy, ix, :] += columns[pixel, tap * channels : +channels] for every tap inside the image (col2im). */
-  columnsToImage(
-    columns: number,
-    dx: number,
-    batch: number,
-    channels: number,
-    inHeight: number,
-    inWidth: number,
-    outHeight: number,
-    outWidth: number,
-    kh: number,
-    kw: number,
-    strideY: number,
-    strideX: number,
-    top: number,
-    left: number,
-  ): void;
+  columnsToImage(columns: number, dx: number, batch: number, ...geometry: ConvGeometry): void;
 }
 
 /** `count` doubles at byte offset `at` of the heap (any alignment: a Float64Array view needs 8). */
