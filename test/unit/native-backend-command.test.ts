@@ -20,6 +20,7 @@ type QuickPickItem = { label: string; action: string };
 
 const ui = {
   pick: (_items: QuickPickItem[]): QuickPickItem | undefined => undefined,
+  pickOptions: undefined as { ignoreFocusOut?: boolean } | undefined,
   info: [] as string[],
   errors: [] as string[],
   settings: {} as Record<string, unknown>,
@@ -28,7 +29,10 @@ const ui = {
 
 const fakeVscode = {
   window: {
-    showQuickPick: async (items: QuickPickItem[]) => ui.pick(items),
+    showQuickPick: async (items: QuickPickItem[], options?: { ignoreFocusOut?: boolean }) => {
+      ui.pickOptions = options;
+      return ui.pick(items);
+    },
     showInformationMessage: async (message: string) => void ui.info.push(message),
     showErrorMessage: async (message: string) => void ui.errors.push(message),
     withProgress: async (_options: unknown, task: (progress: unknown, token: unknown) => Promise<unknown>) =>
@@ -103,6 +107,7 @@ describe('native backend commands (vscode stand-in, real npm and worker)', funct
     assert.strictEqual(host.nativeDir?.(), undefined);
     await run('pas.setUpNativeBackend');
     assert.deepStrictEqual(offered, ['gpu', 'cpu']);
+    assert.strictEqual(ui.pickOptions?.ignoreFocusOut, true, 'the pick starts an install: moving focus must not dismiss it');
     assert.deepStrictEqual(ui.errors, []);
     assert.match(ui.info.join('\n'), /@tensorflow\/tfjs-node is installed/);
     assert.strictEqual(host.nativeDir?.(), native.managedDir);

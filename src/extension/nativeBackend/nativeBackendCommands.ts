@@ -94,6 +94,9 @@ export class NativeBackend implements vscode.Disposable {
     const picked = await vscode.window.showQuickPick(choices, {
       title: current ? `PaS native backend (installed: ${NATIVE_PACKAGES[current]}; picking one reinstalls)` : 'PaS native backend',
       placeHolder: 'Which TensorFlow.js native backend should the PaS worker use?',
+      // The pick starts an install: it stays open when focus moves (to a browser to read about
+      // CUDA, or to a panel that a finishing search updates) instead of being dismissed silently.
+      ignoreFocusOut: true,
     });
     if (!picked) return;
     if (picked.action === 'remove') return this.remove();
