@@ -140,8 +140,7 @@ export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInf
   if (kh * kw === 1 && sh === 1 && sw === 1 && outHeight === inHeight && outWidth === inWidth) {
     // A pointwise layer's patch matrix is x by channel itself (MobileNets' expand and project
     // layers): no gather.
-    const patches: tf.TensorInfo = { dataId: xByChannel.dataId, shape: [1, rows, pixels], dtype: xByChannel.dtype };
-    const product = matMul(backend, patches, dyAsMatrix);
+    const product = matMul(backend, asMatrix(xByChannel, rows, pixels), dyAsMatrix);
     releaseAll(backend, [xByChannel]);
     return { dataId: product.dataId, shape: [kh, kw, inChannels, outChannels], dtype: product.dtype };
   }

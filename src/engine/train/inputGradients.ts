@@ -32,9 +32,13 @@ interface ConvLayerFields {
 }
 
 const patched = new WeakSet<tf.layers.Layer>();
+/** Models already walked, with the layers patched: the trainers call this on every step. */
+const walked = new WeakMap<tf.LayersModel, string[]>();
 
 /** Patches the model's data-reading Conv2D layers (idempotent); returns their names. */
 export function skipDataInputGradients(model: tf.LayersModel): string[] {
+  const known = walked.get(model);
+  if (known) return [...known];
   const dataOnly = new Set<tf.layers.Layer>();
   const names: string[] = [];
   // model.layers is in topological order, so every inbound layer is classified before its users.
@@ -51,7 +55,8 @@ export function skipDataInputGradients(model: tf.LayersModel): string[] {
       dataOnly.add(layer);
     }
   }
-  return names;
+  walked.set(model, names);
+  return [...names];
 }
 
 /** A tfjs-layers Conv2D (not a subclass: depthwise and separable convs have other calls) in NHWC. */
