@@ -377,7 +377,9 @@ export function inputGradientByMatMul(backend: WasmBackendView, dy: tf.TensorInf
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
   const pixels = batchSize * outHeight * outWidth;
   const columns = info.filterHeight * info.filterWidth * inChannels;
-  const byPixel = pixels >= columns ? columnsByDyTimesFilterT(backend, dy, filter, pixels, columns, outChannels) : columnsByFilterTimesDyT(backend, dy, filter, pixels, columns, outChannels);
+  const byPixel = packDyRatherThanFilter(pixels, columns, outChannels)
+    ? columnsByFilterTimesDyT(backend, dy, filter, pixels, columns, outChannels)
+    : columnsByDyTimesFilterT(backend, dy, filter, pixels, columns, outChannels);
   const dx = makeFloatOutput(backend, [batchSize, inHeight, inWidth, inChannels], true);
   const kernels = simdKernels(backend);
   if (kernels) {
@@ -385,6 +387,25 @@ export function inputGradientByMatMul(backend: WasmBackendView, dy: tf.TensorInf
   } else addColumnsToImage(floatView(backend, byPixel), floatView(backend, dx), info);
   releaseAll(backend, [byPixel]);
   return dx;
+}
+
+/**
+ * Which operand of the input gradient's product XNNPACK should pack (it packs its right operand on
+ * every call). dy x W^T packs the filter (co x kh*kw*ci values); (W x dy^T)^T packs dy (co x P)
+ * and transposes the product (kh*kw*ci x P) back. Transposing a right operand and packing it cost
+ * about 3.6 times as much per value as transposing the product (~1 + 2.6 ns against ~1 ns per
+ * value, measured), so dy is packed where 3.6 * co * (columns - P) > columns * P.
+ *
+ * The former rule packed dy wherever P < columns. Measured in training steps, interleaved in one
+ * process (min of 12 rounds): RepVGG-A0 x0.5 at batch 32 went from 100.0 to 97.8 ms per step
+ * (its 96-channel stage over 512 pixels: 2.9 ms per layer instead of 3.4, in fresh processes),
+ * the reference net from 54.2 to 53.1 ms. Both rules pack dy for the late layers of small
+ * batches (P = 4-64 against 288-2304 columns), where that is 2-14x faster. Over a grid of 258
+ * shapes in one long process the two forms' times on large layers swung up to 2x between runs,
+ * either way: the heap's layout, not the shape, decided those.
+ */
+function packDyRatherThanFilter(pixels: number, columns: number, outChannels: number): boolean {
+  return 3.6 * outChannels * (columns - pixels) > columns * pixels;
 }
 
 /** `data` read as a [rows, columns] matrix (a view: no copy). */
@@ -403,8 +424,8 @@ function transposed(backend: WasmBackendView, data: tf.TensorInfo, rows: number,
 }
 
 /**
- * columns [P, kh*kw*ci] = dy [P, co] x W^T [co, kh*kw*ci]. XNNPACK packs its right operand on
- * every call, so this form (packing the filter) is for layers with more pixels than filter rows.
+ * columns [P, kh*kw*ci] = dy [P, co] x W^T [co, kh*kw*ci], packing the filter (see
+ * packDyRatherThanFilter).
  */
 function columnsByDyTimesFilterT(backend: WasmBackendView, dy: tf.TensorInfo, filter: tf.TensorInfo, pixels: number, columns: number, outChannels: number): tf.TensorInfo {
   const filterT = transposed(backend, filter, columns, outChannels);
@@ -414,7 +435,7 @@ function columnsByDyTimesFilterT(backend: WasmBackendView, dy: tf.TensorInfo, fi
 }
 
 /**
- * The same columns as (W [kh*kw*ci, co] x dy^T [co, P])^T, for layers with fewer pixels than
+ * The same columns as (W [kh*kw*ci, co] x dy^T [co, P])^T, for layers with far fewer pixels than
  * filter rows (late stages: a 3x3 96->640 layer over 32 pixels spent 3.1 ms transposing and
  * packing its 553K-value filter for a product of 17.7M multiply-adds); only dy^T is packed, and
  * the small product is transposed back.
