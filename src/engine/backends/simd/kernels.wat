@@ -407,6 +407,149 @@
       (local.set $ky (i32.add (local.get $ky) (i32.const 1)))
       (br $tapRows))))
 
+;; The same transposed patch matrix as transposedPatches, read straight from x in its own
+  ;; layout [totalImages, h, w, channels] (channels a multiple of 4), so no transpose of x comes
+  ;; first. Four channels at a time: for four output pixels of a row, one load per pixel takes its
+  ;; four channels; a 4x4 transpose in registers turns them into four pixels of each channel, stored
+  ;; to that channel's row. Where a row's valid columns are not a multiple of four, the last group
+  ;; of four ends at the last valid column and overlaps the one before (it rewrites equal values).
+  (func (export "channelsLastPatches")
+    (param $x i32) (param $out i32) (param $firstImage i32) (param $batch i32) (param $channels i32)
+    (param $inHeight i32) (param $inWidth i32) (param $outHeight i32) (param $outWidth i32)
+    (param $kh i32) (param $kw i32) (param $strideY i32) (param $strideX i32) (param $top i32) (param $left i32)
+    (local $ky i32) (local $kx i32) (local $c i32) (local $b i32) (local $oy i32) (local $iy i32)
+    (local $oxFirst i32) (local $oxEnd i32) (local $to i32) (local $from i32) (local $rowBytes i32)
+    (local $ox i32) (local $step i32) (local $plane i32) (local $pixelBytes i32) (local $rowStart i32)
+    (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $rowBytes (i32.shl (local.get $outWidth) (i32.const 2)))
+    (local.set $pixelBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $step (i32.mul (local.get $strideX) (local.get $pixelBytes)))
+    ;; Bytes between the rows of consecutive channels: P floats.
+    (local.set $plane (i32.shl (i32.mul (i32.mul (local.get $batch) (local.get $outHeight)) (local.get $outWidth)) (i32.const 2)))
+    (local.set $ky (i32.const 0))
+    (block $tapRowsDone (loop $tapRows
+      (br_if $tapRowsDone (i32.ge_s (local.get $ky) (local.get $kh)))
+      (local.set $kx (i32.const 0))
+      (block $tapsDone (loop $taps
+        (br_if $tapsDone (i32.ge_s (local.get $kx) (local.get $kw)))
+        ;; The valid output columns, as in transposedPatches.
+        (local.set $oxFirst (i32.sub (local.get $left) (local.get $kx)))
+        (local.set $oxFirst
+          (select (i32.div_s (i32.add (local.get $oxFirst) (i32.sub (local.get $strideX) (i32.const 1))) (local.get $strideX))
+                  (i32.const 0)
+                  (i32.gt_s (local.get $oxFirst) (i32.const 0))))
+        (local.set $oxEnd (i32.add (i32.div_s (i32.add (i32.sub (local.get $inWidth) (i32.const 1)) (i32.sub (local.get $left) (local.get $kx))) (local.get $strideX)) (i32.const 1)))
+        (if (i32.lt_s (i32.add (i32.sub (local.get $inWidth) (i32.const 1)) (i32.sub (local.get $left) (local.get $kx))) (i32.const 0))
+          (then (local.set $oxEnd (i32.const 0))))
+        (if (i32.gt_s (local.get $oxEnd) (local.get $outWidth)) (then (local.set $oxEnd (local.get $outWidth))))
+        (if (i32.lt_s (local.get $oxEnd) (local.get $oxFirst)) (then (local.set $oxEnd (local.get $oxFirst))))
+        (local.set $c (i32.const 0))
+        (block $groupsDone (loop $groups
+          (br_if $groupsDone (i32.ge_s (local.get $c) (local.get $channels)))
+          ;; Row of channel c for this tap: ((ky * kw + kx) * channels + c) * P floats in.
+          (local.set $to (i32.add (local.get $out) (i32.mul
+            (i32.add (i32.mul (i32.add (i32.mul (local.get $ky) (local.get $kw)) (local.get $kx)) (local.get $channels)) (local.get $c))
+            (local.get $plane))))
+          (local.set $b (i32.const 0))
+          (block $imagesDone (loop $images
+            (br_if $imagesDone (i32.ge_s (local.get $b) (local.get $batch)))
+            (local.set $oy (i32.const 0))
+            (block $rowsDone (loop $rows
+              (br_if $rowsDone (i32.ge_s (local.get $oy) (local.get $outHeight)))
+              (local.set $iy (i32.add (i32.sub (i32.mul (local.get $oy) (local.get $strideY)) (local.get $top)) (local.get $ky)))
+              (if (i32.or (i32.or (i32.lt_s (local.get $iy) (i32.const 0)) (i32.ge_s (local.get $iy) (local.get $inHeight)))
+                          (i32.ge_s (local.get $oxFirst) (local.get $oxEnd)))
+                (then
+                  (call $zeroFloats (local.get $to) (local.get $outWidth))
+                  (call $zeroFloats (i32.add (local.get $to) (local.get $plane)) (local.get $outWidth))
+                  (call $zeroFloats (i32.add (local.get $to) (i32.shl (local.get $plane) (i32.const 1))) (local.get $outWidth))
+                  (call $zeroFloats (i32.add (local.get $to) (i32.mul (local.get $plane) (i32.const 3))) (local.get $outWidth)))
+                (else
+                  ;; Padding columns: [0, oxFirst) and [oxEnd, outWidth) of the four rows.
+                  (local.set $ox (i32.const 0))
+                  (block $leftDone (loop $leftPad
+                    (br_if $leftDone (i32.ge_s (local.get $ox) (local.get $oxFirst)))
+                    (call $zeroColumn (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2))) (local.get $plane))
+                    (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+                    (br $leftPad)))
+                  (local.set $ox (local.get $oxEnd))
+                  (block $rightDone (loop $rightPad
+                    (br_if $rightDone (i32.ge_s (local.get $ox) (local.get $outWidth)))
+                    (call $zeroColumn (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2))) (local.get $plane))
+                    (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+                    (br $rightPad)))
+                  ;; Byte offset of x[firstImage + b, iy, oxFirst * strideX - left + kx, c].
+                  (local.set $rowStart (i32.add (local.get $x) (i32.add
+                    (i32.mul
+                      (i32.add (i32.mul (i32.add (i32.mul (i32.add (local.get $firstImage) (local.get $b)) (local.get $inHeight)) (local.get $iy)) (local.get $inWidth))
+                               (i32.add (i32.sub (i32.mul (local.get $oxFirst) (local.get $strideX)) (local.get $left)) (local.get $kx)))
+                      (local.get $pixelBytes))
+                    (i32.shl (local.get $c) (i32.const 2)))))
+                  (if (i32.lt_s (i32.sub (local.get $oxEnd) (local.get $oxFirst)) (i32.const 4))
+                    (then
+                      ;; Fewer than four valid columns: one pixel (four channels) at a time.
+                      (local.set $from (local.get $rowStart))
+                      (local.set $ox (local.get $oxFirst))
+                      (block $singlesDone (loop $singles
+                        (br_if $singlesDone (i32.ge_s (local.get $ox) (local.get $oxEnd)))
+                        (call $storeChannels (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2))) (local.get $plane) (v128.load (local.get $from)))
+                        (local.set $from (i32.add (local.get $from) (local.get $step)))
+                        (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+                        (br $singles))))
+                    (else
+                      (local.set $ox (local.get $oxFirst))
+                      (block $quadsDone (loop $quads
+                        (br_if $quadsDone (i32.ge_s (local.get $ox) (local.get $oxEnd)))
+                        ;; The last group of four ends at oxEnd.
+                        (if (i32.gt_s (i32.add (local.get $ox) (i32.const 4)) (local.get $oxEnd))
+                          (then (local.set $ox (i32.sub (local.get $oxEnd) (i32.const 4)))))
+                        (local.set $from (i32.add (local.get $rowStart) (i32.mul (i32.sub (local.get $ox) (local.get $oxFirst)) (local.get $step))))
+                        (local.set $v0 (v128.load (local.get $from)))
+                        (local.set $v1 (v128.load (i32.add (local.get $from) (local.get $step))))
+                        (local.set $v2 (v128.load (i32.add (local.get $from) (i32.shl (local.get $step) (i32.const 1)))))
+                        (local.set $v3 (v128.load (i32.add (local.get $from) (i32.mul (local.get $step) (i32.const 3)))))
+                        ;; 4x4 transpose: v_p holds channels 0-3 of pixel p; row j gets channel j of pixels 0-3.
+                        (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $v0) (local.get $v1)))
+                        (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $v0) (local.get $v1)))
+                        (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $v2) (local.get $v3)))
+                        (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $v2) (local.get $v3)))
+                        (local.set $from (i32.add (local.get $to) (i32.shl (local.get $ox) (i32.const 2))))
+                        (v128.store (local.get $from)
+                          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+                        (v128.store (i32.add (local.get $from) (local.get $plane))
+                          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+                        (v128.store (i32.add (local.get $from) (i32.shl (local.get $plane) (i32.const 1)))
+                          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+                        (v128.store (i32.add (local.get $from) (i32.mul (local.get $plane) (i32.const 3)))
+                          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+                        (local.set $ox (i32.add (local.get $ox) (i32.const 4)))
+                        (br $quads)))))))
+              (local.set $to (i32.add (local.get $to) (local.get $rowBytes)))
+              (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+              (br $rows)))
+            (local.set $b (i32.add (local.get $b) (i32.const 1)))
+            (br $images)))
+          (local.set $c (i32.add (local.get $c) (i32.const 4)))
+          (br $groups)))
+        (local.set $kx (i32.add (local.get $kx) (i32.const 1)))
+        (br $taps)))
+      (local.set $ky (i32.add (local.get $ky) (i32.const 1)))
+      (br $tapRows))))
+
+  ;; A zero at byte offset at in each of four rows plane bytes apart.
+  (func $zeroColumn (param $at i32) (param $plane i32)
+    (f32.store (local.get $at) (f32.const 0))
+    (f32.store (i32.add (local.get $at) (local.get $plane)) (f32.const 0))
+    (f32.store (i32.add (local.get $at) (i32.shl (local.get $plane) (i32.const 1))) (f32.const 0))
+    (f32.store (i32.add (local.get $at) (i32.mul (local.get $plane) (i32.const 3))) (f32.const 0)))
+
+  ;; Lane j of v at byte offset at of row j (rows plane bytes apart).
+  (func $storeChannels (param $at i32) (param $plane i32) (param $v v128)
+    (f32.store (local.get $at) (f32x4.extract_lane 0 (local.get $v)))
+    (f32.store (i32.add (local.get $at) (local.get $plane)) (f32x4.extract_lane 1 (local.get $v)))
+    (f32.store (i32.add (local.get $at) (i32.shl (local.get $plane) (i32.const 1))) (f32x4.extract_lane 2 (local.get $v)))
+    (f32.store (i32.add (local.get $at) (i32.mul (local.get $plane) (i32.const 3))) (f32x4.extract_lane 3 (local.get $v))))
+
   ;; The scatter-add half of a convolution's input gradient (col2im): for every output pixel
   ;; p = (b, oy, ox) and filter tap (ky, kx) whose input pixel (iy, ix) = (oy * strideY - top + ky,
   ;; ox * strideX - left + kx) lies inside the image,

@@ -57,6 +57,11 @@ export interface SimdKernels {
    * firstImage .. firstImage + batch - 1 of x moved to [channels, totalImages, h, w].
    */
   transposedPatches(x: number, out: number, firstImage: number, batch: number, totalImages: number, ...geometry: ConvGeometry): void;
+  /**
+   * The same matrix as transposedPatches, read from x in its own [totalImages, h, w, channels]
+   * layout; channels must be a multiple of 4.
+   */
+  channelsLastPatches(x: number, out: number, firstImage: number, batch: number, ...geometry: ConvGeometry): void;
   /** dx[b, iy, ix, :] += columns[pixel, tap * channels : +channels] for every tap inside the image (col2im). */
   columnsToImage(columns: number, dx: number, batch: number, ...geometry: ConvGeometry): void;
 }
