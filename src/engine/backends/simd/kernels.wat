@@ -536,6 +536,135 @@
       (local.set $ky (i32.add (local.get $ky) (i32.const 1)))
       (br $tapRows))))
 
+  ;; A convolution's filter gradient without a patch matrix (an implicit matrix product):
+  ;;   dW[ky, kx, c, o] += x[b, oy * strideY - top + ky, ox * strideX - left + kx, c] * dy[b, oy, ox, o]
+  ;; over images b = 0 .. batch - 1 and every output pixel whose input pixel lies inside the image.
+  ;; x is [batch, inHeight, inWidth, channels] and dy [batch, outHeight, outWidth, outChannels], both
+  ;; as they are; channels must be a multiple of 4 and outChannels of 8; dW must hold zeros (or what
+  ;; is to be added to). imagesPerPass images at a time, so that their x and dy stay in a near cache
+  ;; while every tap and channel block passes over them (the caller picks enough images for a pass
+  ;; of a few hundred pixels). A block is 4 input channels by 8 output channels, held in 8
+  ;; registers across the pass's pixels: one load of x gives the 4 channels of a pixel, each
+  ;; broadcast to a vector and multiplied by 8 values of dy. Each dW value is summed in a fixed
+  ;; order: pass by pass, image by image, pixels in row order.
+  (func (export "directFilterGradient")
+    (param $x i32) (param $dy i32) (param $dw i32) (param $batch i32) (param $imagesPerPass i32) (param $outChannels i32) (param $channels i32)
+    (param $inHeight i32) (param $inWidth i32) (param $outHeight i32) (param $outWidth i32)
+    (param $kh i32) (param $kw i32) (param $strideY i32) (param $strideX i32) (param $top i32) (param $left i32)
+    (local $b i32) (local $first i32) (local $last i32) (local $ky i32) (local $kx i32) (local $c i32) (local $o i32) (local $oy i32) (local $iy i32) (local $ox i32)
+    (local $oxFirst i32) (local $oxEnd i32) (local $xImage i32) (local $dyImage i32) (local $xp i32) (local $dp i32) (local $w i32)
+    (local $pixelBytes i32) (local $xStep i32) (local $dyPixelBytes i32) (local $wRowBytes i32)
+    (local $a v128) (local $s v128) (local $b0 v128) (local $b1 v128)
+    (local $acc00 v128) (local $acc01 v128) (local $acc10 v128) (local $acc11 v128)
+    (local $acc20 v128) (local $acc21 v128) (local $acc30 v128) (local $acc31 v128)
+    (local.set $pixelBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $xStep (i32.mul (local.get $strideX) (local.get $pixelBytes)))
+    (local.set $dyPixelBytes (i32.shl (local.get $outChannels) (i32.const 2)))
+    (local.set $wRowBytes (local.get $dyPixelBytes))
+    (local.set $first (i32.const 0))
+    (block $passesDone (loop $passes
+      (br_if $passesDone (i32.ge_s (local.get $first) (local.get $batch)))
+      (local.set $last (i32.add (local.get $first) (local.get $imagesPerPass)))
+      (if (i32.gt_s (local.get $last) (local.get $batch)) (then (local.set $last (local.get $batch))))
+      (local.set $ky (i32.const 0))
+      (block $tapRowsDone (loop $tapRows
+        (br_if $tapRowsDone (i32.ge_s (local.get $ky) (local.get $kh)))
+        (local.set $kx (i32.const 0))
+        (block $tapsDone (loop $taps
+          (br_if $tapsDone (i32.ge_s (local.get $kx) (local.get $kw)))
+          ;; The valid output columns, as in transposedPatches.
+          (local.set $oxFirst (i32.sub (local.get $left) (local.get $kx)))
+          (local.set $oxFirst
+            (select (i32.div_s (i32.add (local.get $oxFirst) (i32.sub (local.get $strideX) (i32.const 1))) (local.get $strideX))
+                    (i32.const 0)
+                    (i32.gt_s (local.get $oxFirst) (i32.const 0))))
+          (local.set $oxEnd (i32.add (i32.div_s (i32.add (i32.sub (local.get $inWidth) (i32.const 1)) (i32.sub (local.get $left) (local.get $kx))) (local.get $strideX)) (i32.const 1)))
+          (if (i32.lt_s (i32.add (i32.sub (local.get $inWidth) (i32.const 1)) (i32.sub (local.get $left) (local.get $kx))) (i32.const 0))
+            (then (local.set $oxEnd (i32.const 0))))
+          (if (i32.gt_s (local.get $oxEnd) (local.get $outWidth)) (then (local.set $oxEnd (local.get $outWidth))))
+          (if (i32.lt_s (local.get $oxEnd) (local.get $oxFirst)) (then (local.set $oxEnd (local.get $oxFirst))))
+          (local.set $c (i32.const 0))
+          (block $groupsDone (loop $groups
+            (br_if $groupsDone (i32.ge_s (local.get $c) (local.get $channels)))
+            (local.set $o (i32.const 0))
+            (block $blocksDone (loop $blocks
+              (br_if $blocksDone (i32.ge_s (local.get $o) (local.get $outChannels)))
+              ;; dW[ky, kx, c .. c + 3, o .. o + 7]: rows of outChannels values.
+              (local.set $w (i32.add (local.get $dw) (i32.shl
+                (i32.add (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $ky) (local.get $kw)) (local.get $kx)) (local.get $channels)) (local.get $c)) (local.get $outChannels))
+                         (local.get $o))
+                (i32.const 2))))
+              (local.set $acc00 (v128.load (local.get $w)))
+              (local.set $acc01 (v128.load offset=16 (local.get $w)))
+              (local.set $acc10 (v128.load (i32.add (local.get $w) (local.get $wRowBytes))))
+              (local.set $acc11 (v128.load offset=16 (i32.add (local.get $w) (local.get $wRowBytes))))
+              (local.set $acc20 (v128.load (i32.add (local.get $w) (i32.shl (local.get $wRowBytes) (i32.const 1)))))
+              (local.set $acc21 (v128.load offset=16 (i32.add (local.get $w) (i32.shl (local.get $wRowBytes) (i32.const 1)))))
+              (local.set $acc30 (v128.load (i32.add (local.get $w) (i32.mul (local.get $wRowBytes) (i32.const 3)))))
+              (local.set $acc31 (v128.load offset=16 (i32.add (local.get $w) (i32.mul (local.get $wRowBytes) (i32.const 3)))))
+              (if (i32.lt_s (local.get $oxFirst) (local.get $oxEnd)) (then
+                (local.set $b (local.get $first))
+                (loop $images
+                (local.set $xImage (i32.add (local.get $x) (i32.mul (i32.mul (i32.mul (local.get $b) (local.get $inHeight)) (local.get $inWidth)) (local.get $pixelBytes))))
+                (local.set $dyImage (i32.add (local.get $dy) (i32.mul (i32.mul (i32.mul (local.get $b) (local.get $outHeight)) (local.get $outWidth)) (local.get $dyPixelBytes))))
+                (local.set $oy (i32.const 0))
+                (block $rowsDone (loop $rows
+                  (br_if $rowsDone (i32.ge_s (local.get $oy) (local.get $outHeight)))
+                  (local.set $iy (i32.add (i32.sub (i32.mul (local.get $oy) (local.get $strideY)) (local.get $top)) (local.get $ky)))
+                  (if (i32.and (i32.ge_s (local.get $iy) (i32.const 0)) (i32.lt_s (local.get $iy) (local.get $inHeight))) (then
+                    ;; x[b, iy, oxFirst * strideX - left + kx, c] and dy[b, oy, oxFirst, o].
+                    (local.set $xp (i32.add (local.get $xImage) (i32.add
+                      (i32.mul (i32.add (i32.mul (local.get $iy) (local.get $inWidth))
+                                        (i32.add (i32.sub (i32.mul (local.get $oxFirst) (local.get $strideX)) (local.get $left)) (local.get $kx)))
+                               (local.get $pixelBytes))
+                      (i32.shl (local.get $c) (i32.const 2)))))
+                    (local.set $dp (i32.add (local.get $dyImage) (i32.add
+                      (i32.mul (i32.add (i32.mul (local.get $oy) (local.get $outWidth)) (local.get $oxFirst)) (local.get $dyPixelBytes))
+                      (i32.shl (local.get $o) (i32.const 2)))))
+                    (local.set $ox (local.get $oxFirst))
+                    (loop $pixels
+                      (local.set $a (v128.load (local.get $xp)))
+                      (local.set $b0 (v128.load (local.get $dp)))
+                      (local.set $b1 (v128.load offset=16 (local.get $dp)))
+                      (local.set $s (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $a) (local.get $a)))
+                      (local.set $acc00 (f32x4.add (local.get $acc00) (f32x4.mul (local.get $s) (local.get $b0))))
+                      (local.set $acc01 (f32x4.add (local.get $acc01) (f32x4.mul (local.get $s) (local.get $b1))))
+                      (local.set $s (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $a) (local.get $a)))
+                      (local.set $acc10 (f32x4.add (local.get $acc10) (f32x4.mul (local.get $s) (local.get $b0))))
+                      (local.set $acc11 (f32x4.add (local.get $acc11) (f32x4.mul (local.get $s) (local.get $b1))))
+                      (local.set $s (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $a) (local.get $a)))
+                      (local.set $acc20 (f32x4.add (local.get $acc20) (f32x4.mul (local.get $s) (local.get $b0))))
+                      (local.set $acc21 (f32x4.add (local.get $acc21) (f32x4.mul (local.get $s) (local.get $b1))))
+                      (local.set $s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $a) (local.get $a)))
+                      (local.set $acc30 (f32x4.add (local.get $acc30) (f32x4.mul (local.get $s) (local.get $b0))))
+                      (local.set $acc31 (f32x4.add (local.get $acc31) (f32x4.mul (local.get $s) (local.get $b1))))
+                      (local.set $xp (i32.add (local.get $xp) (local.get $xStep)))
+                      (local.set $dp (i32.add (local.get $dp) (local.get $dyPixelBytes)))
+                      (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+                      (br_if $pixels (i32.lt_s (local.get $ox) (local.get $oxEnd))))))
+                  (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+                  (br $rows)))
+                (local.set $b (i32.add (local.get $b) (i32.const 1)))
+                (br_if $images (i32.lt_s (local.get $b) (local.get $last))))))
+              (v128.store (local.get $w) (local.get $acc00))
+              (v128.store offset=16 (local.get $w) (local.get $acc01))
+              (v128.store (i32.add (local.get $w) (local.get $wRowBytes)) (local.get $acc10))
+              (v128.store offset=16 (i32.add (local.get $w) (local.get $wRowBytes)) (local.get $acc11))
+              (v128.store (i32.add (local.get $w) (i32.shl (local.get $wRowBytes) (i32.const 1))) (local.get $acc20))
+              (v128.store offset=16 (i32.add (local.get $w) (i32.shl (local.get $wRowBytes) (i32.const 1))) (local.get $acc21))
+              (v128.store (i32.add (local.get $w) (i32.mul (local.get $wRowBytes) (i32.const 3))) (local.get $acc30))
+              (v128.store offset=16 (i32.add (local.get $w) (i32.mul (local.get $wRowBytes) (i32.const 3))) (local.get $acc31))
+              (local.set $o (i32.add (local.get $o) (i32.const 8)))
+              (br $blocks)))
+            (local.set $c (i32.add (local.get $c) (i32.const 4)))
+            (br $groups)))
+          (local.set $kx (i32.add (local.get $kx) (i32.const 1)))
+          (br $taps)))
+        (local.set $ky (i32.add (local.get $ky) (i32.const 1)))
+        (br $tapRows)))
+      (local.set $first (local.get $last))
+      (br $passes))))
+
   ;; A zero at byte offset at in each of four rows plane bytes apart.
   (func $zeroColumn (param $at i32) (param $plane i32)
     (f32.store (local.get $at) (f32.const 0))

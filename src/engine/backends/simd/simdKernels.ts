@@ -62,6 +62,12 @@ export interface SimdKernels {
    * layout; channels must be a multiple of 4.
    */
   channelsLastPatches(x: number, out: number, firstImage: number, batch: number, ...geometry: ConvGeometry): void;
+  /**
+   * dW[ky, kx, c, o] += x[b, iy, ix, c] * dy[b, oy, ox, o] over every image and output pixel (the
+   * filter gradient without a patch matrix), imagesPerPass images at a time; channels a multiple
+   * of 4, outChannels of 8.
+   */
+  directFilterGradient(x: number, dy: number, dw: number, batch: number, imagesPerPass: number, outChannels: number, ...geometry: ConvGeometry): void;
   /** dx[b, iy, ix, :] += columns[pixel, tap * channels : +channels] for every tap inside the image (col2im). */
   columnsToImage(columns: number, dx: number, batch: number, ...geometry: ConvGeometry): void;
 }
