@@ -102,9 +102,10 @@ describe('wasm training kernels match the cpu backend', () => {
     { x: [2, 3, 3, 12], w: [3, 3, 12, 20], stride: 1, pad: 'valid' },
     // A widening layer over many pixels: the matmul filter gradient by default.
     { x: [2, 16, 16, 8], w: [3, 3, 8, 24], stride: 1, pad: 'same' },
-    // The direct filter gradient (channels in 4s, outputs in 8s): one image per pass (400 output
-    // pixels each), passes of 3 + 2 images, a strided 1x1 layer, a non-square valid output, and one
-    // output pixel per image (not served: a forced direct route yields to the chosen one).
+    // The direct filter gradient (the cases above test its channel padding): one image per pass
+    // (400 output pixels each), passes of 3 + 2 images, a strided 1x1 layer, a non-square valid
+    // output, and one output pixel per image (not served: a forced direct route yields to the
+    // chosen one).
     { x: [5, 20, 20, 8], w: [3, 3, 8, 16], stride: 1, pad: 'same' },
     { x: [5, 12, 12, 4], w: [3, 3, 4, 8], stride: 1, pad: 'valid' },
     { x: [3, 9, 9, 8], w: [1, 1, 8, 16], stride: 2, pad: 'same' },
@@ -148,23 +149,25 @@ describe('wasm training kernels match the cpu backend', () => {
   it('routes: the direct filter gradient where its blocks fit; the matmul gradients never build a patch or column matrix above 16 MB; the matmul input gradient for strided layers (wasm scatter) or few pixels', () => {
     const info = (x: number[], w: number[], stride: number) =>
       tf.backend_util.computeConv2DInfo(x as [number, number, number, number], w as [number, number, number, number], stride, 1, 'same', undefined, false, 'channelsLast');
-    // With the SIMD kernels, layers with channels in 4s and outputs in 8s take the direct kernel,
-    // which builds no patch matrix, even on a 224x224 model's early activation...
+    // With the SIMD kernels, layers with at least 4 output pixels per image take the direct kernel,
+    // which builds no patch matrix, even on a 224x224 model's early activation, and whatever the
+    // widths (3 input channels and 20 outputs are padded to its 4 x 8 blocks)...
     assert.equal(filterGradientRoute(info([32, 28, 28, 16], [3, 3, 16, 32], 2), true), 'direct');
     assert.equal(filterGradientRoute(info([4, 112, 112, 64], [3, 3, 64, 128], 1), true), 'direct');
     assert.equal(filterGradientRoute(info([4, 112, 112, 64], [1, 1, 64, 128], 1), true), 'direct');
-    // ...but not with one output pixel per image, 3 input channels, or 20 outputs.
+    assert.equal(filterGradientRoute(info([32, 28, 28, 3], [3, 3, 3, 32], 2), true), 'direct');
+    assert.equal(filterGradientRoute(info([32, 14, 14, 32], [3, 3, 32, 20], 1), true), 'direct');
+    // ...but not with one output pixel per image.
     assert.equal(filterGradientRoute(info([32, 2, 2, 192], [3, 3, 192, 640], 2), true), 'matmul');
-    assert.equal(filterGradientRoute(info([32, 28, 28, 3], [3, 3, 3, 32], 2), true), 'matmul');
-    assert.equal(filterGradientRoute(info([32, 14, 14, 32], [3, 3, 32, 20], 1), true), 'matmul');
     // Without them: a widening 3x3 layer over many pixels takes the product, while its patches stay
     // small, but not on that 224x224 activation (4 x 112 x 112 x 64 -> 9 x 64 x 50,176 patch values).
     assert.equal(filterGradientRoute(info([32, 28, 28, 16], [3, 3, 16, 32], 2), false), 'matmul');
     assert.equal(filterGradientRoute(info([4, 112, 112, 64], [3, 3, 64, 128], 1), false), 'conv');
     assert.equal(filterGradientRoute(info([4, 112, 112, 64], [1, 1, 64, 128], 1), false), 'matmul');
-    // A layer as wide as its input over many pixels: the product only where the gather runs in wasm.
-    assert.equal(filterGradientRoute(info([32, 14, 14, 32], [3, 3, 32, 20], 1), true), 'matmul');
+    // A layer as wide as its input over many pixels: the product only where the gather runs in
+    // wasm; one narrowing over few pixels (one per image): the convolution there.
     assert.equal(filterGradientRoute(info([32, 14, 14, 32], [3, 3, 32, 32], 1), false), 'conv');
+    assert.equal(filterGradientRoute(info([32, 2, 2, 64], [3, 3, 64, 32], 2), true), 'conv');
     for (const columnsInWasm of [true, false]) {
       assert.equal(inputGradientRoute(info([32, 2, 2, 96], [3, 3, 96, 640], 2), columnsInWasm), 'matmul');
       assert.equal(inputGradientRoute(info([32, 16, 16, 24], [3, 3, 24, 24], 1), columnsInWasm), 'conv');
