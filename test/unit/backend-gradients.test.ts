@@ -111,13 +111,21 @@ describe('wasm training kernels match the cpu backend', () => {
     { x: [3, 9, 9, 8], w: [1, 1, 8, 16], stride: 2, pad: 'same' },
     { x: [2, 6, 7, 12], w: [3, 3, 12, 8], stride: 2, pad: 'valid' },
     { x: [4, 2, 2, 8], w: [3, 3, 8, 8], stride: 2, pad: 'same' },
+    // The direct input gradient (stride 1; the cases above test its channel padding and groups of
+    // 4 pixels across rows and images): filters that are not square, with 'same' and 'valid'
+    // padding, 2x2 images, and a batch of 3 pixels (not served: a forced direct route yields).
+    { x: [2, 6, 9, 8], w: [1, 3, 8, 16], stride: 1, pad: 'same' },
+    { x: [2, 7, 6, 5], w: [2, 2, 5, 8], stride: 1, pad: 'valid' },
+    { x: [1, 5, 8, 4], w: [2, 2, 4, 8], stride: 1, pad: 'same' },
+    { x: [3, 2, 2, 16], w: [3, 3, 16, 8], stride: 1, pad: 'same' },
+    { x: [1, 1, 3, 8], w: [1, 3, 8, 8], stride: 1, pad: 'same' },
   ];
   for (const c of convCases) {
     // Each shape every way: the route chosen for it, and both gradients forced through each route.
     it(`conv2d ${c.w[0]}x${c.w[1]} stride ${c.stride} ${c.pad} on ${c.x.join('x')} -> ${c.w[3]} channels (chosen, matmul, conv and direct routes; matmul without SIMD)`, async () => {
       // The matmul route once more without the SIMD kernels: its patch gather then runs in JS.
-      const variants = [{}, { input: 'matmul', filter: 'matmul' }, { input: 'conv', filter: 'conv' }, { filter: 'direct' }, { input: 'matmul', filter: 'matmul', noSimd: true }] as const;
-      for (const { noSimd, ...forced } of variants as ReadonlyArray<{ input?: 'matmul' | 'conv'; filter?: 'matmul' | 'conv' | 'direct'; noSimd?: boolean }>) {
+      const variants = [{}, { input: 'matmul', filter: 'matmul' }, { input: 'conv', filter: 'conv' }, { input: 'direct', filter: 'direct' }, { input: 'matmul', filter: 'matmul', noSimd: true }] as const;
+      for (const { noSimd, ...forced } of variants as ReadonlyArray<{ input?: 'matmul' | 'conv' | 'direct'; filter?: 'matmul' | 'conv' | 'direct'; noSimd?: boolean }>) {
         forceConvGradientRoutes(forced);
         disableSimdKernels(noSimd === true);
         try {
@@ -146,7 +154,7 @@ describe('wasm training kernels match the cpu backend', () => {
     }
   });
 
-  it('routes: the direct filter gradient where its blocks fit; the matmul gradients never build a patch or column matrix above 16 MB; the matmul input gradient for strided layers (wasm scatter) or few pixels', () => {
+  it('routes: the direct filter gradient where images have 4+ output pixels, the direct input gradient at stride 1; the matmul gradients never build a patch or column matrix above 16 MB; the matmul input gradient for strided layers (wasm scatter) or few pixels', () => {
     const info = (x: number[], w: number[], stride: number) =>
       tf.backend_util.computeConv2DInfo(x as [number, number, number, number], w as [number, number, number, number], stride, 1, 'same', undefined, false, 'channelsLast');
     // With the SIMD kernels, layers with at least 4 output pixels per image take the direct kernel,
@@ -168,9 +176,15 @@ describe('wasm training kernels match the cpu backend', () => {
     // wasm; one narrowing over few pixels (one per image): the convolution there.
     assert.equal(filterGradientRoute(info([32, 14, 14, 32], [3, 3, 32, 32], 1), false), 'conv');
     assert.equal(filterGradientRoute(info([32, 2, 2, 64], [3, 3, 64, 32], 2), true), 'conv');
+    // With the SIMD kernels, stride-1 layers take the direct kernel, down to 2x2 images; not a
+    // batch of fewer than 4 input pixels (its block).
+    assert.equal(inputGradientRoute(info([32, 16, 16, 24], [3, 3, 24, 24], 1), true), 'direct');
+    assert.equal(inputGradientRoute(info([4, 56, 56, 24], [1, 1, 24, 144], 1), true), 'direct');
+    assert.equal(inputGradientRoute(info([32, 2, 2, 192], [3, 3, 192, 192], 1), true), 'direct');
+    assert.equal(inputGradientRoute(info([1, 1, 3, 64], [3, 3, 64, 64], 1), true), 'matmul');
+    assert.equal(inputGradientRoute(info([32, 16, 16, 24], [3, 3, 24, 24], 1), false), 'conv');
     for (const columnsInWasm of [true, false]) {
       assert.equal(inputGradientRoute(info([32, 2, 2, 96], [3, 3, 96, 640], 2), columnsInWasm), 'matmul');
-      assert.equal(inputGradientRoute(info([32, 16, 16, 24], [3, 3, 24, 24], 1), columnsInWasm), 'conv');
       assert.equal(inputGradientRoute(info([32, 2, 2, 96], [1, 1, 96, 640], 2), columnsInWasm), 'conv');
       // The columns would be 9 x 64 x 12,544 values: above 16 MB.
       assert.equal(inputGradientRoute(info([4, 112, 112, 64], [3, 3, 64, 64], 2), columnsInWasm), 'conv');

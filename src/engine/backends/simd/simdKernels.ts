@@ -68,6 +68,12 @@ export interface SimdKernels {
    * of 4, outChannels of 8.
    */
   directFilterGradient(x: number, dy: number, dw: number, batch: number, imagesPerPass: number, outChannels: number, ...geometry: ConvGeometry): void;
+  /**
+   * dx of a stride-1 convolution from dy padded by the forward padding's complement
+   * ([batch, inHeight + kh - 1, inWidth + kw - 1, outChannels]) and the filter with its channel
+   * axes swapped ([kh, kw, outChannels, channels]); channels a multiple of 8.
+   */
+  directInputGradient(dyPadded: number, w: number, dx: number, batch: number, outChannels: number, channels: number, inHeight: number, inWidth: number, kh: number, kw: number): void;
   /** dx[b, iy, ix, :] += columns[pixel, tap * channels : +channels] for every tap inside the image (col2im). */
   columnsToImage(columns: number, dx: number, batch: number, ...geometry: ConvGeometry): void;
 }
