@@ -619,17 +619,16 @@ function directInputGradient(backend: WasmBackendView, kernels: SimdKernels, dy:
   const [top, bottom, left, right] = stride1InputGradientPadding(info)!;
   const paddedIn = Math.ceil(inChannels / 8) * 8;
   const dyPadded = runWasmKernel(backend, 'PadV2', { x: dy }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 });
-  // [kh, kw, ci, co] -> [kh, kw, co, ci (padded)], zeros in the padding.
-  const swapped = makeFloatOutput(backend, [kh, kw, outChannels, paddedIn], paddedIn !== inChannels);
-  const dx = makeFloatOutput(backend, [batchSize, inHeight, inWidth, paddedIn], false);
-  const weights = floatView(backend, filter);
-  const target = floatView(backend, swapped);
-  for (let tap = 0; tap < kh * kw; tap++) {
-    for (let c = 0; c < inChannels; c++) {
-      const from = (tap * inChannels + c) * outChannels;
-      for (let o = 0; o < outChannels; o++) target[(tap * outChannels + o) * paddedIn + c] = weights[from + o];
-    }
+  // [kh, kw, ci, co] -> [kh, kw, co, ci (padded with zeros)] by the backend's transpose: a JS loop
+  // over RepVGG-A0 x0.5's filters took ~5 ms per training step.
+  const filterByTap = { dataId: filter.dataId, dtype: filter.dtype, shape: [kh * kw, inChannels, outChannels] };
+  let swapped = runWasmKernel(backend, 'Transpose', { x: filterByTap }, { perm: [0, 2, 1] });
+  if (paddedIn !== inChannels) {
+    const narrow = swapped;
+    swapped = runWasmKernel(backend, 'PadV2', { x: narrow }, { paddings: [[0, 0], [0, 0], [0, paddedIn - inChannels]], constantValue: 0 });
+    releaseAll(backend, [narrow]);
   }
+  const dx = makeFloatOutput(backend, [batchSize, inHeight, inWidth, paddedIn], false);
   kernels.directInputGradient(heapOffset(backend, dyPadded.dataId), heapOffset(backend, swapped.dataId), heapOffset(backend, dx.dataId), batchSize, outChannels, paddedIn, inHeight, inWidth, kh, kw);
   releaseAll(backend, [dyPadded, swapped]);
   if (paddedIn === inChannels) return dx;
