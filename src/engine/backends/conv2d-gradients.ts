@@ -1,13 +1,17 @@
 /**
- * Both gradients of a 2-D convolution on wasm, computed by the backend's XNNPACK forward
- * convolution instead of scalar loops.
+ * Both gradients of a 2-D convolution on wasm, by our SIMD kernels (simd/kernels.wat) where they
+ * serve and by the backend's XNNPACK matrix product or convolution otherwise, instead of the
+ * stock scalar loops.
  *
- * - The filter gradient is either one XNNPACK matrix product of the (transposed) patch matrix of
- *   the input with the output gradient, or one XNNPACK convolution of the input (batch moved to the
- *   channel axis) with the output gradient as a filter; whichever measured faster for the shape.
+ * - The filter gradient: our direct kernel (an implicit matrix product of x and dy, no patch
+ *   matrix) wherever an image has 4+ output pixels; otherwise one XNNPACK matrix product of the
+ *   (transposed) patch matrix of the input with the output gradient, or one XNNPACK convolution of
+ *   the input (batch moved to the channel axis) with the output gradient as a filter, whichever
+ *   measured faster for the shape.
  * - The input gradient is the "full" correlation of the output gradient with the spatially flipped
- *   filter whose in/out channel axes are swapped; at stride > 1, one such correlation per output
- *   phase with the matching taps of the filter.
+ *   filter whose in/out channel axes are swapped: at stride 1 by our direct kernel; otherwise by a
+ *   matrix product and a scatter-add, or one XNNPACK correlation per output phase with the
+ *   matching taps of the filter.
  *
  * Only NHWC with dilation 1 in the forward pass goes the fast way (what tfjs-layers produces);
  * anything else is handed to the stock kernel or reported clearly.
@@ -102,11 +106,11 @@ function columnInputGradientRoute(info: tf.backend_util.Conv2DInfo, columnsInWas
 }
 
 /**
- * The filter-gradient route for a shape. The matrix product gathers a patch matrix kh*kw times
- * the input; the convolution packs dy as its filter. `patchesInWasm`: the gather runs in the
- * wasm kernels module (else a JS loop, ~3x slower on short rows).
- *
- * Measured both ways, interleaved, on a grid (batch 32 and 4; 2-56 pixel rows; 16-640 channels;
+ * The filter-gradient route for a shape. `patchesInWasm`: our wasm kernels module is loaded; then
+ * images with 4+ output pixels take its direct kernel (directFilterGradientFits). Among the other
+ * two, the matrix product gathers a patch matrix kh*kw times the input (in that module, else in a
+ * JS loop, ~3x slower on short rows); the convolution packs dy as its filter. Those two were
+ * measured both ways, interleaved, on a grid (batch 32 and 4; 2-56 pixel rows; 16-640 channels;
  * stride 1 and 2), timing the kernel without reading its result back:
  * - gathered in wasm, the product wins 1.1-2.6x nearly everywhere (the XNNPACK product runs at
  *   ~17 G multiply-adds/s, the convolution with dy as its filter at 5-11 G); the convolution wins
