@@ -111,6 +111,10 @@ describe('wasm training kernels match the cpu backend', () => {
     { x: [3, 9, 9, 8], w: [1, 1, 8, 16], stride: 2, pad: 'same' },
     { x: [2, 6, 7, 12], w: [3, 3, 12, 8], stride: 2, pad: 'valid' },
     { x: [4, 2, 2, 8], w: [3, 3, 8, 8], stride: 2, pad: 'same' },
+    // Images larger than a pass (512 KB of x and dy) go in bands of output rows: 37 + 11 rows, and
+    // at stride 2, 22 + 3 rows of each of two images.
+    { x: [1, 48, 48, 64], w: [3, 3, 64, 8], stride: 1, pad: 'same' },
+    { x: [2, 50, 50, 56], w: [3, 3, 56, 8], stride: 2, pad: 'same' },
     // The direct input gradient (stride 1; the cases above test its channel padding and groups of
     // 4 pixels across rows and images): filters that are not square, with 'same' and 'valid'
     // padding, 2x2 images, and a batch of 3 pixels (not served: a forced direct route yields).

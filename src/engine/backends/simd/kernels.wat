@@ -543,14 +543,16 @@
   ;; as they are; channels must be a multiple of 4 and outChannels of 8; dW must hold zeros (or what
   ;; is to be added to). imagesPerPass images at a time, so that their x and dy stay in a near cache
   ;; while every tap and channel block passes over them (the caller picks enough images for a pass
-  ;; of a few hundred pixels). A block is 4 input channels by 8 output channels, held in 8
+  ;; of a few hundred pixels), over output rows oyFirst .. oyEnd - 1 of each (all of them, or a band
+  ;; of one large image per call). A block is 4 input channels by 8 output channels, held in 8
   ;; registers across the pass's pixels: one load of x gives the 4 channels of a pixel, each
   ;; broadcast to a vector and multiplied by 8 values of dy. Each dW value is summed in a fixed
-  ;; order: pass by pass, image by image, pixels in row order.
+  ;; order: pass by pass (bands of rows in order), image by image, pixels in row order.
   (func (export "directFilterGradient")
     (param $x i32) (param $dy i32) (param $dw i32) (param $batch i32) (param $imagesPerPass i32) (param $outChannels i32) (param $channels i32)
     (param $inHeight i32) (param $inWidth i32) (param $outHeight i32) (param $outWidth i32)
     (param $kh i32) (param $kw i32) (param $strideY i32) (param $strideX i32) (param $top i32) (param $left i32)
+    (param $oyFirst i32) (param $oyEnd i32)
     (local $b i32) (local $first i32) (local $last i32) (local $ky i32) (local $kx i32) (local $c i32) (local $o i32) (local $oy i32) (local $iy i32) (local $ox i32)
     (local $oxFirst i32) (local $oxEnd i32) (local $xImage i32) (local $dyImage i32) (local $xp i32) (local $dp i32) (local $w i32)
     (local $pixelBytes i32) (local $xStep i32) (local $dyPixelBytes i32) (local $wRowBytes i32)
@@ -607,9 +609,9 @@
                 (loop $images
                 (local.set $xImage (i32.add (local.get $x) (i32.mul (i32.mul (i32.mul (local.get $b) (local.get $inHeight)) (local.get $inWidth)) (local.get $pixelBytes))))
                 (local.set $dyImage (i32.add (local.get $dy) (i32.mul (i32.mul (i32.mul (local.get $b) (local.get $outHeight)) (local.get $outWidth)) (local.get $dyPixelBytes))))
-                (local.set $oy (i32.const 0))
+                (local.set $oy (local.get $oyFirst))
                 (block $rowsDone (loop $rows
-                  (br_if $rowsDone (i32.ge_s (local.get $oy) (local.get $outHeight)))
+                  (br_if $rowsDone (i32.ge_s (local.get $oy) (local.get $oyEnd)))
                   (local.set $iy (i32.add (i32.sub (i32.mul (local.get $oy) (local.get $strideY)) (local.get $top)) (local.get $ky)))
                   (if (i32.and (i32.ge_s (local.get $iy) (i32.const 0)) (i32.lt_s (local.get $iy) (local.get $inHeight))) (then
                     ;; x[b, iy, oxFirst * strideX - left + kx, c] and dy[b, oy, oxFirst, o].

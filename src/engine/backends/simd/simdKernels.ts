@@ -63,11 +63,11 @@ export interface SimdKernels {
    */
   channelsLastPatches(x: number, out: number, firstImage: number, batch: number, ...geometry: ConvGeometry): void;
   /**
-   * dW[ky, kx, c, o] += x[b, iy, ix, c] * dy[b, oy, ox, o] over every image and output pixel (the
-   * filter gradient without a patch matrix), imagesPerPass images at a time; channels a multiple
-   * of 4, outChannels of 8.
+   * dW[ky, kx, c, o] += x[b, iy, ix, c] * dy[b, oy, ox, o] over every image and output rows
+   * oyFirst .. oyEnd - 1 (the filter gradient without a patch matrix), imagesPerPass images at a
+   * time; channels a multiple of 4, outChannels of 8.
    */
-  directFilterGradient(x: number, dy: number, dw: number, batch: number, imagesPerPass: number, outChannels: number, ...geometry: ConvGeometry): void;
+  directFilterGradient(x: number, dy: number, dw: number, batch: number, imagesPerPass: number, outChannels: number, ...geometryAndRows: [...ConvGeometry, oyFirst: number, oyEnd: number]): void;
   /**
    * dx of a stride-1 convolution from dy padded by the forward padding's complement
    * ([batch, inHeight + kh - 1, inWidth + kw - 1, outChannels]) and the filter with its channel
