@@ -396,15 +396,7 @@ function directFilterGradient(backend: WasmBackendView, kernels: SimdKernels, x:
   const padding = [xPadded, dyPadded].filter((t) => t !== x && t !== dy);
   releaseAll(backend, padding);
   if (paddedIn === inChannels && paddedOut === outChannels) return dW;
-  const out = makeFloatOutput(backend, [kh, kw, inChannels, outChannels], false);
-  const source = floatView(backend, dW);
-  const target = floatView(backend, out);
-  for (let row = 0; row < kh * kw; row++) {
-    for (let c = 0; c < inChannels; c++) {
-      const from = (row * paddedIn + c) * paddedOut;
-      target.set(source.subarray(from, from + outChannels), (row * inChannels + c) * outChannels);
-    }
-  }
+  const out = runWasmKernel(backend, 'Slice', { x: dW }, { begin: [0, 0, 0, 0], size: [kh, kw, inChannels, outChannels] });
   releaseAll(backend, [dW]);
   return out;
 }
@@ -622,7 +614,7 @@ function addColumnsToImage(source: Float32Array, target: Float32Array, info: tf.
 /**
  * Padding of dy (rows above and below, columns left and right) that turns the input gradient of a
  * stride-1 convolution into a valid correlation over exactly the input's size; undefined where the
- * forward padding exceeds the filter (a negative pad), which no route here serves.
+ * forward padding exceeds the filter (a negative pad: the stock kernel serves that).
  */
 function stride1InputGradientPadding(info: tf.backend_util.Conv2DInfo): [number, number, number, number] | undefined {
   const { filterHeight: kh, filterWidth: kw } = info;
@@ -657,12 +649,7 @@ function directInputGradient(backend: WasmBackendView, kernels: SimdKernels, dy:
   kernels.directInputGradient(heapOffset(backend, dyPadded.dataId), heapOffset(backend, swapped.dataId), heapOffset(backend, dx.dataId), batchSize, outChannels, paddedIn, inHeight, inWidth, kh, kw);
   releaseAll(backend, [dyPadded, swapped]);
   if (paddedIn === inChannels) return dx;
-  const out = makeFloatOutput(backend, [batchSize, inHeight, inWidth, inChannels], false);
-  const source = floatView(backend, dx);
-  const narrow = floatView(backend, out);
-  for (let pixel = 0; pixel < batchSize * inHeight * inWidth; pixel++) {
-    narrow.set(source.subarray(pixel * paddedIn, pixel * paddedIn + inChannels), pixel * inChannels);
-  }
+  const out = runWasmKernel(backend, 'Slice', { x: dx }, { begin: [0, 0, 0, 0], size: [batchSize, inHeight, inWidth, inChannels] });
   releaseAll(backend, [dx]);
   return out;
 }
@@ -675,24 +662,20 @@ function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: unk
   const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
   const attrs = args.attrs as unknown as Conv2DGradientAttrs & { inputShape: number[] };
   const info = forwardConvInfo(attrs.inputShape, filter.shape, attrs);
-  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const kernels = simdKernels(backend);
   let route = routes.input ?? inputGradientRoute(info, kernels !== undefined);
   // Forced onto a shape it does not serve, the direct route yields to the chosen one of the others.
   if (route === 'direct' && !(kernels && directInputGradientFits(info))) route = columnInputGradientRoute(info, kernels !== undefined);
   if (route === 'direct') return directInputGradient(backend, kernels!, dy, filter, info);
   if (route === 'matmul') return inputGradientByMatMul(backend, dy, filter, info);
-  if (sh > 1 || sw > 1) return stridedConv2DBackpropInput(backend, dy, filter, info);
-  // Padding of dy so that a valid correlation gives exactly inHeight x inWidth.
-  const top = kh - 1 - info.padInfo.top;
-  const left = kw - 1 - info.padInfo.left;
-  const bottom = info.inHeight + info.padInfo.top - (info.outHeight - 1) * sh - 1;
-  const right = info.inWidth + info.padInfo.left - (info.outWidth - 1) * sw - 1;
-  if (top < 0 || left < 0 || bottom < 0 || right < 0) {
+  if (info.strideHeight > 1 || info.strideWidth > 1) return stridedConv2DBackpropInput(backend, dy, filter, info);
+  const padding = stride1InputGradientPadding(info);
+  if (!padding) {
     // Padding larger than the kernel: rare, and the stock loop handles it.
     if (!stockConv2DBackpropInput) throw new Error('Conv2DBackpropInput: padding larger than the filter is not supported');
     return stockConv2DBackpropInput(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   }
+  const [top, bottom, left, right] = padding;
   const flipped = flippedTransposedFilter(backend, filter);
   const dx = runWasmKernel(
     backend,
