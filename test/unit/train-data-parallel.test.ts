@@ -6,6 +6,7 @@ import { trainableVariables, trainEpoch, type EpochOptions } from '../../src/eng
 import { closeSharedReplicaPool, parseWorkers, resolveWorkers, shardSizes, sharedReplicaPool } from '../../src/engine/train/parallel';
 import { FlatMomentum, flatLayout, readFlat, updateRanges } from '../../src/engine/train/parallel/shardStep';
 import { enableFlatSgd } from '../../src/engine/train/flatSgd';
+import { allocateFlatVectors, flatVectorViews, momentumStepFor } from '../../src/engine/train/flatVectors';
 import { maxAbs, maxAbsDiff, seededValues } from '../support/tensors';
 
 /** 40 seeded 12x12x1 images, 4 classes: a few batches are enough to see replicas drift. */
@@ -207,8 +208,9 @@ describe('data-parallel training (worker threads, wasm)', function () {
     model.dispose();
   });
 
-  for (const threads of [1, 2, 3]) {
-    it(`applies SGD momentum with weight decay bitwise like tf.train.momentum, gradients of ${threads} thread(s) summed in order`, () => {
+  for (const [threads, where] of [1, 2, 3].flatMap((t) => [[t, 'JS arrays'], [t, 'wasm memory (SIMD step)']] as Array<[number, string]>)) {
+    it(`applies SGD momentum with weight decay bitwise like tf.train.momentum, gradients of ${threads} thread(s) summed in order, in ${where}`, () => {
+      const simd = where !== 'JS arrays';
       const shapes = [[3, 3, 2, 4], [4], [7, 5]];
       // Weight decay on the first and last variables (as on kernels, not on biases).
       const rate = 0.01;
@@ -216,16 +218,21 @@ describe('data-parallel training (worker threads, wasm)', function () {
       const variables = shapes.map((shape, i) => tf.variable(tf.tensor(seededValues(shape.reduce((a, b) => a * b, 1), 20 + i), shape)));
       const reference = variables.map((v) => tf.variable(v.clone()));
       const layout = flatLayout(shapes);
-      const flat = new FlatMomentum(new Float32Array(layout.total), 0.05, 0.9);
+      // With `simd`, every vector in one FlatVectors memory (the gradients in equally spaced slots, as in the exchange).
+      const vectors = simd ? flatVectorViews(allocateFlatVectors([...Array<number>(threads).fill(layout.total), ...Array<number>(4).fill(layout.total)])) : undefined;
+      const vector = (i: number) => vectors?.[threads + i] ?? new Float32Array(layout.total);
+      const flat = new FlatMomentum(vector(0), 0.05, 0.9);
       // The same update cut into three ranges (as threads split it): bit for bit the same.
-      const cut = new FlatMomentum(new Float32Array(layout.total), 0.05, 0.9);
-      const cutWeights = new Float32Array(layout.total);
+      const cut = new FlatMomentum(vector(1), 0.05, 0.9);
+      const cutWeights = vector(2);
       const optimizer = tf.train.momentum(0.05, 0.9);
-      const weights = new Float32Array(layout.total);
+      const weights = vector(3);
+      if (simd) assert.ok(momentumStepFor(weights.buffer), 'no SIMD step is bound to the FlatVectors memory');
+      const inPlace = (values: Float32Array[]) => (vectors ? values.map((v, p) => (vectors[p].set(v), vectors[p])) : values);
       const decay = { rate, ranges: [0, 2].map((i): [number, number] => [layout.offsets[i], layout.offsets[i] + layout.sizes[i]]) };
       const decayed = (k: number) => decay.ranges.some(([start, end]) => k >= start && k < end);
       for (let step = 0; step < 4; step++) {
-        const parts = Array.from({ length: threads }, (_, p) => seededValues(layout.total, 100 + step * 3 + p));
+        const parts = inPlace(Array.from({ length: threads }, (_, p) => seededValues(layout.total, 100 + step * 3 + p)));
         readFlat(variables, weights, layout);
         // The reference gradient: the first thread's plus tfjs's decay gradient (rate / 2) * (2 * w), then the others.
         const summed = Float32Array.from(parts[0], (g, k) => (decayed(k) ? g + Math.fround(half * (2 * weights[k])) : g));

@@ -1,19 +1,20 @@
 /**
- * The single-thread trainer's SGD-momentum step on wasm as flat JS loops over all trainable
+ * The single-thread trainer's SGD-momentum step on wasm over flat vectors of all trainable
  * values: the update the data-parallel threads already apply (FlatMomentum, with weight decay), here
- * on one thread.
+ * on one thread; flatMomentum.wat's SIMD step where the runtime has it, JS loops otherwise.
  *
  * Why: through tensors, `tf.train.momentum` costs 4 kernel calls per variable and step, and L2
  * weight decay on the tape ~6 more per decayed variable (square, sum, add, and their gradients).
  * On wasm every call pays the tfjs engine's bookkeeping: RepVGG-A0 x0.5 (150 variables) spent
  * ~900 calls per step on them, and the trainer's one-worker step ran at 88% of the bare
- * forward+backward step (bench/results/throughput.md). The flat loops do the same float32
+ * forward+backward step (bench/results/throughput.md). The flat update does the same float32
  * arithmetic as `tf.train.momentum` (tested bit for bit in train-data-parallel.test.ts).
  *
  * Other backends keep the tensor update: on a GPU, reading every weight back each step would cost
  * far more than the kernel calls.
  */
 import * as tf from '@tensorflow/tfjs';
+import { allocateFlatVectors, flatVectorViews } from './flatVectors';
 import { assignFlat, copyValuesInto, decayRangesOf, FlatMomentum, flatLayout, readFlat, type FlatLayout } from './parallel/shardStep';
 
 interface Buffers {
@@ -30,7 +31,9 @@ let cached: Buffers | undefined;
  */
 function buffersFor(length: number): Buffers {
   if (cached && cached.weights.length === length) return cached;
-  cached = { weights: new Float32Array(length), gradients: new Float32Array(length), momentum: new FlatMomentum(new Float32Array(length)) };
+  // In one wasm memory, so that the update runs as flatMomentum.wat's SIMD step (flatVectors.ts).
+  const [weights, gradients, accumulation] = flatVectorViews(allocateFlatVectors([length, length, length]));
+  cached = { weights, gradients, momentum: new FlatMomentum(accumulation) };
   return cached;
 }
 

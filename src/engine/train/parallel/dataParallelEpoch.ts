@@ -61,7 +61,7 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
   const statLayout = flatLayout(stats.map((w) => w.shape as number[]));
   const threads = pool.size + 1;
   const weightLength = flatLayout(model.weights.map((w) => w.shape as number[])).total;
-  const { exchange, ownGradients, optimizer } = epochBuffersFor(threads, layout.total, statLayout.total, weightLength);
+  const { exchange, optimizer } = epochBuffersFor(threads, layout.total, statLayout.total, weightLength);
   await pool.loadModel(model, trainable, statIndices, exchange);
   // A fresh optimizer state per epoch, as in the single-thread trainer.
   optimizer.reset(options.learningRate, options.momentum);
@@ -102,7 +102,7 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     const t1 = performance.now();
     const x0 = tf.slice(x, 0, sizes[0]);
     const y0 = tf.slice(y, 0, sizes[0]);
-    const own = shardGradients(model, x0, y0, sizes[0] / size, variables, ownGradients, layout, extra);
+    const own = shardGradients(model, x0, y0, sizes[0] / size, variables, exchange.gradientSlots[0], layout, extra);
     tf.dispose([x, y, x0, y0]);
     readLayerWeights(stats, exchange.statSlots[0], statLayout);
     const t2 = performance.now();
@@ -110,25 +110,19 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
     const t3 = performance.now();
     // The update starts from this thread's current weights (so a change made between steps, e.g.
     // clipped latents, is kept) and sums the gradients in a fixed order (this thread, then replica
-    // 1, 2, ...): deterministic for a seed and a worker count. The threads split it into ranges;
-    // each element's result is the same whichever thread computes it. Every replica copies it.
+    // 1, 2, ...): deterministic for a seed and a worker count. The threads split it into ranges,
+    // each updating its range of the exchange's weights in place; each element's result is the
+    // same whichever thread computes it. Every replica copies it.
     const used = others.length + 1;
-    const weights = exchange.scratch;
-    readFlat(variables, weights, layout);
+    readFlat(variables, exchange.weights, layout);
     const ranges = updateRanges(layout.total, used);
-    const [, ownEnd] = ranges[0];
-    // The replicas' ranges read this thread's weights and gradients from the exchange.
-    exchange.weights.set(weights.subarray(ownEnd), ownEnd);
-    exchange.gradientSlots[0].set(ownGradients.subarray(ownEnd), ownEnd);
     const reduced = pool.reduce(done, ranges.slice(1), used, options.learningRate, options.momentum, decay);
-    const ownSquares = optimizer.apply(weights, [ownGradients, ...exchange.gradientSlots.slice(1, used)], 0, ownEnd, decay);
+    const ownSquares = optimizer.apply(exchange.weights, exchange.gradientSlots.slice(0, used), 0, ranges[0][1], decay);
     averageInto(exchange.stats, exchange.statSlots.slice(0, used));
     const decayLoss = (decay.rate / 2) * (ownSquares + (await reduced));
-    exchange.weights.set(weights.subarray(0, ownEnd));
-    weights.set(exchange.weights.subarray(ownEnd), ownEnd);
     const t4 = performance.now();
     pool.apply(done);
-    assignFlat(variables, weights, layout);
+    assignFlat(variables, exchange.weights, layout);
     writeLayerWeights(stats, exchange.stats, statLayout);
     const t5 = performance.now();
     profile.steps++;
@@ -162,8 +156,6 @@ export async function trainEpochDataParallel(model: tf.LayersModel, split: Split
 
 interface EpochBuffers {
   exchange: ExchangeViews;
-  /** This thread's gradients stay here: only it reads them (slot 0 of the exchange is unused). */
-  ownGradients: Float32Array;
   optimizer: FlatMomentum;
 }
 
@@ -178,6 +170,6 @@ function epochBuffersFor(threads: number, gradientLength: number, statLength: nu
   const buffers = cached?.exchange.buffers;
   if (cached && buffers && buffers.threads === threads && buffers.gradientLength === gradientLength && buffers.statLength === statLength && buffers.weightLength === weightLength) return cached;
   const exchange = new ExchangeViews(createExchange(threads, gradientLength, statLength, weightLength));
-  cached = { exchange, ownGradients: new Float32Array(gradientLength), optimizer: new FlatMomentum(exchange.accumulation) };
+  cached = { exchange, optimizer: new FlatMomentum(exchange.accumulation) };
   return cached;
 }

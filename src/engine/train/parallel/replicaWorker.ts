@@ -40,7 +40,7 @@ function setUp(model: tf.LayersModel, message: Extract<ToReplica, { type: 'model
   state.movingStats = weightsAt(model, message.movingStats);
   state.layout = flatLayout(state.variables.map((v) => v.shape));
   state.statLayout = flatLayout(message.movingStats.map((i) => weights[i].shape as number[]));
-  // Views of an exchange already held are kept: new ones every epoch were a gradient-sized scratch of garbage each.
+  // Views of an exchange already held are kept (with the SIMD step bound to its memory), not made again each epoch.
   if (!state.exchange?.sameExchange(message.exchange)) {
     state.exchange = new ExchangeViews(message.exchange);
     state.optimizer = new FlatMomentum(state.exchange.accumulation);
@@ -77,9 +77,8 @@ async function handle(message: ToReplica): Promise<void> {
       const exchange = state.exchange!;
       const x = tf.tensor(message.x, message.xShape);
       const y = tf.tensor(message.y, message.yShape);
-      const result = shardGradients(state.model!, x, y, message.scale, state.variables, exchange.scratch, state.layout);
+      const result = shardGradients(state.model!, x, y, message.scale, state.variables, exchange.gradientSlots[state.slot], state.layout);
       tf.dispose([x, y]);
-      exchange.gradientSlots[state.slot].set(exchange.scratch);
       readLayerWeights(state.movingStats, exchange.statSlots[state.slot], state.statLayout);
       send({ type: 'gradients', step: message.step, loss: result.crossEntropy, correct: result.correct, computeMs: performance.now() - started, applyMs: state.lastApplyMs });
       return;
@@ -94,8 +93,7 @@ async function handle(message: ToReplica): Promise<void> {
     case 'apply': {
       const started = performance.now();
       const exchange = state.exchange!;
-      exchange.scratch.set(exchange.weights);
-      assignFlat(state.variables, exchange.scratch, state.layout);
+      assignFlat(state.variables, exchange.weights, state.layout);
       writeLayerWeights(state.movingStats, exchange.stats, state.statLayout);
       state.lastApplyMs = performance.now() - started;
       return;

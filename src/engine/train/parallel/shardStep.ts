@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { asWasmBackend, floatView } from '../../backends/wasm-heap';
 import { skipDataInputGradients } from '../inputGradients';
+import { momentumStepFor, type MomentumStep } from '../flatVectors';
 
 /** What one replica computed for its shard of a batch (its gradients went into the flat vector it was given). */
 export interface ShardResult {
@@ -162,6 +163,8 @@ export class FlatMomentum {
 
   /** The update over `[from, to)`, with decay `half` (rate / 2; 0: none); returns the sum of w^2 where decayed. */
   private update(weights: Float32Array, gradients: Float32Array[], from: number, to: number, half: number): number {
+    const simd = this.simdStep(weights, gradients);
+    if (simd) return simd.step(weights.byteOffset, this.accumulation.byteOffset, gradients[0].byteOffset, simd.stride, gradients.length, from, to, this.momentum, this.step, half);
     const fround = Math.fround;
     const accumulation = this.accumulation;
     const m = this.momentum;
@@ -224,6 +227,22 @@ export class FlatMomentum {
       weights[k] = fround(c * a) + w;
     }
     return squares;
+  }
+
+  /**
+   * flatMomentum.wat's step, where it can run: the weights, the gradients and the momentum buffer
+   * all lie in one wasm memory of FlatVectors (train/flatVectors.ts), the gradients equally spaced
+   * (the exchange's slots). Otherwise the JS loops above.
+   */
+  private simdStep(weights: Float32Array, gradients: Float32Array[]): { step: MomentumStep; stride: number } | undefined {
+    const buffer = weights.buffer;
+    const step = momentumStepFor(buffer);
+    if (!step || this.accumulation.buffer !== buffer || gradients.length === 0) return undefined;
+    const stride = gradients.length > 1 ? gradients[1].byteOffset - gradients[0].byteOffset : 0;
+    for (let s = 0; s < gradients.length; s++) {
+      if (gradients[s].buffer !== buffer || gradients[s].byteOffset !== gradients[0].byteOffset + s * stride) return undefined;
+    }
+    return { step, stride };
   }
 }
 
