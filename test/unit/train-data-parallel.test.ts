@@ -6,7 +6,7 @@ import { trainableVariables, trainEpoch, type EpochOptions } from '../../src/eng
 import { closeSharedReplicaPool, parseWorkers, resolveWorkers, shardSizes, sharedReplicaPool } from '../../src/engine/train/parallel';
 import { FlatMomentum, flatLayout, readFlat, updateRanges } from '../../src/engine/train/parallel/shardStep';
 import { enableFlatSgd } from '../../src/engine/train/flatSgd';
-import { allocateFlatVectors, flatVectorViews, momentumStepFor } from '../../src/engine/train/flatVectors';
+import { allocateFlatVectors, disableSimdMomentum, flatVectorViews, momentumStepFor } from '../../src/engine/train/flatVectors';
 import { maxAbs, maxAbsDiff, seededValues } from '../support/tensors';
 
 /** 40 seeded 12x12x1 images, 4 classes: a few batches are enough to see replicas drift. */
@@ -206,6 +206,32 @@ describe('data-parallel training (worker threads, wasm)', function () {
     assert.ok(replica[kernelIndex].some((v, k) => k % channels === 0 && v !== 0), 'the replica should still hold the last unclipped update of channel 0');
     keep.dispose();
     model.dispose();
+  });
+
+  it('keeps flat vectors in a plain SharedArrayBuffer, updated by the JS loop, where the SIMD memory is off; the same update bit for bit', () => {
+    const length = 1003;
+    const run = (simdOff: boolean) => {
+      disableSimdMomentum(simdOff);
+      try {
+        const store = allocateFlatVectors([length, length, length, length]);
+        assert.equal(store.memory === undefined, simdOff, simdOff ? 'a wasm memory was made with SIMD off' : 'no wasm memory was made');
+        const [g0, g1, weights, accumulation] = flatVectorViews(store);
+        assert.equal(momentumStepFor(weights.buffer) === undefined, simdOff);
+        g0.set(seededValues(length, 1));
+        g1.set(seededValues(length, 2));
+        weights.set(seededValues(length, 3));
+        const optimizer = new FlatMomentum(accumulation, 0.05, 0.9);
+        let squares = 0;
+        for (let step = 0; step < 3; step++) squares = optimizer.apply(weights, [g0, g1], 0, length, { rate: 0.01, ranges: [[10, 700]] });
+        return { weights: Float32Array.from(weights), squares };
+      } finally {
+        disableSimdMomentum(false);
+      }
+    };
+    const js = run(true);
+    const simd = run(false);
+    assert.equal(maxAbsDiff(js.weights, simd.weights), 0);
+    assert.ok(Math.abs(js.squares - simd.squares) <= 1e-12 * js.squares);
   });
 
   for (const [threads, where] of [1, 2, 3].flatMap((t) => [[t, 'JS arrays'], [t, 'wasm memory (SIMD step)']] as Array<[number, string]>)) {
