@@ -626,8 +626,8 @@ function stride1InputGradientPadding(info: tf.backend_util.Conv2DInfo): [number,
 }
 
 /**
- * The input gradient of a stride-1 convolution by our SIMD kernel (directInputGradient in
- * kernels.wat): dy padded around, the filter with its channel axes swapped (and input channels
+ * The input gradient of a stride-1 convolution by our SIMD kernel (directCorrelation in
+ * kernels.wat, taps flipped): dy padded around, the filter with its channel axes swapped (and input channels
  * padded to a multiple of 8), no column matrix and nothing packed; the padded channels are
  * dropped from the result.
  */
@@ -646,7 +646,8 @@ function directInputGradient(backend: WasmBackendView, kernels: SimdKernels, dy:
     releaseAll(backend, [narrow]);
   }
   const dx = makeFloatOutput(backend, [batchSize, inHeight, inWidth, paddedIn], false);
-  kernels.directInputGradient(heapOffset(backend, dyPadded.dataId), heapOffset(backend, swapped.dataId), heapOffset(backend, dx.dataId), batchSize, outChannels, paddedIn, inHeight, inWidth, kh, kw);
+  const [paddedRows, paddedWidth] = [inHeight + kh - 1, inWidth + kw - 1];
+  kernels.directCorrelation(heapOffset(backend, dyPadded.dataId), heapOffset(backend, swapped.dataId), heapOffset(backend, dx.dataId), batchSize, outChannels, paddedIn, inHeight, inWidth, kh, kw, paddedRows, paddedWidth, 1, 1, 1, 0);
   releaseAll(backend, [dyPadded, swapped]);
   if (paddedIn === inChannels) return dx;
   const out = runWasmKernel(backend, 'Slice', { x: dx }, { begin: [0, 0, 0, 0], size: [batchSize, inHeight, inWidth, inChannels] });

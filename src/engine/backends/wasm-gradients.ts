@@ -1,7 +1,8 @@
 /**
  * Makes the wasm backend able to train conv nets, and fast at it: registers the gradient kernels
  * tfjs-backend-wasm 4.22 lacks, gets wrong (MaxPoolGrad, Select on bool) or implements as slow
- * scalar loops, and cheaper BatchNorm and ClipByValue gradients.
+ * scalar loops, cheaper BatchNorm and ClipByValue gradients, and a forward convolution that
+ * packs no filter while training.
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchNormForwardKernel } from './batchnorm-forward';
@@ -11,6 +12,7 @@ import { channelBroadcastKernels } from './channel-broadcast-kernels';
 import { clipGradientKernel, installWasmClipGradient } from './clip-gradient';
 import { installWasmBatchNormGradients } from './batchnorm-gradient';
 import { conv2DGradientKernels } from './conv2d-gradients';
+import { forwardConvKernels } from './conv2d-forward';
 import { copyFreeKernels } from './copy-free-kernels';
 import { depthwiseGradientKernels } from './depthwise-gradients';
 import { fastTileKernel } from './fast-tile';
@@ -35,6 +37,7 @@ export function registerWasmTrainingKernels(): void {
   if (registered) return;
   const kernels = [
     ...conv2DGradientKernels(),
+    ...forwardConvKernels(stockKernel('Conv2D'), stockKernel('FusedConv2D')),
     ...depthwiseGradientKernels(),
     fastTileKernel(),
     clipGradientKernel(),

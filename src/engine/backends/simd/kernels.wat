@@ -667,34 +667,37 @@
       (local.set $first (local.get $last))
       (br $passes))))
 
-  ;; A stride-1 convolution's input gradient without a column matrix:
-  ;;   dx[b, iy, ix, c] = sum over ky, kx, o of dyPadded[b, iy + kh - 1 - ky, ix + kw - 1 - kx, o] * w[ky, kx, o, c]
-  ;; where dyPadded is dy with the rows and columns around it that the forward padding implies (the
-  ;; caller pads it: [batch, inHeight + kh - 1, inWidth + kw - 1, outChannels]) and w is the filter
-  ;; with its channel axes swapped ([kh, kw, outChannels, channels]); channels a multiple of 8, and
-  ;; at least 4 pixels in all. dx is written, not added to. Four pixels (consecutive in dx, across
-  ;; rows and images) by 8 channels at a time, in 8 registers: per tap and output channel, 8 filter
-  ;; values times each pixel's dy value (one broadcasting load; loading 4 channels of dy and
-  ;; shuffling kept more registers live and spilled). The last group of four ends at the last pixel
-  ;; and overlaps the one before (it rewrites equal values). Pixels go 64 at a time through every
-  ;; channel block, so their dy stays in a near cache. Each value is summed in a fixed order
-  ;; (ky, kx, o).
-  (func (export "directInputGradient")
-    (param $dyPadded i32) (param $w i32) (param $dx i32) (param $batch i32) (param $outChannels i32) (param $channels i32)
-    (param $inHeight i32) (param $inWidth i32) (param $kh i32) (param $kw i32)
+  ;; A correlation without a column matrix, the core of a convolution (forward) and of a stride-1
+  ;; convolution's input gradient:
+  ;;   out[b, y, x, c] = bias[c] + sum over ky, kx, m of source[b, y * strideY + ty, x * strideX + tx, m] * w[ky, kx, m, c]
+  ;; with (ty, tx) = (ky, kx), or (kh - 1 - ky, kw - 1 - kx) where flipTaps is non-zero, and bias[c]
+  ;; 0 where the bias pointer is 0. source is
+  ;; [batch, paddedRows, paddedWidth, sumChannels] with the padding already around it (the caller
+  ;; pads); w is [kh, kw, sumChannels, channels]; out is [batch, outHeight, outWidth, channels],
+  ;; written, not added to. channels a multiple of 8, and at least 4 output pixels in all. The
+  ;; forward convolution passes x padded and its filter as it is; the input gradient passes dy
+  ;; padded by the forward padding's complement, the filter with its channel axes swapped, stride 1
+  ;; and flipped taps. Four pixels (consecutive in out, across rows and images) by 8 channels at a
+  ;; time, in 8 registers: per tap and summed channel, 8 filter values times each pixel's source
+  ;; value (one broadcasting load; loading 4 channels and shuffling kept more registers live and
+  ;; spilled). The last group of four ends at the last pixel and overlaps the one before (it
+  ;; rewrites equal values). Pixels go 64 at a time through every channel block, so their source
+  ;; stays in a near cache. Each value is summed in a fixed order (ky, kx, m).
+  (func (export "directCorrelation")
+    (param $source i32) (param $w i32) (param $out i32) (param $batch i32) (param $sumChannels i32) (param $channels i32)
+    (param $outHeight i32) (param $outWidth i32) (param $kh i32) (param $kw i32)
+    (param $paddedRows i32) (param $paddedWidth i32) (param $strideY i32) (param $strideX i32) (param $flipTaps i32) (param $bias i32)
     (local $total i32) (local $imagePixels i32) (local $chunk i32) (local $chunkEnd i32) (local $start i32) (local $c i32)
     (local $ky i32) (local $kx i32) (local $o i32)
-    (local $paddedWidth i32) (local $paddedRows i32) (local $dyPixelBytes i32) (local $wRowBytes i32)
+    (local $sourcePixelBytes i32) (local $wRowBytes i32) (local $ty i32) (local $tx i32)
     (local $base0 i32) (local $rel1 i32) (local $rel2 i32) (local $rel3 i32)
     (local $dyp i32) (local $wp i32) (local $to i32)
     (local $w0 v128) (local $w1 v128) (local $s v128)
     (local $acc00 v128) (local $acc01 v128) (local $acc10 v128) (local $acc11 v128)
     (local $acc20 v128) (local $acc21 v128) (local $acc30 v128) (local $acc31 v128)
-    (local.set $paddedWidth (i32.sub (i32.add (local.get $inWidth) (local.get $kw)) (i32.const 1)))
-    (local.set $paddedRows (i32.sub (i32.add (local.get $inHeight) (local.get $kh)) (i32.const 1)))
-    (local.set $dyPixelBytes (i32.shl (local.get $outChannels) (i32.const 2)))
+    (local.set $sourcePixelBytes (i32.shl (local.get $sumChannels) (i32.const 2)))
     (local.set $wRowBytes (i32.shl (local.get $channels) (i32.const 2)))
-    (local.set $imagePixels (i32.mul (local.get $inHeight) (local.get $inWidth)))
+    (local.set $imagePixels (i32.mul (local.get $outHeight) (local.get $outWidth)))
     (local.set $total (i32.mul (local.get $batch) (local.get $imagePixels)))
     (local.set $chunk (i32.const 0))
     (block $chunksDone (loop $chunks
@@ -709,34 +712,41 @@
           (br_if $groupsDone (i32.ge_s (local.get $start) (local.get $chunkEnd)))
           (if (i32.gt_s (i32.add (local.get $start) (i32.const 4)) (local.get $total))
             (then (local.set $start (i32.sub (local.get $total) (i32.const 4)))))
-          ;; Each pixel's place in dyPadded (the tap's offset is added below); pixels 1-3 relative to 0.
-          (local.set $base0 (call $paddedPixel (local.get $start) (local.get $imagePixels) (local.get $inWidth) (local.get $paddedRows) (local.get $paddedWidth)))
-          (local.set $rel1 (i32.mul (local.get $dyPixelBytes) (i32.sub (call $paddedPixel (i32.add (local.get $start) (i32.const 1)) (local.get $imagePixels) (local.get $inWidth) (local.get $paddedRows) (local.get $paddedWidth)) (local.get $base0))))
-          (local.set $rel2 (i32.mul (local.get $dyPixelBytes) (i32.sub (call $paddedPixel (i32.add (local.get $start) (i32.const 2)) (local.get $imagePixels) (local.get $inWidth) (local.get $paddedRows) (local.get $paddedWidth)) (local.get $base0))))
-          (local.set $rel3 (i32.mul (local.get $dyPixelBytes) (i32.sub (call $paddedPixel (i32.add (local.get $start) (i32.const 3)) (local.get $imagePixels) (local.get $inWidth) (local.get $paddedRows) (local.get $paddedWidth)) (local.get $base0))))
-          (local.set $base0 (i32.add (local.get $dyPadded) (i32.mul (local.get $base0) (local.get $dyPixelBytes))))
-          (local.set $acc00 (v128.const i32x4 0 0 0 0)) (local.set $acc01 (v128.const i32x4 0 0 0 0))
-          (local.set $acc10 (v128.const i32x4 0 0 0 0)) (local.set $acc11 (v128.const i32x4 0 0 0 0))
-          (local.set $acc20 (v128.const i32x4 0 0 0 0)) (local.set $acc21 (v128.const i32x4 0 0 0 0))
-          (local.set $acc30 (v128.const i32x4 0 0 0 0)) (local.set $acc31 (v128.const i32x4 0 0 0 0))
+          ;; Each pixel's place in source (the tap's offset is added below); pixels 1-3 relative to 0.
+          (local.set $base0 (call $paddedPixel (local.get $start) (local.get $imagePixels) (local.get $outWidth) (local.get $paddedRows) (local.get $paddedWidth) (local.get $strideY) (local.get $strideX)))
+          (local.set $rel1 (i32.mul (local.get $sourcePixelBytes) (i32.sub (call $paddedPixel (i32.add (local.get $start) (i32.const 1)) (local.get $imagePixels) (local.get $outWidth) (local.get $paddedRows) (local.get $paddedWidth) (local.get $strideY) (local.get $strideX)) (local.get $base0))))
+          (local.set $rel2 (i32.mul (local.get $sourcePixelBytes) (i32.sub (call $paddedPixel (i32.add (local.get $start) (i32.const 2)) (local.get $imagePixels) (local.get $outWidth) (local.get $paddedRows) (local.get $paddedWidth) (local.get $strideY) (local.get $strideX)) (local.get $base0))))
+          (local.set $rel3 (i32.mul (local.get $sourcePixelBytes) (i32.sub (call $paddedPixel (i32.add (local.get $start) (i32.const 3)) (local.get $imagePixels) (local.get $outWidth) (local.get $paddedRows) (local.get $paddedWidth) (local.get $strideY) (local.get $strideX)) (local.get $base0))))
+          (local.set $base0 (i32.add (local.get $source) (i32.mul (local.get $base0) (local.get $sourcePixelBytes))))
+          ;; Each sum starts at its channel's bias (bias[c .. c + 7]; pointer 0: none).
+          (local.set $w0 (v128.const i32x4 0 0 0 0)) (local.set $w1 (v128.const i32x4 0 0 0 0))
+          (if (local.get $bias)
+            (then
+              (local.set $w0 (v128.load (i32.add (local.get $bias) (i32.shl (local.get $c) (i32.const 2)))))
+              (local.set $w1 (v128.load offset=16 (i32.add (local.get $bias) (i32.shl (local.get $c) (i32.const 2)))))))
+          (local.set $acc00 (local.get $w0)) (local.set $acc01 (local.get $w1))
+          (local.set $acc10 (local.get $w0)) (local.set $acc11 (local.get $w1))
+          (local.set $acc20 (local.get $w0)) (local.set $acc21 (local.get $w1))
+          (local.set $acc30 (local.get $w0)) (local.set $acc31 (local.get $w1))
           (local.set $ky (i32.const 0))
           (block $tapRowsDone (loop $tapRows
             (br_if $tapRowsDone (i32.ge_s (local.get $ky) (local.get $kh)))
             (local.set $kx (i32.const 0))
             (block $tapsDone (loop $taps
               (br_if $tapsDone (i32.ge_s (local.get $kx) (local.get $kw)))
-              ;; Tap (ky, kx) reads dyPadded kh - 1 - ky rows and kw - 1 - kx columns further on.
+              ;; Tap (ky, kx) reads source ty rows and tx columns further on.
+              (local.set $ty (select (i32.sub (i32.sub (local.get $kh) (i32.const 1)) (local.get $ky)) (local.get $ky) (local.get $flipTaps)))
+              (local.set $tx (select (i32.sub (i32.sub (local.get $kw) (i32.const 1)) (local.get $kx)) (local.get $kx) (local.get $flipTaps)))
               (local.set $dyp (i32.add (local.get $base0) (i32.mul
-                (i32.add (i32.mul (i32.sub (i32.sub (local.get $kh) (i32.const 1)) (local.get $ky)) (local.get $paddedWidth))
-                         (i32.sub (i32.sub (local.get $kw) (i32.const 1)) (local.get $kx)))
-                (local.get $dyPixelBytes))))
+                (i32.add (i32.mul (local.get $ty) (local.get $paddedWidth)) (local.get $tx))
+                (local.get $sourcePixelBytes))))
               (local.set $wp (i32.add (local.get $w) (i32.shl
-                (i32.add (i32.mul (i32.mul (i32.add (i32.mul (local.get $ky) (local.get $kw)) (local.get $kx)) (local.get $outChannels)) (local.get $channels))
+                (i32.add (i32.mul (i32.mul (i32.add (i32.mul (local.get $ky) (local.get $kw)) (local.get $kx)) (local.get $sumChannels)) (local.get $channels))
                          (local.get $c))
                 (i32.const 2))))
               (local.set $o (i32.const 0))
               (loop $outputs
-                ;; Output channel o: 8 filter values, and dy of each of the 4 pixels broadcast.
+                ;; Summed channel o: 8 filter values, and the source value of each of the 4 pixels broadcast.
                 (local.set $w0 (v128.load (local.get $wp)))
                 (local.set $w1 (v128.load offset=16 (local.get $wp)))
                 (local.set $s (v128.load32_splat (local.get $dyp)))
@@ -754,13 +764,13 @@
                 (local.set $wp (i32.add (local.get $wp) (local.get $wRowBytes)))
                 (local.set $dyp (i32.add (local.get $dyp) (i32.const 4)))
                 (local.set $o (i32.add (local.get $o) (i32.const 1)))
-                (br_if $outputs (i32.lt_s (local.get $o) (local.get $outChannels))))
+                (br_if $outputs (i32.lt_s (local.get $o) (local.get $sumChannels))))
               (local.set $kx (i32.add (local.get $kx) (i32.const 1)))
               (br $taps)))
             (local.set $ky (i32.add (local.get $ky) (i32.const 1)))
             (br $tapRows)))
-          ;; dx[start .. start + 3, c .. c + 7] (pixels in dx order).
-          (local.set $to (i32.add (local.get $dx) (i32.shl (i32.add (i32.mul (local.get $start) (local.get $channels)) (local.get $c)) (i32.const 2))))
+          ;; out[start .. start + 3, c .. c + 7] (pixels in out order).
+          (local.set $to (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $start) (local.get $channels)) (local.get $c)) (i32.const 2))))
           (v128.store (local.get $to) (local.get $acc00))
           (v128.store offset=16 (local.get $to) (local.get $acc01))
           (local.set $to (i32.add (local.get $to) (local.get $wRowBytes)))
@@ -779,16 +789,18 @@
       (local.set $chunk (local.get $chunkEnd))
       (br $chunks))))
 
-  ;; The place (in pixels) of dx pixel idx = (b * inHeight + iy) * inWidth + ix in dyPadded, whose
-  ;; rows are paddedWidth pixels and images paddedRows rows: (b * paddedRows + iy) * paddedWidth + ix.
-  (func $paddedPixel (param $idx i32) (param $imagePixels i32) (param $inWidth i32) (param $paddedRows i32) (param $paddedWidth i32) (result i32)
-    (local $b i32) (local $r i32) (local $iy i32)
+  ;; The place (in pixels) of output pixel idx = (b * outHeight + y) * outWidth + x in the padded
+  ;; source, whose rows are paddedWidth pixels and images paddedRows rows:
+  ;; (b * paddedRows + y * strideY) * paddedWidth + x * strideX.
+  (func $paddedPixel (param $idx i32) (param $imagePixels i32) (param $outWidth i32) (param $paddedRows i32) (param $paddedWidth i32)
+    (param $strideY i32) (param $strideX i32) (result i32)
+    (local $b i32) (local $r i32) (local $y i32)
     (local.set $b (i32.div_u (local.get $idx) (local.get $imagePixels)))
     (local.set $r (i32.sub (local.get $idx) (i32.mul (local.get $b) (local.get $imagePixels))))
-    (local.set $iy (i32.div_u (local.get $r) (local.get $inWidth)))
+    (local.set $y (i32.div_u (local.get $r) (local.get $outWidth)))
     (i32.add
-      (i32.mul (i32.add (i32.mul (local.get $b) (local.get $paddedRows)) (local.get $iy)) (local.get $paddedWidth))
-      (i32.sub (local.get $r) (i32.mul (local.get $iy) (local.get $inWidth)))))
+      (i32.mul (i32.add (i32.mul (local.get $b) (local.get $paddedRows)) (i32.mul (local.get $y) (local.get $strideY))) (local.get $paddedWidth))
+      (i32.mul (i32.sub (local.get $r) (i32.mul (local.get $y) (local.get $outWidth))) (local.get $strideX))))
 
   ;; A zero at byte offset at in each of four rows plane bytes apart.
   (func $zeroColumn (param $at i32) (param $plane i32)

@@ -69,11 +69,31 @@ export interface SimdKernels {
    */
   directFilterGradient(x: number, dy: number, dw: number, batch: number, imagesPerPass: number, outChannels: number, ...geometryAndRows: [...ConvGeometry, oyFirst: number, oyEnd: number]): void;
   /**
-   * dx of a stride-1 convolution from dy padded by the forward padding's complement
-   * ([batch, inHeight + kh - 1, inWidth + kw - 1, outChannels]) and the filter with its channel
-   * axes swapped ([kh, kw, outChannels, channels]); channels a multiple of 8.
+   * out[b, y, x, c] = bias[c] + sum of source[b, y * strideY + ty, x * strideX + tx, m] * w[ky, kx, m, c]
+   * over taps and summed channels m, with (ty, tx) = (ky, kx), or (kh - 1 - ky, kw - 1 - kx) where
+   * flipTaps is 1 (bias pointer 0: no bias): a convolution of the padded source ([batch, paddedRows, paddedWidth,
+   * sumChannels]) with w ([kh, kw, sumChannels, channels]); channels a multiple of 8. The forward
+   * convolution, and the input gradient of a stride-1 one (dy padded, the filter's channel axes
+   * swapped, taps flipped).
    */
-  directInputGradient(dyPadded: number, w: number, dx: number, batch: number, outChannels: number, channels: number, inHeight: number, inWidth: number, kh: number, kw: number): void;
+  directCorrelation(
+    source: number,
+    w: number,
+    out: number,
+    batch: number,
+    sumChannels: number,
+    channels: number,
+    outHeight: number,
+    outWidth: number,
+    kh: number,
+    kw: number,
+    paddedRows: number,
+    paddedWidth: number,
+    strideY: number,
+    strideX: number,
+    flipTaps: number,
+    bias: number,
+  ): void;
   /** dx[b, iy, ix, :] += columns[pixel, tap * channels : +channels] for every tap inside the image (col2im). */
   columnsToImage(columns: number, dx: number, batch: number, ...geometry: ConvGeometry): void;
 }
