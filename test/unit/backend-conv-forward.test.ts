@@ -79,6 +79,17 @@ describe('forward convolution on wasm: the direct SIMD route', function () {
     });
   }
 
+  it('gives XNNPACK\'s forward result bit for bit on every case (same summation order: bias, then taps, then channels)', async () => {
+    for (const c of cases) {
+      forceForwardConvRoute('direct');
+      const direct = await on('wasm', () => convolution(c));
+      forceForwardConvRoute('xnnpack');
+      const stock = await on('wasm', () => convolution(c));
+      const differing = direct.filter((v, i) => !Object.is(v, stock[i])).length;
+      assert.strictEqual(differing, 0, `x ${c.x} w ${c.w}: ${differing} values differ from XNNPACK's`);
+    }
+  });
+
   it('leaves shapes it does not serve to XNNPACK, with the right result: 12 output channels, an activation, a single output pixel', async () => {
     forceForwardConvRoute('direct');
     const served: Array<() => tf.Tensor> = [

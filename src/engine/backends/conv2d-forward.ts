@@ -12,6 +12,9 @@
  * 0.58-0.62 cached. Inference keeps XNNPACK (its cached speed is what a deployed model gets, and
  * what `pas inspect --latency` measures).
  *
+ * The sums run in XNNPACK's order (bias, then taps, then input channels, float32 multiply and add),
+ * so the result is XNNPACK's bit for bit (tested): training gives the same weights either way.
+ *
  * Served: NHWC, dilation 1, output channels a multiple of 8 (the kernel's register block), at least
  * 4 output pixels in the batch, no activation (under a gradient tfjs-core runs activations unfused
  * anyway) and an optional bias (added by the kernel). Anything else goes to the stock kernel.
