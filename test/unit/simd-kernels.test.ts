@@ -29,6 +29,6 @@ describe('SIMD kernels module (src/engine/backends/simd)', () => {
   it('the module imports only the backend heap and exports the kernels SimdKernels declares', () => {
     const module = new WebAssembly.Module(Buffer.from(KERNELS_WASM_BASE64, 'base64'));
     assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
-    assert.deepEqual(WebAssembly.Module.exports(module).map((e) => e.name).sort(), ['channelAffine', 'channelSums', 'channelsLastPatches', 'clipGradient', 'columnsToImage', 'depthwiseTapGradient', 'directCorrelation', 'directFilterGradient', 'doublesToFloats', 'transposedPatches']);
+    assert.deepEqual(WebAssembly.Module.exports(module).map((e) => e.name).sort(), ['channelAffine', 'channelSums', 'channelsLastPatches', 'clipGradient', 'columnsToImage', 'depthwiseInputGradient', 'depthwiseTapGradient', 'directCorrelation', 'directFilterGradient', 'doublesToFloats', 'transposedPatches']);
   });
 });

@@ -36,6 +36,83 @@
         (local.set $offset (i32.add (local.get $offset) (i32.const 4)))
         (br $scalars))))
 
+  ;; The input gradient of a depthwise convolution (channel multiplier 1), straight from dy:
+  ;;   dx[b, iy, ix, c] = sum over taps (ky, kx) with iy + top - ky = oy * strideY and
+  ;;   ix + left - kx = ox * strideX (0 <= oy < outHeight, 0 <= ox < outWidth) of dy[b, oy, ox, c] * w[ky, kx, c]
+  ;; w is [kh, kw, channels]; dx is written, not added to. Each dx pixel's channels are zeroed, then
+  ;; every tap that reaches it adds its products, 4 channels per instruction (the row stays in L1),
+  ;; taps in (ky, kx) order. A strided layer has no zeros to multiply: XNNPACK's depthwise
+  ;; convolution, which serves stride 1, needs dy spread out with zeros between its values
+  ;; (4x the multiply-adds at stride 2) and a spread copy made by a JS loop.
+  (func (export "depthwiseInputGradient")
+    (param $dy i32) (param $w i32) (param $dx i32) (param $batch i32) (param $inHeight i32) (param $inWidth i32) (param $channels i32)
+    (param $outHeight i32) (param $outWidth i32) (param $kh i32) (param $kw i32) (param $strideY i32) (param $strideX i32)
+    (param $top i32) (param $left i32)
+    (local $b i32) (local $iy i32) (local $ix i32) (local $ky i32) (local $kx i32) (local $ny i32) (local $nx i32)
+    (local $oy i32) (local $ox i32) (local $rowBytes i32) (local $vectorEnd i32) (local $off i32)
+    (local $out i32) (local $src i32) (local $wp i32)
+    (local.set $rowBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $vectorEnd (i32.shl (i32.and (local.get $channels) (i32.const -4)) (i32.const 2)))
+    (local.set $out (local.get $dx))
+    (local.set $b (i32.const 0))
+    (block $imagesDone (loop $images
+      (br_if $imagesDone (i32.ge_s (local.get $b) (local.get $batch)))
+      (local.set $iy (i32.const 0))
+      (block $rowsDone (loop $rows
+        (br_if $rowsDone (i32.ge_s (local.get $iy) (local.get $inHeight)))
+        (local.set $ix (i32.const 0))
+        (block $pixelsDone (loop $pixels
+          (br_if $pixelsDone (i32.ge_s (local.get $ix) (local.get $inWidth)))
+          (memory.fill (local.get $out) (i32.const 0) (local.get $rowBytes))
+          (local.set $ky (i32.const 0))
+          (block $tapRowsDone (loop $tapRows
+            (br_if $tapRowsDone (i32.ge_s (local.get $ky) (local.get $kh)))
+            (local.set $ny (i32.sub (i32.add (local.get $iy) (local.get $top)) (local.get $ky)))
+            (local.set $oy (i32.div_s (local.get $ny) (local.get $strideY)))
+            (if (i32.and
+                  (i32.and (i32.ge_s (local.get $ny) (i32.const 0)) (i32.lt_s (local.get $oy) (local.get $outHeight)))
+                  (i32.eq (i32.mul (local.get $oy) (local.get $strideY)) (local.get $ny)))
+              (then
+                (local.set $kx (i32.const 0))
+                (block $tapsDone (loop $taps
+                  (br_if $tapsDone (i32.ge_s (local.get $kx) (local.get $kw)))
+                  (local.set $nx (i32.sub (i32.add (local.get $ix) (local.get $left)) (local.get $kx)))
+                  (local.set $ox (i32.div_s (local.get $nx) (local.get $strideX)))
+                  (if (i32.and
+                        (i32.and (i32.ge_s (local.get $nx) (i32.const 0)) (i32.lt_s (local.get $ox) (local.get $outWidth)))
+                        (i32.eq (i32.mul (local.get $ox) (local.get $strideX)) (local.get $nx)))
+                    (then
+                      (local.set $src (i32.add (local.get $dy) (i32.mul
+                        (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $outHeight)) (local.get $oy)) (local.get $outWidth)) (local.get $ox))
+                        (local.get $rowBytes))))
+                      (local.set $wp (i32.add (local.get $w) (i32.mul (i32.add (i32.mul (local.get $ky) (local.get $kw)) (local.get $kx)) (local.get $rowBytes))))
+                      (local.set $off (i32.const 0))
+                      (block $vectorsDone (loop $vectors
+                        (br_if $vectorsDone (i32.ge_u (local.get $off) (local.get $vectorEnd)))
+                        (v128.store (i32.add (local.get $out) (local.get $off))
+                          (f32x4.add (v128.load (i32.add (local.get $out) (local.get $off)))
+                            (f32x4.mul (v128.load (i32.add (local.get $src) (local.get $off))) (v128.load (i32.add (local.get $wp) (local.get $off))))))
+                        (local.set $off (i32.add (local.get $off) (i32.const 16)))
+                        (br $vectors)))
+                      (block $scalarsDone (loop $scalars
+                        (br_if $scalarsDone (i32.ge_u (local.get $off) (local.get $rowBytes)))
+                        (f32.store (i32.add (local.get $out) (local.get $off))
+                          (f32.add (f32.load (i32.add (local.get $out) (local.get $off)))
+                            (f32.mul (f32.load (i32.add (local.get $src) (local.get $off))) (f32.load (i32.add (local.get $wp) (local.get $off))))))
+                        (local.set $off (i32.add (local.get $off) (i32.const 4)))
+                        (br $scalars)))))
+                  (local.set $kx (i32.add (local.get $kx) (i32.const 1)))
+                  (br $taps)))))
+            (local.set $ky (i32.add (local.get $ky) (i32.const 1)))
+            (br $tapRows)))
+          (local.set $out (i32.add (local.get $out) (local.get $rowBytes)))
+          (local.set $ix (i32.add (local.get $ix) (i32.const 1)))
+          (br $pixels)))
+        (local.set $iy (i32.add (local.get $iy) (i32.const 1)))
+        (br $rows)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $images))))
+
   ;; One filter tap's share of a depthwise convolution's filter gradient (channel multiplier 1):
   ;; acc[ch] += sum over images b, output rows oy, output columns ox in [0, columns) of
   ;;   x[b, oy * strideY + rowOffset, firstColumn + ox * strideX, ch] * dy[b, oy, firstOutColumn + ox, ch]

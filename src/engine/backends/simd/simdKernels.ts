@@ -48,6 +48,27 @@ export interface SimdKernels {
     columns: number,
   ): void;
   doublesToFloats(acc: number, out: number, count: number): void;
+  /**
+   * dx of a depthwise convolution with channel multiplier 1 (w: [kh, kw, channels]) straight from
+   * dy, every tap that reaches a dx pixel adding its products; written, not added to.
+   */
+  depthwiseInputGradient(
+    dy: number,
+    w: number,
+    dx: number,
+    batch: number,
+    inHeight: number,
+    inWidth: number,
+    channels: number,
+    outHeight: number,
+    outWidth: number,
+    kh: number,
+    kw: number,
+    strideY: number,
+    strideX: number,
+    top: number,
+    left: number,
+  ): void;
   /** accU += per-channel sums of u; with v (non-zero) accUV += of u * v; with mean (non-zero) accU += of (u - mean)^2. */
   channelSums(u: number, v: number, mean: number, pixels: number, channels: number, accU: number, accUV: number): void;
   /** out = a * u + b * v + c per channel (v = 0: a * u + c). */
