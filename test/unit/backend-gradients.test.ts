@@ -266,6 +266,7 @@ describe('wasm training kernels match the cpu backend', () => {
     const kernels = simdKernels(tf.backend());
     assert.ok(kernels, 'simd kernels unavailable');
     assert.strictEqual(typeof kernels.depthwiseTapGradient, 'function');
+    assert.strictEqual(typeof kernels.depthwiseInputGradient, 'function');
   });
   it('depthwise multiplier 1 without the SIMD kernels (the JS loops they replace) also matches cpu', async () => {
     disableSimdKernels(true);
