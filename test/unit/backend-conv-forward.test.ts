@@ -2,25 +2,10 @@ import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engine/backends';
 import { directForwardConvolutions, forceForwardConvRoute } from '../../src/engine/backends/conv2d-forward';
-import { seededValues } from '../support/tensors';
+import { expectRelativeClose, seededTensor } from '../support/tensors';
 
 // The forward convolution's direct SIMD route (conv2d-forward.ts) against the cpu backend, and
 // when it is taken: while a gradient is recorded, not in inference.
-
-function seededTensor(shape: number[], seed: number): tf.Tensor {
-  return tf.tensor(seededValues(tf.util.sizeFromShape(shape), seed), shape);
-}
-
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.strictEqual(actual.length, expected.length, 'tensor sizes differ');
-  let maxDiff = 0;
-  let maxRef = 0;
-  for (let i = 0; i < expected.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
-    maxRef = Math.max(maxRef, Math.abs(expected[i]));
-  }
-  return Number.isFinite(maxDiff) ? maxDiff / Math.max(maxRef, 1e-12) : Infinity;
-}
 
 async function on(backend: 'wasm' | 'cpu', compute: () => tf.Tensor): Promise<Float32Array> {
   await initBackend(backend);
@@ -74,8 +59,7 @@ describe('forward convolution on wasm: the direct SIMD route', function () {
       const wasm = await on('wasm', () => convolution(c));
       assert.strictEqual(directForwardConvolutions(), before + 1, 'the direct route was not taken');
       const cpu = await on('cpu', () => convolution(c));
-      const error = relativeError(wasm, cpu);
-      assert.ok(error <= 1e-5, `relative error ${error.toExponential(2)}`);
+      expectRelativeClose(wasm, cpu, 1e-5, label);
     });
   }
 
@@ -102,7 +86,7 @@ describe('forward convolution on wasm: the direct SIMD route', function () {
       const wasm = await on('wasm', compute);
       assert.strictEqual(directForwardConvolutions(), before, `case ${i} went the direct route`);
       const cpu = await on('cpu', compute);
-      assert.ok(relativeError(wasm, cpu) <= 1e-5, `case ${i} differs from cpu`);
+      expectRelativeClose(wasm, cpu, 1e-5, `case ${i}`);
     }
   });
 
@@ -125,6 +109,6 @@ describe('forward convolution on wasm: the direct SIMD route', function () {
     const wasm = await on('wasm', gradients);
     assert.strictEqual(directForwardConvolutions(), before + 1, 'the recorded forward pass did not go the direct route');
     const cpu = await on('cpu', gradients);
-    assert.ok(relativeError(wasm, cpu) <= 1e-4, `gradients differ from cpu: ${relativeError(wasm, cpu).toExponential(2)}`);
+    expectRelativeClose(wasm, cpu, 1e-4, 'dx, dW and db');
   });
 });
