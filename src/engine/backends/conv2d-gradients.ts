@@ -26,7 +26,7 @@ import {
   releaseAll,
   runWasmKernel,
 } from './wasm-heap';
-import { ConvGeometry, SimdKernels, simdKernels } from './simd/simdKernels';
+import { convGeometry, SimdKernels, simdKernels } from './simd/simdKernels';
 
 type PadAttr = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
@@ -255,14 +255,6 @@ export function filterGradientByMatMul(backend: WasmBackendView, x: tf.TensorInf
   if (xByChannel) releaseAll(backend, [xByChannel]);
   // [1, kh*kw*ci, co] is [kh, kw, ci, co] in memory: hand it out reshaped, like the Reshape kernel.
   return { dataId: result!.dataId, shape: [kh, kw, inChannels, outChannels], dtype: result!.dtype };
-}
-
-/** The layer's shape as the SIMD kernels take it (ConvGeometry in simdKernels.ts). */
-function convGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
-  return [
-    info.inChannels, info.inHeight, info.inWidth, info.outHeight, info.outWidth,
-    info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
-  ];
 }
 
 /**

@@ -5,7 +5,7 @@
  * over channels, which are contiguous in NHWC.
  */
 import * as tf from '@tensorflow/tfjs';
-import { simdKernels } from './simd/simdKernels';
+import { convGeometry, simdKernels } from './simd/simdKernels';
 import { asWasmBackend, floatView, heapOffset, makeFloatOutput, releaseAll, runWasmKernel, type WasmBackendView } from './wasm-heap';
 
 interface DepthwiseGradientAttrs {
@@ -184,23 +184,7 @@ function stridedInputGradientBySimd(backend: WasmBackendView, dy: tf.TensorInfo,
   const kernels = simdKernels(backend);
   if (!kernels) return undefined;
   const dx = makeFloatOutput(backend, [info.batchSize, info.inHeight, info.inWidth, info.inChannels], false);
-  kernels.depthwiseInputGradient(
-    heapOffset(backend, dy.dataId),
-    heapOffset(backend, filter.dataId),
-    heapOffset(backend, dx.dataId),
-    info.batchSize,
-    info.inHeight,
-    info.inWidth,
-    info.inChannels,
-    info.outHeight,
-    info.outWidth,
-    info.filterHeight,
-    info.filterWidth,
-    info.strideHeight,
-    info.strideWidth,
-    info.padInfo.top,
-    info.padInfo.left,
-  );
+  kernels.depthwiseInputGradient(heapOffset(backend, dy.dataId), heapOffset(backend, filter.dataId), heapOffset(backend, dx.dataId), info.batchSize, ...convGeometry(info));
   return dx;
 }
 

@@ -45,7 +45,7 @@
   ;; convolution, which serves stride 1, needs dy spread out with zeros between its values
   ;; (4x the multiply-adds at stride 2) and a spread copy made by a JS loop.
   (func (export "depthwiseInputGradient")
-    (param $dy i32) (param $w i32) (param $dx i32) (param $batch i32) (param $inHeight i32) (param $inWidth i32) (param $channels i32)
+    (param $dy i32) (param $w i32) (param $dx i32) (param $batch i32) (param $channels i32) (param $inHeight i32) (param $inWidth i32)
     (param $outHeight i32) (param $outWidth i32) (param $kh i32) (param $kw i32) (param $strideY i32) (param $strideX i32)
     (param $top i32) (param $left i32)
     (local $b i32) (local $iy i32) (local $ix i32) (local $ky i32) (local $kx i32) (local $ny i32) (local $nx i32)

@@ -27,6 +27,25 @@ export type ConvGeometry = [
   left: number,
 ];
 
+/** A layer's shape as the kernels take it. */
+export function convGeometry(info: {
+  inChannels: number;
+  inHeight: number;
+  inWidth: number;
+  outHeight: number;
+  outWidth: number;
+  filterHeight: number;
+  filterWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+  padInfo: { top: number; left: number };
+}): ConvGeometry {
+  return [
+    info.inChannels, info.inHeight, info.inWidth, info.outHeight, info.outWidth,
+    info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
+  ];
+}
+
 /** The exports of kernels.wat; pointers are byte offsets into the backend's heap. */
 export interface SimdKernels {
   clipGradient(x: number, dy: number, out: number, count: number, lo: number, hi: number): void;
@@ -52,23 +71,7 @@ export interface SimdKernels {
    * dx of a depthwise convolution with channel multiplier 1 (w: [kh, kw, channels]) straight from
    * dy, every tap that reaches a dx pixel adding its products; written, not added to.
    */
-  depthwiseInputGradient(
-    dy: number,
-    w: number,
-    dx: number,
-    batch: number,
-    inHeight: number,
-    inWidth: number,
-    channels: number,
-    outHeight: number,
-    outWidth: number,
-    kh: number,
-    kw: number,
-    strideY: number,
-    strideX: number,
-    top: number,
-    left: number,
-  ): void;
+  depthwiseInputGradient(dy: number, w: number, dx: number, batch: number, ...geometry: ConvGeometry): void;
   /** accU += per-channel sums of u; with v (non-zero) accUV += of u * v; with mean (non-zero) accU += of (u - mean)^2. */
   channelSums(u: number, v: number, mean: number, pixels: number, channels: number, accU: number, accUV: number): void;
   /** out = a * u + b * v + c per channel (v = 0: a * u + c). */
