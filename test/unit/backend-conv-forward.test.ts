@@ -2,7 +2,9 @@ import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engine/backends';
 import { directForwardConvolutions, forceForwardConvRoute } from '../../src/engine/backends/conv2d-forward';
-import { expectRelativeClose, seededTensor } from '../support/tensors';
+import type { Split } from '../../src/engine/data';
+import { trainableVariables, trainEpoch } from '../../src/engine/train/trainer';
+import { expectRelativeClose, seededTensor, seededValues } from '../support/tensors';
 
 // The forward convolution's direct SIMD route (conv2d-forward.ts) against the cpu backend, and
 // when it is taken: while a gradient is recorded, not in inference.
@@ -110,5 +112,38 @@ describe('forward convolution on wasm: the direct SIMD route', function () {
     assert.strictEqual(directForwardConvolutions(), before + 1, 'the recorded forward pass did not go the direct route');
     const cpu = await on('cpu', gradients);
     expectRelativeClose(wasm, cpu, 1e-4, 'dx, dW and db');
+  });
+
+  it('trains to the very same weights through either forward route (an epoch of a conv net with BatchNorm, a strided conv with bias)', async () => {
+    await initBackend('wasm');
+    const count = 48;
+    const split: Split = { images: seededValues(count * 10 * 10 * 3, 5), labels: Int32Array.from({ length: count }, (_, i) => i % 3), count, imageShape: [10, 10, 3], numClasses: 3 };
+    const runs: Float32Array[][] = [];
+    for (const route of ['xnnpack', 'direct'] as const) {
+      forceForwardConvRoute(route);
+      const init = (seed: number) => tf.initializers.heNormal({ seed });
+      const model = tf.sequential({
+        layers: [
+          // The first conv reads the data (trained through plain conv2d, bias added apart); the
+          // second one goes through the fused conv with its bias, which the kernel adds.
+          tf.layers.conv2d({ inputShape: [10, 10, 3], filters: 8, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: init(1) }),
+          tf.layers.batchNormalization(),
+          tf.layers.reLU(),
+          tf.layers.conv2d({ filters: 16, kernelSize: 3, strides: 2, padding: 'same', biasInitializer: tf.initializers.randomNormal({ seed: 4 }), kernelInitializer: init(2) }),
+          tf.layers.reLU(),
+          tf.layers.flatten(),
+          tf.layers.dense({ units: 3, kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }),
+        ],
+      });
+      const before = directForwardConvolutions();
+      await trainEpoch(model, split, { batchSize: 16, learningRate: 0.05, momentum: 0.9, weightDecay: 1e-3, seed: 7, epoch: 0, variables: trainableVariables(model), workers: 1 });
+      assert.strictEqual(directForwardConvolutions() > before, route === 'direct', `route ${route}: direct calls ${directForwardConvolutions() - before}`);
+      runs.push(model.weights.map((w) => Float32Array.from(w.read().dataSync() as Float32Array)));
+      model.dispose();
+    }
+    runs[0].forEach((weights, i) => {
+      const differing = weights.filter((v, k) => !Object.is(v, runs[1][i][k])).length;
+      assert.strictEqual(differing, 0, `weight ${i}: ${differing} values differ between the routes`);
+    });
   });
 });
