@@ -21,6 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { asWasmBackend, heapOffset, makeFloatOutput, releaseAll, runWasmKernel, type WasmBackendView } from './wasm-heap';
+import { forwardConvInfo, type Conv2DAttrs } from './conv2d-gradients';
 import { simdKernels, type SimdKernels } from './simd/simdKernels';
 
 /** 'auto': direct while a gradient is recorded; the others force a route for every call (tests). */
@@ -40,17 +41,8 @@ export function directForwardConvolutions(): number {
   return directCalls;
 }
 
-interface ConvAttrs {
-  strides: number | [number, number];
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat: 'NHWC' | 'NCHW';
-  dilations: number | [number, number];
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  activation?: string;
-}
-
 /** Whether the direct kernel serves this convolution (the route aside). */
-export function directConvolutionFits(info: tf.backend_util.Conv2DInfo): boolean {
+function directConvolutionFits(info: tf.backend_util.Conv2DInfo): boolean {
   return (
     info.dilationHeight === 1 &&
     info.dilationWidth === 1 &&
@@ -62,19 +54,6 @@ export function directConvolutionFits(info: tf.backend_util.Conv2DInfo): boolean
 
 function recordingGradient(): boolean {
   return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
-}
-
-function convInfo(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: ConvAttrs): tf.backend_util.Conv2DInfo {
-  return tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filter.shape as [number, number, number, number],
-    attrs.strides,
-    attrs.dilations,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
 }
 
 /** x padded as the convolution pads it, then the kernel over it; the bias (if any) added by the kernel. */
@@ -110,13 +89,13 @@ function directConvolution(backend: WasmBackendView, kernels: SimdKernels, x: tf
 function tryDirect(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo | undefined {
   if (forcedRoute === 'xnnpack' || (forcedRoute === 'auto' && !recordingGradient())) return undefined;
   const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  const attrs = args.attrs as unknown as ConvAttrs;
+  const attrs = args.attrs as unknown as Conv2DAttrs & { activation?: string };
   if (!x || !filter || preluActivationWeights || (attrs.activation ?? 'linear') !== 'linear' || attrs.dataFormat === 'NCHW') return undefined;
   if (x.dtype !== 'float32' || filter.dtype !== 'float32' || (bias && (bias.dtype !== 'float32' || bias.shape.length !== 1))) return undefined;
   const backend = asWasmBackend(args.backend);
   const kernels = simdKernels(backend);
   if (!kernels) return undefined;
-  const info = convInfo(x, filter, attrs);
+  const info = forwardConvInfo(x.shape, filter.shape, attrs);
   if (!directConvolutionFits(info) || (bias && bias.shape[0] !== info.outChannels)) return undefined;
   return directConvolution(backend, kernels, x, filter, bias, info);
 }

@@ -162,26 +162,29 @@ function patchFilterGradientRoute(info: tf.backend_util.Conv2DInfo, patchesInWas
 /** 16 MB of float32 patches: see filterGradientRoute. */
 const MAX_PATCH_VALUES = 4 * 1024 * 1024;
 
-interface Conv2DGradientAttrs {
+export interface Conv2DAttrs {
   strides: number | [number, number];
   pad: PadAttr;
   dataFormat: 'NHWC' | 'NCHW';
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  /** The forward kernels' attribute; the gradients are registered for dilation 1 only. */
+  dilations?: number | [number, number];
 }
 
-function forwardConvInfo(
+/** The shape of an NHWC convolution (the forward kernels and both gradients use it). */
+export function forwardConvInfo(
   inputShape: number[],
   filterShape: number[],
-  attrs: Conv2DGradientAttrs,
+  attrs: Conv2DAttrs,
 ): tf.backend_util.Conv2DInfo {
   if (attrs.dataFormat === 'NCHW') {
-    throw new Error('wasm conv gradients support only NHWC (channelsLast) tensors');
+    throw new Error('wasm conv kernels support only NHWC (channelsLast) tensors');
   }
   return tf.backend_util.computeConv2DInfo(
     inputShape as [number, number, number, number],
     filterShape as [number, number, number, number],
     attrs.strides,
-    1,
+    attrs.dilations ?? 1,
     attrs.pad,
     attrs.dimRoundingMode,
     false,
@@ -334,7 +337,7 @@ export function filterGradientByConv(backend: WasmBackendView, x: tf.TensorInfo,
 function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const backend = asWasmBackend(args.backend);
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-  const attrs = args.attrs as unknown as Conv2DGradientAttrs & { filterShape: number[] };
+  const attrs = args.attrs as unknown as Conv2DAttrs & { filterShape: number[] };
   const info = forwardConvInfo(x.shape, attrs.filterShape, attrs);
   const kernels = simdKernels(backend);
   let route = routes.filter ?? filterGradientRoute(info, kernels !== undefined);
@@ -653,7 +656,7 @@ let stockConv2DBackpropInput: tf.KernelFunc | undefined;
 function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const backend = asWasmBackend(args.backend);
   const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-  const attrs = args.attrs as unknown as Conv2DGradientAttrs & { inputShape: number[] };
+  const attrs = args.attrs as unknown as Conv2DAttrs & { inputShape: number[] };
   const info = forwardConvInfo(attrs.inputShape, filter.shape, attrs);
   const kernels = simdKernels(backend);
   let route = routes.input ?? inputGradientRoute(info, kernels !== undefined);

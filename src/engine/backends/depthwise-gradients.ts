@@ -1,8 +1,8 @@
 /**
  * Gradients of the depthwise convolution on wasm, which ships neither. dW: our SIMD kernel per
  * filter tap (channel multiplier 1); dx: our SIMD kernel at stride > 1, XNNPACK's depthwise
- * convolution with the flipped filter at stride 1 (multiplier 1, no dilation). Other layers take direct loops over the heap, the innermost loop
- * over channels, which are contiguous in NHWC.
+ * convolution with the flipped filter at stride 1 (multiplier 1, no dilation). Other layers take
+ * direct loops over the heap, the innermost loop over channels, which are contiguous in NHWC.
  */
 import * as tf from '@tensorflow/tfjs';
 import { convGeometry, simdKernels } from './simd/simdKernels';

@@ -82,7 +82,7 @@ export function allocateFlatVectors(lengths: number[]): FlatVectorStore {
 }
 
 /** The buffer the store's vectors are views of, in this thread (binding the SIMD step to it once). */
-export function storeBuffer(store: FlatVectorStore): SharedArrayBuffer {
+function storeBuffer(store: FlatVectorStore): SharedArrayBuffer {
   if (!store.memory) return store.buffer!;
   const buffer = store.memory.buffer as unknown as SharedArrayBuffer;
   if (!steps.has(buffer)) {

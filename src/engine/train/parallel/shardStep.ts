@@ -144,6 +144,7 @@ export class FlatMomentum {
    * (the loss term is rate / 2 times the sum over all ranges).
    */
   apply(weights: Float32Array, gradients: Float32Array[], from = 0, to = weights.length, decay?: WeightDecay): number {
+    const simd = this.simdStep(weights, gradients);
     let squares = 0;
     let next = from;
     if (decay && decay.rate > 0) {
@@ -152,18 +153,20 @@ export class FlatMomentum {
         const a = Math.max(start, from);
         const b = Math.min(end, to);
         if (a >= b) continue;
-        if (next < a) this.update(weights, gradients, next, a, 0);
-        squares += this.update(weights, gradients, a, b, half);
+        if (next < a) this.update(weights, gradients, next, a, 0, simd);
+        squares += this.update(weights, gradients, a, b, half, simd);
         next = b;
       }
     }
-    if (next < to) this.update(weights, gradients, next, to, 0);
+    if (next < to) this.update(weights, gradients, next, to, 0, simd);
     return squares;
   }
 
-  /** The update over `[from, to)`, with decay `half` (rate / 2; 0: none); returns the sum of w^2 where decayed. */
-  private update(weights: Float32Array, gradients: Float32Array[], from: number, to: number, half: number): number {
-    const simd = this.simdStep(weights, gradients);
+  /**
+   * The update over `[from, to)`, with decay `half` (rate / 2; 0: none), by `simd` where given (it
+   * is resolved once per apply); returns the sum of w^2 where decayed.
+   */
+  private update(weights: Float32Array, gradients: Float32Array[], from: number, to: number, half: number, simd: SimdStep | undefined): number {
     if (simd) return simd.step(weights.byteOffset, this.accumulation.byteOffset, gradients[0].byteOffset, simd.stride, gradients.length, from, to, this.momentum, this.step, half);
     const fround = Math.fround;
     const accumulation = this.accumulation;
@@ -234,7 +237,7 @@ export class FlatMomentum {
    * all lie in one wasm memory of FlatVectors (train/flatVectors.ts), the gradients equally spaced
    * (the exchange's slots). Otherwise the JS loops above.
    */
-  private simdStep(weights: Float32Array, gradients: Float32Array[]): { step: MomentumStep; stride: number } | undefined {
+  private simdStep(weights: Float32Array, gradients: Float32Array[]): SimdStep | undefined {
     const buffer = weights.buffer;
     const step = momentumStepFor(buffer);
     if (!step || this.accumulation.buffer !== buffer || gradients.length === 0) return undefined;
@@ -244,6 +247,12 @@ export class FlatMomentum {
     }
     return { step, stride };
   }
+}
+
+/** flatMomentum.wat's step bound to the vectors' memory, and the byte distance between gradient vectors. */
+interface SimdStep {
+  step: MomentumStep;
+  stride: number;
 }
 
 /** L2 weight decay of a flat update: `rate` and the ascending, disjoint `[start, end)` ranges it applies to. */
